@@ -1,0 +1,38 @@
+# Every external dependency is found here, once. All come from Debian 12's packages
+# (launch/install-deps.sh); CUDA, cuBLAS and NCCL only when the CUDA backend is built.
+find_package(Threads REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)
+find_package(GTest CONFIG REQUIRED)
+find_package(MPI REQUIRED COMPONENTS C)
+find_package(BLAS REQUIRED)
+
+# OpenBLAS's cblas.h lives in the multiarch include dir on Debian.
+find_path(CBLAS_INCLUDE_DIR cblas.h PATHS /usr/include/x86_64-linux-gnu /usr/include/openblas)
+find_library(OPENBLAS_LIBRARY NAMES openblas)
+if(NOT CBLAS_INCLUDE_DIR OR NOT OPENBLAS_LIBRARY)
+  message(FATAL_ERROR "OpenBLAS (libopenblas-dev) not found: run launch/install-deps.sh")
+endif()
+
+find_program(MPIEXEC_BIN NAMES mpirun mpiexec REQUIRED)
+
+set(PAGEDLLM_WITH_CUDA OFF)
+if(NOT PAGEDLLM_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Static)
+    set(PAGEDLLM_WITH_CUDA ON)
+  elseif(PAGEDLLM_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "PAGEDLLM_CUDA=ON but no CUDA compiler (nvcc) was found")
+  endif()
+endif()
+message(STATUS "pagedllm: CUDA backend ${PAGEDLLM_WITH_CUDA}")

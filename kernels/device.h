@@ -1,0 +1,71 @@
+// Device: allocation, copies and synchronisation for one backend (CPU or one CUDA GPU).
+//
+// A Device outlives every Tensor allocated from it. Copies and ops are issued in order on the
+// device's single stream; Synchronize() waits for all of them. Used from one thread.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernels/tensor.h"
+
+namespace pagedllm::kernels {
+
+class Ops;
+
+class Device {
+ public:
+  virtual ~Device() = default;
+
+  virtual DeviceType type() const = 0;
+  virtual std::string name() const = 0;
+
+  // Raw memory; Buffer's destructor calls Free.
+  virtual absl::StatusOr<void*> AllocateBytes(size_t bytes) = 0;
+  virtual void Free(void* data) = 0;
+
+  virtual void CopyHostToDevice(void* dst, const void* src, size_t bytes) = 0;
+  virtual void CopyDeviceToHost(void* dst, const void* src, size_t bytes) = 0;
+  virtual void CopyDeviceToDevice(void* dst, const void* src, size_t bytes) = 0;
+  virtual void Synchronize() = 0;
+
+  virtual Ops& ops() = 0;
+
+  // A new tensor; contents undefined. Fails (RESOURCE_EXHAUSTED) when memory runs out.
+  absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape);
+  // A new tensor holding a copy of host data.
+  template <typename T>
+  absl::StatusOr<Tensor> FromHost(DType dtype, std::vector<int64_t> shape, const std::vector<T>& values);
+  // Copies a whole tensor to a host vector (synchronises).
+  template <typename T>
+  std::vector<T> ToHost(const Tensor& tensor);
+};
+
+// The CPU device (fp32 compute, OpenBLAS). Defined in kernels/cpu.
+std::unique_ptr<Device> MakeCpuDevice();
+// The CUDA device for GPU `ordinal`; UNIMPLEMENTED when built without CUDA.
+absl::StatusOr<std::unique_ptr<Device>> MakeCudaDevice(int ordinal);
+
+template <typename T>
+absl::StatusOr<Tensor> Device::FromHost(DType dtype, std::vector<int64_t> shape,
+                                        const std::vector<T>& values) {
+  absl::StatusOr<Tensor> tensor = Allocate(dtype, std::move(shape));
+  if (!tensor.ok()) return tensor;
+  if (tensor->bytes() != values.size() * sizeof(T)) {
+    return absl::InvalidArgumentError("FromHost: " + std::to_string(values.size()) +
+                                      " values do not fill " + tensor->ShapeString());
+  }
+  CopyHostToDevice(tensor->raw_data(), values.data(), tensor->bytes());
+  return tensor;
+}
+
+template <typename T>
+std::vector<T> Device::ToHost(const Tensor& tensor) {
+  std::vector<T> values(tensor.bytes() / sizeof(T));
+  CopyDeviceToHost(values.data(), tensor.raw_data(), tensor.bytes());
+  Synchronize();
+  return values;
+}
+
+}  // namespace pagedllm::kernels

@@ -1,0 +1,97 @@
+// Ops: the operator interface every backend implements (kernels/cpu, kernels/cuda).
+//
+// All tensors passed to one call live on the Ops' device. Float tensors are the backend's
+// compute dtype (float32 on CPU; bf16/fp16 on CUDA) unless a comment says otherwise; index
+// tensors are int32. Shapes are in the comments: `_local` means this rank's share under
+// tensor parallelism. Calls are issued in order on the device's stream and may return before
+// the work is done (CUDA); a shape mismatch is a bug and aborts via PAGEDLLM_CHECK.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/tensor.h"
+
+namespace pagedllm::kernels {
+
+// Attention over a paged KV cache, for any mix of prefill (with or without a cached prefix),
+// chunked prefill and decode in one batch.
+//
+// Sequence s has query rows [query_start[s], query_start[s+1]) of `query` and context_lens[s]
+// tokens in the cache (its cached prefix plus this step's new tokens, already written). Its
+// query row j (0-based within the sequence) sits at position
+//   context_lens[s] - num_query_tokens(s) + j
+// and attends causally to cache positions [0, that position]. Cache position p of sequence s
+// is slot  block_tables[s][p / block_size] * block_size + p % block_size.
+//
+//   positions of sequence s:  [0 ........ cached ........ | new (query rows) )
+//                              ^ block_tables[s][0]        ^ context_lens[s] - q_len
+struct PagedAttentionParams {
+  Tensor query;         // [num_tokens, num_heads_local, head_dim]
+  Tensor key_cache;     // [num_blocks, block_size, num_kv_heads_local, head_dim]
+  Tensor value_cache;   // [num_blocks, block_size, num_kv_heads_local, head_dim]
+  Tensor block_tables;  // [num_seqs, max_blocks_per_seq] int32; unused entries are ignored
+  Tensor query_start;   // [num_seqs + 1] int32, query_start[0] = 0, ascending
+  Tensor context_lens;  // [num_seqs] int32, >= the sequence's query rows
+  float scale = 1.0f;   // usually 1 / sqrt(head_dim)
+  Tensor output;        // [num_tokens, num_heads_local, head_dim]
+};
+
+// Rotary embedding as Hugging Face Llama applies it ("rotate_half": dimension i pairs with
+// i + head_dim/2), fused with splitting the QKV projection.
+struct RopeQkvParams {
+  Tensor qkv;        // [num_tokens, (num_heads_local + 2 * num_kv_heads_local) * head_dim]
+  Tensor positions;  // [num_tokens] int32
+  Tensor inv_freq;   // [head_dim / 2] float32 (always float32): angle = position * inv_freq[i]
+  Tensor query;      // out: [num_tokens, num_heads_local, head_dim], rotated
+  Tensor key;        // out: [num_tokens, num_kv_heads_local, head_dim], rotated
+  Tensor value;      // out: [num_tokens, num_kv_heads_local, head_dim]
+};
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+
+  // y = x · wᵀ, weights in Hugging Face layout.
+  // x: [m, k], weight: [n, k], y: [m, n].
+  virtual void Linear(const Tensor& x, const Tensor& weight, const Tensor& y) = 0;
+
+  // Vocab-parallel embedding: rows of `table` hold token ids [vocab_begin, vocab_begin + rows).
+  // Ids outside that range give zero rows (the all-reduce over ranks fills them in).
+  // token_ids: [n] int32, table: [vocab_local, hidden], out: [n, hidden].
+  virtual void Embedding(const Tensor& token_ids, const Tensor& table, int64_t vocab_begin,
+                         const Tensor& out) = 0;
+
+  // out = x / sqrt(mean(x²) + eps) * weight, per row. x, out: [n, hidden], weight: [hidden].
+  virtual void RmsNorm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) = 0;
+
+  // residual += x; out = RmsNorm(residual). x, residual, out: [n, hidden], weight: [hidden].
+  virtual void AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                          float eps, const Tensor& out) = 0;
+
+  virtual void RopeQkv(const RopeQkvParams& params) = 0;
+
+  // out = silu(gate) * up with gate_up = [gate | up] along the last dimension.
+  // gate_up: [n, 2 * intermediate_local], out: [n, intermediate_local].
+  virtual void SiluAndMul(const Tensor& gate_up, const Tensor& out) = 0;
+
+  // key_cache[slot] = key[i], value_cache[slot] = value[i] for slot = slot_mapping[i];
+  // slot = block * block_size + offset. A negative slot skips the token.
+  // key, value: [n, num_kv_heads_local, head_dim], slot_mapping: [n] int32,
+  // caches: [num_blocks, block_size, num_kv_heads_local, head_dim].
+  virtual void WriteKvCache(const Tensor& key, const Tensor& value, const Tensor& slot_mapping,
+                            const Tensor& key_cache, const Tensor& value_cache) = 0;
+
+  virtual void PagedAttention(const PagedAttentionParams& params) = 0;
+
+  // out[i] = x[indices[i]]. x: [n, d], indices: [m] int32, out: [m, d].
+  virtual void GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) = 0;
+
+  // Copies whole blocks (copy-on-write): for each pair (src, dst) in `pairs`,
+  // cache[dst] = cache[src]. cache: [num_blocks, ...], pairs: [num_pairs, 2] int32.
+  virtual void CopyBlocks(const Tensor& cache, const Tensor& pairs) = 0;
+
+  // Converts between float dtypes (and copies when equal). Same shape.
+  virtual void Cast(const Tensor& in, const Tensor& out) = 0;
+};
+
+}  // namespace pagedllm::kernels
