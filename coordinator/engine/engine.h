@@ -1,0 +1,101 @@
+// Engine: the coordinator's step loop. One thread owns the scheduler and the block manager:
+// each iteration it admits new requests, applies aborts, asks the scheduler for a step, has the
+// workers run it (StepExecutor) and turns the sampled tokens into request output, finishing
+// sequences on EOS, stop tokens, max_tokens and max_model_len.
+//
+// Submit and Abort are thread safe and only queue work for the loop; all request outcomes,
+// errors included, arrive through the RequestHandle.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "coordinator/engine/request.h"
+#include "coordinator/engine/request_handle.h"
+#include "coordinator/engine/step_executor.h"
+#include "coordinator/scheduler/scheduler.h"
+
+namespace pagedllm::coordinator {
+
+struct ModelLimits {
+  int vocab_size = 0;
+  int max_model_len = 0;
+  std::vector<int32_t> eos_token_ids;
+};
+
+struct EngineStats {
+  uint64_t steps = 0;
+  uint64_t tokens_computed = 0;
+  uint64_t tokens_generated = 0;
+  int num_waiting = 0;
+  int num_running = 0;
+  int num_free_blocks = 0;
+  int num_total_blocks = 0;
+  uint64_t num_preemptions = 0;
+};
+
+class Engine {
+ public:
+  Engine(SchedulerConfig scheduler_config, ModelLimits limits, StepExecutor* executor);
+  ~Engine();  // stops the loop
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void Start();
+  // Finishes nothing new: fails every request still in flight with UNAVAILABLE and joins.
+  void Stop();
+
+  // Queues a request; its outcome arrives through the returned handle.
+  std::shared_ptr<RequestHandle> Submit(RequestSpec spec);
+  // Aborts a request (if still alive) and frees its blocks before the next step.
+  void Abort(const std::string& request_id);
+
+  EngineStats stats() const;
+  const ModelLimits& limits() const { return limits_; }
+
+ private:
+  struct Live {
+    std::shared_ptr<RequestHandle> handle;
+    RequestSpec spec;
+  };
+  struct Inbox {
+    std::vector<std::pair<RequestSpec, std::shared_ptr<RequestHandle>>> submitted;
+    std::vector<std::string> aborted;
+  };
+
+  void Loop();
+  void Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle);
+  void AbortRequest(const std::string& request_id);
+  void RunOneStep();
+  void HandleSampled(const std::vector<SampledTokenOut>& tokens);
+  void FinishSequence(uint64_t seq_id, FinishReason reason);
+  void FailAll(const absl::Status& status);
+  void PublishStatsLocked();  // requires mutex_; reads the scheduler (loop thread or before it)
+
+  const ModelLimits limits_;
+  StepExecutor* const executor_;
+
+  // Guarded by mutex_: the inbox, stop flag and the published stats.
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  Inbox inbox_;
+  bool stop_ = false;
+  EngineStats stats_;
+
+  // Owned by the loop thread.
+  Scheduler scheduler_;
+  absl::flat_hash_map<uint64_t, Live> live_;                  // by seq id
+  absl::flat_hash_map<std::string, uint64_t> seq_of_request_; // request id -> seq id
+  uint64_t next_seq_id_ = 1;
+  uint64_t next_step_id_ = 1;
+  std::thread thread_;
+};
+
+}  // namespace pagedllm::coordinator

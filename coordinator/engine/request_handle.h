@@ -1,0 +1,48 @@
+// RequestHandle: the mailbox between the engine thread (producer) and the frontend thread that
+// streams one request's output (consumer). Thread safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "coordinator/engine/request.h"
+
+namespace pagedllm::coordinator {
+
+class RequestHandle {
+ public:
+  explicit RequestHandle(std::string request_id) : request_id_(std::move(request_id)) {}
+
+  const std::string& request_id() const { return request_id_; }
+
+  void Push(GenerationChunk chunk) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (done_) return;
+    done_ = chunk.finish_reason != FinishReason::kNone || !chunk.error.ok();
+    chunks_.push_back(std::move(chunk));
+    ready_.notify_all();
+  }
+
+  // Waits up to `timeout` for output; moves everything pending into `out`.
+  // Returns false when nothing came in time.
+  bool WaitAndTake(absl::Duration timeout, std::vector<GenerationChunk>* out) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return !chunks_.empty(); });
+    if (chunks_.empty()) return false;
+    out->assign(std::make_move_iterator(chunks_.begin()), std::make_move_iterator(chunks_.end()));
+    chunks_.clear();
+    return true;
+  }
+
+ private:
+  const std::string request_id_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<GenerationChunk> chunks_;
+  bool done_ = false;  // the last chunk was pushed; later pushes are dropped
+};
+
+}  // namespace pagedllm::coordinator

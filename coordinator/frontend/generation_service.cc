@@ -1,0 +1,118 @@
+#include "coordinator/frontend/generation_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/frontend/grpc_status.h"
+
+namespace pagedllm::coordinator {
+
+namespace v1 = pagedllm::v1;
+
+namespace {
+
+v1::FinishReason ToProto(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength: return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kStop: return v1::FINISH_REASON_STOP;
+    case FinishReason::kAbort: return v1::FINISH_REASON_ABORT;
+    case FinishReason::kNone: break;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+// How often a waiting handler looks at whether its call was cancelled.
+constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(20);
+
+}  // namespace
+
+GenerationService::GenerationService(Engine* engine, ValidationLimits limits,
+                                     v1::ServerStats info)
+    : engine_(engine),
+      limits_(limits),
+      info_(std::move(info)),
+      seed_source_(std::random_device{}()) {}
+
+uint64_t GenerationService::NextSeed() {
+  std::lock_guard<std::mutex> lock(seed_mutex_);
+  return seed_source_();
+}
+
+grpc::Status GenerationService::Generate(grpc::ServerContext* context,
+                                         const v1::GenerateRequest* request,
+                                         grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  absl::StatusOr<RequestSpec> spec = ValidateGenerateRequest(*request, limits_, NextSeed());
+  if (!spec.ok()) return ToGrpcStatus(spec.status());
+  if (spec->request_id.empty()) {
+    spec->request_id = absl::StrCat("req-", next_request_number_.fetch_add(1));
+  }
+  const std::string request_id = spec->request_id;
+  std::shared_ptr<RequestHandle> handle = engine_->Submit(*std::move(spec));
+
+  std::vector<GenerationChunk> chunks;
+  while (true) {
+    if (context->IsCancelled()) {
+      engine_->Abort(request_id);
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
+    }
+    if (!handle->WaitAndTake(kCancelPollInterval, &chunks)) continue;
+
+    v1::GenerateResponse response;
+    response.set_request_id(request_id);
+    v1::Choice* choice = response.add_choices();
+    choice->set_index(0);
+    bool finished = false;
+    for (GenerationChunk& chunk : chunks) {
+      if (!chunk.error.ok()) return ToGrpcStatus(chunk.error);
+      for (size_t i = 0; i < chunk.token_ids.size(); ++i) {
+        choice->add_token_ids(chunk.token_ids[i]);
+        if (i < chunk.logprobs.size()) {
+          v1::TokenLogprob* logprob = choice->add_logprobs();
+          logprob->set_token_id(chunk.token_ids[i]);
+          logprob->set_logprob(chunk.logprobs[i].logprob);
+          for (const auto& [token_id, value] : chunk.logprobs[i].top) {
+            v1::TopLogprob* top = logprob->add_top();
+            top->set_token_id(token_id);
+            top->set_logprob(value);
+          }
+        }
+      }
+      if (chunk.finish_reason != FinishReason::kNone) {
+        choice->set_finish_reason(ToProto(chunk.finish_reason));
+        finished = true;
+      }
+    }
+    if (!writer->Write(response)) {
+      engine_->Abort(request_id);
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading");
+    }
+    if (finished) return grpc::Status::OK;
+  }
+}
+
+grpc::Status GenerationService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest*,
+                                         v1::TokenizeResponse*) {
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "Tokenize: this server has no tokenizer loaded yet");
+}
+
+grpc::Status GenerationService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest*,
+                                           v1::DetokenizeResponse*) {
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "Detokenize: this server has no tokenizer loaded yet");
+}
+
+grpc::Status GenerationService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+                                         v1::ServerStats* response) {
+  const EngineStats stats = engine_->stats();
+  *response = info_;
+  response->set_num_total_blocks(stats.num_total_blocks);
+  response->set_num_free_blocks(stats.num_free_blocks);
+  response->set_num_waiting(stats.num_waiting);
+  response->set_num_running(stats.num_running);
+  response->set_num_steps(stats.steps);
+  response->set_num_computed_tokens(stats.tokens_computed);
+  response->set_num_generated_tokens(stats.tokens_generated);
+  response->set_num_preemptions(stats.num_preemptions);
+  return grpc::Status::OK;
+}
+
+}  // namespace pagedllm::coordinator

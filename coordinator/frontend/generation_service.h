@@ -1,0 +1,43 @@
+// The public pagedllm.v1.Generation service (gRPC sync API: one handler thread per call).
+// Validates each request, submits it to the engine and streams its chunks; a cancelled call
+// or a client that stops reading aborts the request, which frees its blocks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <random>
+#include <mutex>
+
+#include "coordinator/engine/engine.h"
+#include "coordinator/frontend/request_validation.h"
+#include "pagedllm/v1/generation.grpc.pb.h"
+
+namespace pagedllm::coordinator {
+
+class GenerationService final : public pagedllm::v1::Generation::Service {
+ public:
+  // `info` fills the static fields of GetStats (model, tp_size, block_size, ...).
+  GenerationService(Engine* engine, ValidationLimits limits, pagedllm::v1::ServerStats info);
+
+  grpc::Status Generate(grpc::ServerContext* context, const pagedllm::v1::GenerateRequest* request,
+                        grpc::ServerWriter<pagedllm::v1::GenerateResponse>* writer) override;
+  grpc::Status Tokenize(grpc::ServerContext* context, const pagedllm::v1::TokenizeRequest* request,
+                        pagedllm::v1::TokenizeResponse* response) override;
+  grpc::Status Detokenize(grpc::ServerContext* context,
+                          const pagedllm::v1::DetokenizeRequest* request,
+                          pagedllm::v1::DetokenizeResponse* response) override;
+  grpc::Status GetStats(grpc::ServerContext* context, const pagedllm::v1::GetStatsRequest* request,
+                        pagedllm::v1::ServerStats* response) override;
+
+ private:
+  uint64_t NextSeed();
+
+  Engine* engine_;
+  const ValidationLimits limits_;
+  const pagedllm::v1::ServerStats info_;
+  std::atomic<uint64_t> next_request_number_{1};
+  std::mutex seed_mutex_;
+  std::mt19937_64 seed_source_;
+};
+
+}  // namespace pagedllm::coordinator

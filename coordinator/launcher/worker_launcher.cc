@@ -1,0 +1,108 @@
+#include "coordinator/launcher/worker_launcher.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/logging.h"
+
+namespace pagedllm::coordinator {
+
+WorkerLauncher::~WorkerLauncher() { Stop(absl::Seconds(5)); }
+
+absl::Status WorkerLauncher::Start(const std::vector<std::string>& argv,
+                                   std::function<void(const std::string&)> on_exit) {
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  PAGEDLLM_LOG(INFO) << "launching workers: " << absl::StrJoin(argv, " ");
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork failed: ", std::strerror(errno)));
+  if (pid == 0) {
+    setpgid(0, 0);  // own process group: Stop() signals every worker at once
+    // Signals blocked in the coordinator would stay blocked in mpirun: unblock them.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_UNBLOCK, &all, nullptr);
+    execvp(args[0], args.data());
+    std::fprintf(stderr, "pagedllm: cannot run %s: %s\n", args[0], std::strerror(errno));
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pid_ = pid;
+    on_exit_ = std::move(on_exit);
+  }
+  watcher_ = std::thread([this] { Watch(); });
+  return absl::OkStatus();
+}
+
+void WorkerLauncher::Watch() {
+  int status = 0;
+  pid_t pid;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pid = pid_;
+  }
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string description =
+      WIFEXITED(status) ? absl::StrCat("worker job (mpirun pid ", pid, ") exited with status ",
+                                       WEXITSTATUS(status))
+                        : absl::StrCat("worker job (mpirun pid ", pid, ") killed by signal ",
+                                       WTERMSIG(status));
+  std::function<void(const std::string&)> on_exit;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    exited_ = true;
+    if (!stopping_) on_exit = on_exit_;
+  }
+  PAGEDLLM_LOG(INFO) << description;
+  if (on_exit) on_exit(description);
+}
+
+bool WorkerLauncher::running() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pid_ > 0 && !exited_;
+}
+
+void WorkerLauncher::Stop(absl::Duration grace) {
+  pid_t pid;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    pid = pid_;
+  }
+  if (pid <= 0) return;
+  const auto wait_exit = [&](absl::Duration timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+    while (running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return !running();
+  };
+  if (!wait_exit(grace)) {
+    PAGEDLLM_LOG(WARNING) << "workers did not exit within " << absl::FormatDuration(grace)
+                          << ": sending SIGTERM to process group " << pid;
+    kill(-pid, SIGTERM);
+    if (!wait_exit(absl::Seconds(5))) {
+      PAGEDLLM_LOG(WARNING) << "sending SIGKILL to process group " << pid;
+      kill(-pid, SIGKILL);
+      wait_exit(absl::Seconds(5));
+    }
+  }
+  // mpirun may be gone while an orphaned rank lingers: clear the group either way.
+  kill(-pid, SIGKILL);
+  if (watcher_.joinable()) watcher_.join();
+  std::lock_guard<std::mutex> lock(mutex_);
+  pid_ = -1;
+}
+
+}  // namespace pagedllm::coordinator

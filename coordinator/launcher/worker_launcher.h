@@ -1,0 +1,46 @@
+// WorkerLauncher: starts the workers as one `mpirun` job (its own process group) and watches it.
+// If the job exits while it is still wanted, `on_exit` is called with a description (the
+// coordinator then marks the cluster unavailable). Stop() ends the job: it waits for a clean
+// exit, then sends SIGTERM and finally SIGKILL to the whole process group, so no worker outlives
+// the coordinator. Thread safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace pagedllm::coordinator {
+
+class WorkerLauncher {
+ public:
+  WorkerLauncher() = default;
+  ~WorkerLauncher();
+  WorkerLauncher(const WorkerLauncher&) = delete;
+  WorkerLauncher& operator=(const WorkerLauncher&) = delete;
+
+  // argv[0] is the program (e.g. mpirun); looked up on PATH.
+  absl::Status Start(const std::vector<std::string>& argv,
+                     std::function<void(const std::string&)> on_exit);
+  // Waits up to `grace` for the job to exit by itself, then terminates its process group.
+  void Stop(absl::Duration grace);
+  bool running() const;
+
+ private:
+  void Watch();
+
+  mutable std::mutex mutex_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  bool stopping_ = false;
+  std::function<void(const std::string&)> on_exit_;
+  std::thread watcher_;
+};
+
+}  // namespace pagedllm::coordinator

@@ -1,0 +1,251 @@
+// pagedllm-coordinator: the public gRPC frontend, the scheduler and the global block table.
+// By default it also launches the workers (`mpirun -np <tp> pagedllm-worker ...`) and stops them
+// on SIGINT/SIGTERM; with --launch_workers=false it waits for workers started elsewhere.
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/logging.h"
+#include "coordinator/engine/engine.h"
+#include "coordinator/frontend/generation_service.h"
+#include "coordinator/launcher/cluster_config.h"
+#include "coordinator/launcher/worker_launcher.h"
+#include "coordinator/worker_link/grpc_step_executor.h"
+#include "coordinator/worker_link/worker_hub.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+
+ABSL_FLAG(std::string, config, "", "cluster description (YAML, see cluster-configs/)");
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory (passed to the workers)");
+ABSL_FLAG(int, tp, 1, "tensor-parallel size: number of worker processes");
+ABSL_FLAG(std::string, device, "cpu", "worker device: cpu or cuda");
+ABSL_FLAG(std::string, host, "0.0.0.0", "address the public gRPC server listens on");
+ABSL_FLAG(int, port, 50051, "public gRPC port (0 picks a free one; see --port_file)");
+ABSL_FLAG(std::string, port_file, "", "write the public port here once serving");
+ABSL_FLAG(int, worker_port, 0, "port the workers dial (0 picks a free one)");
+ABSL_FLAG(std::string, advertise_host, "127.0.0.1", "host name the workers use to reach us");
+ABSL_FLAG(bool, launch_workers, true, "start the workers with mpirun");
+ABSL_FLAG(std::string, mpirun, "mpirun", "the mpirun program");
+ABSL_FLAG(std::string, mpirun_args, "", "extra mpirun arguments, space separated");
+ABSL_FLAG(std::string, hostfile, "", "mpirun hostfile (multi-node)");
+ABSL_FLAG(std::string, worker_bin, "", "pagedllm-worker path (default: next to this binary)");
+ABSL_FLAG(std::string, worker_env, "", "K=V,... exported to every worker");
+ABSL_FLAG(int, block_size, 16, "tokens per KV cache block");
+ABSL_FLAG(int, num_kv_blocks, 0, "KV blocks per worker (0: size from memory)");
+ABSL_FLAG(double, cpu_kv_cache_gib, 1.0, "CPU backend: GiB of KV cache per worker");
+ABSL_FLAG(int, max_num_seqs, 256, "most sequences in one step");
+ABSL_FLAG(int, max_num_batched_tokens, 2048, "most tokens computed in one step");
+ABSL_FLAG(int, max_waiting, 1024, "most queued requests; more is RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_model_len, 0, "longest sequence (0: the model's max_position_embeddings)");
+ABSL_FLAG(int, step_timeout_s, 120, "a step with no result by then makes the cluster unavailable");
+ABSL_FLAG(int, worker_start_timeout_s, 300, "workers must all connect within this");
+
+namespace pagedllm::coordinator {
+namespace {
+
+std::string SelfDir() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return ".";
+  std::string exe(path, n);
+  return exe.substr(0, exe.rfind('/'));
+}
+
+std::vector<std::string> WorkerCommand(int worker_port) {
+  std::vector<std::string> argv = {absl::GetFlag(FLAGS_mpirun)};
+  if (geteuid() == 0) argv.push_back("--allow-run-as-root");
+  argv.insert(argv.end(), {"-np", absl::StrCat(absl::GetFlag(FLAGS_tp))});
+  if (!absl::GetFlag(FLAGS_hostfile).empty()) {
+    argv.insert(argv.end(), {"--hostfile", absl::GetFlag(FLAGS_hostfile)});
+  }
+  for (absl::string_view var : absl::StrSplit(absl::GetFlag(FLAGS_worker_env), ',', absl::SkipEmpty())) {
+    argv.insert(argv.end(), {"-x", std::string(var)});
+  }
+  if (getenv("PAGEDLLM_LOG_LEVEL") != nullptr) argv.insert(argv.end(), {"-x", "PAGEDLLM_LOG_LEVEL"});
+  for (absl::string_view arg : absl::StrSplit(absl::GetFlag(FLAGS_mpirun_args), ' ', absl::SkipEmpty())) {
+    argv.emplace_back(arg);
+  }
+  std::string worker_bin = absl::GetFlag(FLAGS_worker_bin);
+  if (worker_bin.empty()) worker_bin = SelfDir() + "/pagedllm-worker";
+  argv.insert(argv.end(),
+              {worker_bin, "--coordinator",
+               absl::StrCat(absl::GetFlag(FLAGS_advertise_host), ":", worker_port), "--model",
+               absl::GetFlag(FLAGS_model), "--device", absl::GetFlag(FLAGS_device), "--block_size",
+               absl::StrCat(absl::GetFlag(FLAGS_block_size)), "--num_kv_blocks",
+               absl::StrCat(absl::GetFlag(FLAGS_num_kv_blocks)), "--cpu_kv_cache_gib",
+               absl::StrCat(absl::GetFlag(FLAGS_cpu_kv_cache_gib))});
+  return argv;
+}
+
+int Run() {
+  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  const int tp = absl::GetFlag(FLAGS_tp);
+  if (tp < 1) {
+    PAGEDLLM_LOG(ERROR) << "--tp must be >= 1, got " << tp;
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_launch_workers) && absl::GetFlag(FLAGS_model).empty()) {
+    PAGEDLLM_LOG(ERROR) << "--model is required (a Hugging Face model directory)";
+    return 2;
+  }
+
+  WorkerHub hub(tp);
+  int worker_port = 0;
+  grpc::ServerBuilder control_builder;
+  control_builder.AddListeningPort(absl::StrCat("0.0.0.0:", absl::GetFlag(FLAGS_worker_port)),
+                                   grpc::InsecureServerCredentials(), &worker_port);
+  control_builder.RegisterService(&hub);
+  control_builder.SetMaxReceiveMessageSize(256 << 20);
+  control_builder.SetMaxSendMessageSize(256 << 20);
+  std::unique_ptr<grpc::Server> control_server = control_builder.BuildAndStart();
+  if (control_server == nullptr || worker_port == 0) {
+    PAGEDLLM_LOG(ERROR) << "cannot listen for workers on port " << absl::GetFlag(FLAGS_worker_port);
+    return 1;
+  }
+  PAGEDLLM_LOG(INFO) << "waiting for " << tp << " workers on port " << worker_port;
+
+  WorkerLauncher launcher;
+  if (absl::GetFlag(FLAGS_launch_workers)) {
+    absl::Status started = launcher.Start(WorkerCommand(worker_port), [&hub](const std::string& why) {
+      hub.MarkLost(why);
+    });
+    if (!started.ok()) {
+      PAGEDLLM_LOG(ERROR) << started;
+      return 1;
+    }
+  }
+
+  absl::StatusOr<pagedllm::worker::v1::WorkerHello> hello =
+      hub.WaitForWorkers(absl::Seconds(absl::GetFlag(FLAGS_worker_start_timeout_s)));
+  if (!hello.ok()) {
+    PAGEDLLM_LOG(ERROR) << "workers did not start: " << hello.status();
+    hub.Shutdown("start-up failed");
+    launcher.Stop(absl::Seconds(2));
+    control_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    return 1;
+  }
+
+  ModelLimits limits;
+  limits.vocab_size = hello->model().vocab_size();
+  limits.max_model_len = absl::GetFlag(FLAGS_max_model_len) > 0
+                             ? absl::GetFlag(FLAGS_max_model_len)
+                             : hello->model().max_position_embeddings();
+  limits.eos_token_ids.assign(hello->model().eos_token_ids().begin(),
+                              hello->model().eos_token_ids().end());
+
+  SchedulerConfig scheduler_config;
+  scheduler_config.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+  scheduler_config.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  scheduler_config.max_model_len = limits.max_model_len;
+  scheduler_config.max_waiting = absl::GetFlag(FLAGS_max_waiting);
+  scheduler_config.blocks.num_blocks = hello->num_kv_blocks();
+  scheduler_config.blocks.block_size = hello->block_size();
+
+  GrpcStepExecutor executor(&hub, absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s)));
+  Engine engine(scheduler_config, limits, &executor);
+  engine.Start();
+
+  ValidationLimits validation;
+  validation.vocab_size = limits.vocab_size;
+  validation.max_model_len = limits.max_model_len;
+  pagedllm::v1::ServerStats info;
+  info.set_block_size(hello->block_size());
+  info.set_tp_size(tp);
+  info.set_model(hello->model().name());
+  info.set_max_model_len(limits.max_model_len);
+  info.set_vocab_size(limits.vocab_size);
+  GenerationService service(&engine, validation, info);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port)),
+                           grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    PAGEDLLM_LOG(ERROR) << "cannot listen on " << absl::GetFlag(FLAGS_host) << ":"
+                        << absl::GetFlag(FLAGS_port);
+    engine.Stop();
+    hub.Shutdown("start-up failed");
+    launcher.Stop(absl::Seconds(5));
+    return 1;
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  if (!absl::GetFlag(FLAGS_port_file).empty()) {
+    const std::string tmp = absl::GetFlag(FLAGS_port_file) + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), absl::GetFlag(FLAGS_port_file).c_str());
+  }
+  PAGEDLLM_LOG(INFO) << "serving " << hello->model().name() << " (tp=" << tp << ", "
+                     << hello->num_kv_blocks() << " KV blocks of " << hello->block_size()
+                     << " tokens, max_model_len " << limits.max_model_len << ") on port " << port;
+
+  // Health follows the workers: NOT_SERVING as soon as one is lost.
+  std::thread health_watch([&] {
+    sigset_t none;
+    sigemptyset(&none);
+    bool serving = true;
+    while (true) {
+      const bool ok = hub.health().ok();
+      if (ok != serving) {
+        serving = ok;
+        server->GetHealthCheckService()->SetServingStatus(serving);
+      }
+      if (!ok) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  health_watch.detach();
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  PAGEDLLM_LOG(INFO) << "received signal " << signal_number << ": shutting down";
+  server->GetHealthCheckService()->SetServingStatus(false);
+  engine.Stop();
+  hub.Shutdown("coordinator shutting down");
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  launcher.Stop(absl::Seconds(10));
+  control_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  PAGEDLLM_LOG(INFO) << "stopped";
+  return 0;
+}
+
+}  // namespace
+}  // namespace pagedllm::coordinator
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("pagedllm-coordinator --model DIR --tp N [--device cpu|cuda] [--port P]");
+  const absl::flat_hash_set<std::string> given =
+      pagedllm::coordinator::FlagsOnCommandLine(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  pagedllm::SetLogPrefix("coordinator");
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    const absl::Status applied =
+        pagedllm::coordinator::ApplyClusterConfig(absl::GetFlag(FLAGS_config), given, "/tmp");
+    if (!applied.ok()) {
+      PAGEDLLM_LOG(ERROR) << applied;
+      return 2;
+    }
+  }
+  return pagedllm::coordinator::Run();
+}

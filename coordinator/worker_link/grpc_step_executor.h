@@ -1,0 +1,26 @@
+// StepExecutor over the workers' gRPC control streams: encodes a StepPlan as a
+// StepInstruction (deltas only), sends it through the WorkerHub and decodes rank 0's tokens.
+#pragma once
+
+#include "absl/time/time.h"
+#include "coordinator/engine/step_executor.h"
+#include "coordinator/worker_link/worker_hub.h"
+
+namespace pagedllm::coordinator {
+
+pagedllm::worker::v1::StepInstruction EncodeStep(const StepPlan& plan);
+
+class GrpcStepExecutor final : public StepExecutor {
+ public:
+  GrpcStepExecutor(WorkerHub* hub, absl::Duration step_timeout)
+      : hub_(hub), step_timeout_(step_timeout) {}
+
+  absl::StatusOr<std::vector<SampledTokenOut>> Execute(const StepPlan& plan) override;
+  absl::Status health() const override { return hub_->health(); }
+
+ private:
+  WorkerHub* hub_;
+  absl::Duration step_timeout_;
+};
+
+}  // namespace pagedllm::coordinator

@@ -1,0 +1,172 @@
+#include "coordinator/worker_link/worker_hub.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace pagedllm::coordinator {
+
+namespace wv1 = pagedllm::worker::v1;
+
+WorkerHub::WorkerHub(int world_size) : world_size_(world_size), workers_(world_size) {}
+
+grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
+  wv1::WorkerMessage message;
+  if (!stream->Read(&message) || !message.has_hello()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a hello");
+  }
+  const wv1::WorkerHello hello = message.hello();
+  const int rank = hello.rank();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (rank < 0 || rank >= world_size_ || hello.world_size() != world_size_) {
+      const std::string reason =
+          absl::StrCat("worker rank ", rank, " of world size ", hello.world_size(),
+                       " does not fit this cluster of ", world_size_, " workers");
+      Fail(reason);
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, reason);
+    }
+    if (workers_[rank].hello.has_value()) {
+      const std::string reason = absl::StrCat("worker rank ", rank, " connected twice");
+      Fail(reason);
+      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS, reason);
+    }
+    workers_[rank].stream = stream;
+    workers_[rank].hello = hello;
+    PAGEDLLM_LOG(INFO) << "worker rank " << rank << " connected from " << hello.hostname()
+                       << " pid " << hello.pid() << " device " << hello.device();
+    changed_.notify_all();
+  }
+
+  while (stream->Read(&message)) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (message.has_result()) {
+      results_[message.result().step_id()] = message.result();
+    } else if (message.has_error()) {
+      Fail(absl::StrCat("worker rank ", rank, " failed at step ", message.error().step_id(), ": ",
+                        message.error().message()));
+    }
+    changed_.notify_all();
+  }
+
+  {
+    // Wait for any write in flight on this stream, then forget it.
+    std::lock_guard<std::mutex> write_lock(*workers_[rank].write_mutex);
+    std::lock_guard<std::mutex> lock(mutex_);
+    workers_[rank].stream = nullptr;
+    if (!shutting_down_) {
+      Fail(absl::StrCat("worker rank ", rank, " (", hello.hostname(), " pid ", hello.pid(),
+                        ") disconnected", context->IsCancelled() ? " (stream cancelled)" : ""));
+    }
+    changed_.notify_all();
+  }
+  return grpc::Status::OK;
+}
+
+void WorkerHub::Fail(const std::string& reason) {
+  if (failure_.empty()) {
+    failure_ = reason;
+    PAGEDLLM_LOG(ERROR) << "cluster unavailable: " << reason;
+  }
+}
+
+void WorkerHub::MarkLost(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (shutting_down_) return;
+  Fail(reason);
+  changed_.notify_all();
+}
+
+absl::Status WorkerHub::health() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!failure_.empty()) return absl::UnavailableError(failure_);
+  for (int rank = 0; rank < world_size_; ++rank) {
+    if (workers_[rank].stream == nullptr) {
+      return absl::UnavailableError(absl::StrCat("worker rank ", rank, " is not connected"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<wv1::WorkerHello> WorkerHub::WaitForWorkers(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  auto all_here = [&] {
+    for (const Worker& worker : workers_) {
+      if (!worker.hello.has_value()) return false;
+    }
+    return true;
+  };
+  while (failure_.empty() && !all_here()) {
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      int connected = 0;
+      for (const Worker& worker : workers_) connected += worker.hello.has_value();
+      return absl::DeadlineExceededError(absl::StrCat("only ", connected, " of ", world_size_,
+                                                      " workers connected within ",
+                                                      absl::FormatDuration(timeout)));
+    }
+  }
+  if (!failure_.empty()) return absl::UnavailableError(failure_);
+  const wv1::WorkerHello& first = *workers_[0].hello;
+  for (const Worker& worker : workers_) {
+    if (worker.hello->num_kv_blocks() != first.num_kv_blocks() ||
+        worker.hello->block_size() != first.block_size()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "workers disagree on the KV cache: rank ", worker.hello->rank(), " has ",
+          worker.hello->num_kv_blocks(), " blocks of ", worker.hello->block_size(),
+          ", rank 0 has ", first.num_kv_blocks(), " of ", first.block_size()));
+    }
+  }
+  return first;
+}
+
+bool WorkerHub::Write(int rank, const wv1::CoordinatorMessage& message) {
+  std::lock_guard<std::mutex> write_lock(*workers_[rank].write_mutex);
+  Stream* stream;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stream = workers_[rank].stream;
+  }
+  return stream != nullptr && stream->Write(message);
+}
+
+absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::StepInstruction& step,
+                                                   absl::Duration timeout) {
+  {
+    absl::Status status = health();
+    if (!status.ok()) return status;
+  }
+  wv1::CoordinatorMessage message;
+  *message.mutable_step() = step;
+  for (int rank = 0; rank < world_size_; ++rank) {
+    if (!Write(rank, message)) {
+      MarkLost(absl::StrCat("worker rank ", rank, " stopped accepting steps (step ",
+                            step.step_id(), ")"));
+      return health();
+    }
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  while (failure_.empty() && results_.count(step.step_id()) == 0) {
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      Fail(absl::StrCat("step ", step.step_id(), " got no result from rank 0 within ",
+                        absl::FormatDuration(timeout)));
+      break;
+    }
+  }
+  if (!failure_.empty()) return absl::UnavailableError(failure_);
+  wv1::StepResult result = std::move(results_[step.step_id()]);
+  results_.erase(step.step_id());
+  return result;
+}
+
+void WorkerHub::Shutdown(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    shutting_down_ = true;
+  }
+  wv1::CoordinatorMessage message;
+  message.mutable_shutdown()->set_reason(reason);
+  for (int rank = 0; rank < world_size_; ++rank) Write(rank, message);
+}
+
+}  // namespace pagedllm::coordinator

@@ -1,0 +1,72 @@
+// WorkerHub: the coordinator's end of every worker's control stream.
+//
+// Each worker (one per MPI rank) dials in and calls Connect once; its gRPC handler thread reads
+// that worker's messages for the life of the stream. The engine thread sends steps with RunStep,
+// which writes the same instruction to every worker and waits, with a deadline, for rank 0's
+// result. A worker whose stream closes, or that reports an error, makes the hub unhealthy for
+// good: every later RunStep fails at once with UNAVAILABLE naming the rank. Thread safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "pagedllm/worker/v1/worker.grpc.pb.h"
+
+namespace pagedllm::coordinator {
+
+class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
+ public:
+  explicit WorkerHub(int world_size);
+
+  grpc::Status Connect(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<pagedllm::worker::v1::CoordinatorMessage,
+                               pagedllm::worker::v1::WorkerMessage>* stream) override;
+
+  // Waits until every rank has said hello; returns rank 0's hello. DEADLINE_EXCEEDED when they
+  // do not all come in time, UNAVAILABLE when one was lost, FAILED_PRECONDITION when the ranks
+  // disagree (world size, block count).
+  absl::StatusOr<pagedllm::worker::v1::WorkerHello> WaitForWorkers(absl::Duration timeout);
+
+  // Sends `step` to every worker and waits for rank 0's result.
+  absl::StatusOr<pagedllm::worker::v1::StepResult> RunStep(
+      const pagedllm::worker::v1::StepInstruction& step, absl::Duration timeout);
+
+  // Marks the hub unavailable with `reason` (e.g. the worker processes exited).
+  void MarkLost(const std::string& reason);
+  // Tells every connected worker to exit; streams end when they hang up.
+  void Shutdown(const std::string& reason);
+
+  // OK while every worker is connected and healthy; else UNAVAILABLE with the reason.
+  absl::Status health() const;
+  int world_size() const { return world_size_; }
+
+ private:
+  using Stream = grpc::ServerReaderWriter<pagedllm::worker::v1::CoordinatorMessage,
+                                          pagedllm::worker::v1::WorkerMessage>;
+  struct Worker {
+    Stream* stream = nullptr;  // null once the stream is gone
+    std::optional<pagedllm::worker::v1::WorkerHello> hello;
+    std::unique_ptr<std::mutex> write_mutex = std::make_unique<std::mutex>();
+  };
+
+  void Fail(const std::string& reason);  // requires mutex_
+  bool Write(int rank, const pagedllm::worker::v1::CoordinatorMessage& message);
+
+  const int world_size_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Worker> workers_;
+  std::map<uint64_t, pagedllm::worker::v1::StepResult> results_;
+  std::string failure_;  // non-empty once unavailable
+  bool shutting_down_ = false;
+};
+
+}  // namespace pagedllm::coordinator

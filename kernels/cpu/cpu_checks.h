@@ -1,0 +1,26 @@
+// Argument checks shared by the CPU kernels. A failed check is a caller bug: it aborts with
+// the op's name and the shapes involved, e.g.
+//   "Linear: x [3, 5] float32 and weight [4, 6] float32 disagree on k (y [3, 4] float32)".
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include "common/check.h"
+#include "kernels/tensor.h"
+
+namespace pagedllm::kernels::cpu {
+
+// "x [3, 5] float32, weight [4, 5] float32" for a list of (name, tensor).
+std::string DescribeTensors(std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
+
+// Aborts unless `tensor` is non-empty, lives on `device` and has `dtype`.
+void CheckTensor(const char* op, const char* name, const Tensor& tensor, const Device* device,
+                 DType dtype);
+// The same, for any dtype.
+void CheckOnDevice(const char* op, const char* name, const Tensor& tensor, const Device* device);
+// Aborts unless `tensor` has rank `rank`.
+void CheckRank(const char* op, const char* name, const Tensor& tensor, int rank);
+
+}  // namespace pagedllm::kernels::cpu

@@ -1,0 +1,123 @@
+// Row copies and conversions: Embedding, GatherRows and Cast.
+#include <cstring>
+
+#include "kernels/cpu/cpu_checks.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/half_conversion.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace pagedllm::kernels::cpu {
+namespace {
+
+// Element i of a float32, bfloat16 or float16 array, as float.
+float LoadFloat(const void* data, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return static_cast<const float*>(data)[i];
+    case DType::kBFloat16:
+      return BFloat16ToFloat(static_cast<const uint16_t*>(data)[i]);
+    case DType::kFloat16:
+      return HalfToFloat(static_cast<const uint16_t*>(data)[i]);
+    case DType::kInt32:
+      break;
+  }
+  PAGEDLLM_CHECK(false, "LoadFloat: not a float dtype: ", DTypeName(dtype));
+}
+
+void StoreFloat(float value, DType dtype, void* data, int64_t i) {
+  switch (dtype) {
+    case DType::kFloat32:
+      static_cast<float*>(data)[i] = value;
+      return;
+    case DType::kBFloat16:
+      static_cast<uint16_t*>(data)[i] = FloatToBFloat16(value);
+      return;
+    case DType::kFloat16:
+      static_cast<uint16_t*>(data)[i] = FloatToHalf(value);
+      return;
+    case DType::kInt32:
+      break;
+  }
+  PAGEDLLM_CHECK(false, "StoreFloat: not a float dtype: ", DTypeName(dtype));
+}
+
+}  // namespace
+
+// token_ids: [n] int32, table: [vocab_local, hidden] holding ids
+// [vocab_begin, vocab_begin + vocab_local), out: [n, hidden] (same dtype as table).
+void CpuOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t vocab_begin,
+                       const Tensor& out) {
+  constexpr const char* kOp = "Embedding";
+  CheckTensor(kOp, "token_ids", token_ids, device_, DType::kInt32);
+  CheckOnDevice(kOp, "table", table, device_);
+  CheckTensor(kOp, "out", out, device_, table.dtype());
+  CheckRank(kOp, "token_ids", token_ids, 1);
+  CheckRank(kOp, "table", table, 2);
+  CheckRank(kOp, "out", out, 2);
+  PAGEDLLM_CHECK(out.dim(0) == token_ids.dim(0) && out.dim(1) == table.dim(1), kOp,
+                 ": want token_ids: [n], table: [vocab_local, hidden], out: [n, hidden] (",
+                 DescribeTensors({{"token_ids", &token_ids}, {"table", &table}, {"out", &out}}),
+                 ")");
+  const int64_t vocab_local = table.dim(0);
+  const size_t row_bytes = static_cast<size_t>(table.dim(1)) * DTypeSize(table.dtype());
+  const int32_t* ids = token_ids.data<int32_t>();
+  const char* table_data = static_cast<const char*>(table.raw_data());
+  char* out_data = static_cast<char*>(out.raw_data());
+  for (int64_t i = 0; i < token_ids.dim(0); ++i) {
+    const int64_t row = static_cast<int64_t>(ids[i]) - vocab_begin;
+    if (row >= 0 && row < vocab_local) {
+      std::memcpy(out_data + i * row_bytes, table_data + row * row_bytes, row_bytes);
+    } else {
+      std::memset(out_data + i * row_bytes, 0, row_bytes);  // another rank's share
+    }
+  }
+}
+
+// x: [n, d], indices: [m] int32 in [0, n), out: [m, d] (same dtype as x).
+void CpuOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) {
+  constexpr const char* kOp = "GatherRows";
+  CheckOnDevice(kOp, "x", x, device_);
+  CheckTensor(kOp, "indices", indices, device_, DType::kInt32);
+  CheckTensor(kOp, "out", out, device_, x.dtype());
+  CheckRank(kOp, "x", x, 2);
+  CheckRank(kOp, "indices", indices, 1);
+  CheckRank(kOp, "out", out, 2);
+  PAGEDLLM_CHECK(out.dim(0) == indices.dim(0) && out.dim(1) == x.dim(1), kOp,
+                 ": want x: [n, d], indices: [m], out: [m, d] (",
+                 DescribeTensors({{"x", &x}, {"indices", &indices}, {"out", &out}}), ")");
+  const int64_t n = x.dim(0);
+  const size_t row_bytes = static_cast<size_t>(x.dim(1)) * DTypeSize(x.dtype());
+  const int32_t* index = indices.data<int32_t>();
+  const char* x_data = static_cast<const char*>(x.raw_data());
+  char* out_data = static_cast<char*>(out.raw_data());
+  for (int64_t i = 0; i < indices.dim(0); ++i) {
+    PAGEDLLM_CHECK(index[i] >= 0 && index[i] < n, kOp, ": indices[", i, "] = ", index[i],
+                   " is outside x's ", n, " rows (x ", x.ShapeString(), ")");
+    std::memcpy(out_data + i * row_bytes, x_data + index[i] * row_bytes, row_bytes);
+  }
+}
+
+// in, out: the same shape; float32, bfloat16 and float16 convert to each other (rounding to
+// nearest even), and any dtype copies to itself.
+void CpuOps::Cast(const Tensor& in, const Tensor& out) {
+  constexpr const char* kOp = "Cast";
+  CheckOnDevice(kOp, "in", in, device_);
+  CheckOnDevice(kOp, "out", out, device_);
+  PAGEDLLM_CHECK(in.shape() == out.shape(), kOp, ": shapes differ (",
+                 DescribeTensors({{"in", &in}, {"out", &out}}), ")");
+  if (in.dtype() == out.dtype()) {
+    if (in.raw_data() != out.raw_data()) std::memmove(out.raw_data(), in.raw_data(), in.bytes());
+    return;
+  }
+  PAGEDLLM_CHECK(in.dtype() != DType::kInt32 && out.dtype() != DType::kInt32, kOp,
+                 ": only float dtypes convert (", DescribeTensors({{"in", &in}, {"out", &out}}),
+                 ")");
+  const void* src = in.raw_data();
+  void* dst = out.raw_data();
+  const DType from = in.dtype(), to = out.dtype();
+  pool_->ParallelForRange(in.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) StoreFloat(LoadFloat(src, from, i), to, dst, i);
+  });
+}
+
+}  // namespace pagedllm::kernels::cpu

@@ -1,0 +1,72 @@
+// The bundled model (models/pagedllm-tiny-py) through the whole cluster, against the greedy
+// continuations Hugging Face transformers produced (golden.json, float32): tp=1 and tp=2, all
+// prompts in flight together, and again with a KV pool too small for all of them (preemption
+// by recomputation must not change a token).
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/e2e/cluster.h"
+#include "tests/e2e/e2e_util.h"
+
+namespace pagedllm::testing {
+namespace {
+
+std::string ModelDir() { return SourceDir() + "/models/pagedllm-tiny-py"; }
+
+void ExpectGolden(const ClusterOptions& options, bool expect_preemption) {
+  const nlohmann::json golden = LoadJson(ModelDir() + "/golden.json");
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+
+  std::vector<pagedllm::v1::GenerateRequest> requests;
+  for (const auto& test_case : golden["cases"]) {
+    requests.push_back(GreedyRequest(test_case["prompt_ids"].get<std::vector<int32_t>>(),
+                                     golden["max_new_tokens"].get<int>()));
+  }
+  const std::vector<GenerateOutcome> outcomes = GenerateConcurrently((*cluster)->stub(), requests);
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& test_case = golden["cases"][i];
+    SCOPED_TRACE(absl::StrCat("prompt ", i, " ", test_case["prompt"].get<std::string>()));
+    ASSERT_TRUE(outcomes[i].status.ok()) << outcomes[i].status.error_message() << "\n"
+                                         << (*cluster)->ReadLog();
+    const auto expected = test_case["continuation_ids"].get<std::vector<int32_t>>();
+    const auto margins = test_case["margins"].get<std::vector<double>>();
+    ASSERT_EQ(outcomes[i].token_ids.size(), expected.size());
+    for (size_t step = 0; step < expected.size(); ++step) {
+      ASSERT_EQ(outcomes[i].token_ids[step], expected[step])
+          << "first difference at step " << step << " (golden top-1 margin " << margins[step]
+          << " nats)";
+    }
+    EXPECT_EQ(outcomes[i].finish_reason, pagedllm::v1::FINISH_REASON_LENGTH);
+  }
+  absl::StatusOr<pagedllm::v1::ServerStats> stats = (*cluster)->WaitForAllBlocksFree();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  if (expect_preemption) EXPECT_GT(stats->num_preemptions(), 0u);
+  const absl::Status stopped = (*cluster)->Stop();
+  EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
+}
+
+TEST(BundledModelTest, GreedyMatchesTransformersTp1) {
+  ExpectGolden({.model_dir = ModelDir(), .tp = 1}, false);
+}
+
+TEST(BundledModelTest, GreedyMatchesTransformersTp2) {
+  ExpectGolden({.model_dir = ModelDir(), .tp = 2}, false);
+}
+
+TEST(BundledModelTest, PreemptionByRecomputeKeepsTokensTp2) {
+  // 5 sequences of 74 tokens need 5 blocks of 16 each; 9 blocks hold fewer than two of them.
+  ExpectGolden({.model_dir = ModelDir(), .tp = 2, .num_kv_blocks = 9}, true);
+}
+
+TEST(BundledModelTest, SmallBlocksAndChunkedPrefillTp1) {
+  // Block size 4 and a 8-token step budget: every prompt is prefilled in chunks.
+  ExpectGolden({.model_dir = ModelDir(),
+                .tp = 1,
+                .block_size = 4,
+                .extra_flags = {"--max_num_batched_tokens=8"}},
+               false);
+}
+
+}  // namespace
+}  // namespace pagedllm::testing

@@ -1,0 +1,65 @@
+// Test harness: a real pagedllm cluster (pagedllm-coordinator launching `mpirun -np tp`
+// pagedllm-worker processes) on loopback ports, and a gRPC stub to it. Stop() sends SIGTERM
+// like a user's Ctrl-C and checks that every process exited.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pagedllm/v1/generation.grpc.pb.h"
+
+namespace pagedllm::testing {
+
+struct ClusterOptions {
+  std::string model_dir;
+  int tp = 1;
+  int num_kv_blocks = 0;  // 0: the default sizing
+  int block_size = 16;
+  std::vector<std::string> extra_flags;  // e.g. "--max_num_seqs=2"
+};
+
+class Cluster {
+ public:
+  // Starts the cluster and waits until it serves (or fails to start).
+  static absl::StatusOr<std::unique_ptr<Cluster>> Start(const ClusterOptions& options);
+  ~Cluster();
+
+  pagedllm::v1::Generation::Stub& stub() { return *stub_; }
+  const std::string& address() const { return address_; }
+  int worker_port() const { return worker_port_; }
+  const std::string& log_path() const { return log_path_; }
+  std::string ReadLog() const;
+
+  // Sends SIGTERM and waits; returns the coordinator's exit status (or an error if it hung)
+  // and checks that no worker process of this cluster is left.
+  absl::Status Stop();
+
+  // Pids of this cluster's live worker processes (found by their --coordinator argument).
+  std::vector<pid_t> WorkerPids() const;
+
+  // Waits until every KV block is free again (the engine finishes aborts between steps).
+  absl::StatusOr<pagedllm::v1::ServerStats> WaitForAllBlocksFree(int timeout_ms = 10000);
+
+ private:
+  Cluster() = default;
+  pid_t pid_ = -1;
+  int worker_port_ = 0;
+  std::string address_;
+  std::string log_path_;
+  std::unique_ptr<pagedllm::v1::Generation::Stub> stub_;
+};
+
+// A free TCP port on 127.0.0.1 (bound, then released).
+int PickFreePort();
+std::string BinDir();     // build/bin
+std::string SourceDir();  // the repository root
+
+// Runs `argv` to completion with a timeout; returns {exit status, combined output}.
+absl::StatusOr<std::pair<int, std::string>> RunCommand(const std::vector<std::string>& argv,
+                                                       int timeout_ms);
+
+}  // namespace pagedllm::testing

@@ -1,0 +1,188 @@
+// Bad input, overload, cancellation, lost workers and bad model files, through the real cluster.
+#include <signal.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/e2e/cluster.h"
+#include "tests/e2e/e2e_util.h"
+
+namespace pagedllm::testing {
+namespace {
+
+using ::testing::HasSubstr;
+namespace v1 = pagedllm::v1;
+
+std::string ModelDir() { return SourceDir() + "/models/pagedllm-tiny-py"; }
+
+class ServingErrorsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto started = Cluster::Start({.model_dir = ModelDir(),
+                                   .tp = 2,
+                                   .num_kv_blocks = 64,
+                                   .extra_flags = {"--max_num_seqs=2", "--max_waiting=2"}});
+    ASSERT_TRUE(started.ok()) << started.status();
+    cluster_ = started->release();
+  }
+  static void TearDownTestSuite() {
+    if (cluster_ != nullptr) {
+      EXPECT_TRUE(cluster_->Stop().ok()) << cluster_->ReadLog();
+      delete cluster_;
+      cluster_ = nullptr;
+    }
+  }
+  void TearDown() override {
+    if (cluster_ == nullptr) return;
+    auto stats = cluster_->WaitForAllBlocksFree();
+    EXPECT_TRUE(stats.ok()) << stats.status();
+  }
+
+  static void ExpectInvalid(const v1::GenerateRequest& request, const std::string& message_part) {
+    const GenerateOutcome outcome = Generate(cluster_->stub(), request);
+    EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << outcome.status.error_message();
+    EXPECT_THAT(outcome.status.error_message(), HasSubstr(message_part));
+    EXPECT_TRUE(outcome.token_ids.empty());
+  }
+
+  static Cluster* cluster_;
+};
+
+Cluster* ServingErrorsTest::cluster_ = nullptr;
+
+TEST_F(ServingErrorsTest, EveryBadFieldIsNamed) {
+  v1::GenerateRequest no_prompt;
+  ExpectInvalid(no_prompt, "prompt");
+
+  ExpectInvalid(GreedyRequest({}, 4), "prompt.token_ids is empty");
+  ExpectInvalid(GreedyRequest({0, 5000}, 4), "prompt.token_ids[1] = 5000");
+  ExpectInvalid(GreedyRequest({0, -1}, 4), "prompt.token_ids[1] = -1");
+  ExpectInvalid(GreedyRequest(std::vector<int32_t>(1024, 5), 4),
+                "prompt has 1024 tokens, max_model_len is 1024");
+
+  v1::GenerateRequest request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_max_tokens(0);
+  ExpectInvalid(request, "sampling.max_tokens must be >= 1, got 0");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_top_p(1.5f);
+  ExpectInvalid(request, "sampling.top_p must be in (0, 1], got 1.5");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_temperature(-1.0f);
+  ExpectInvalid(request, "sampling.temperature must be in [0, 100], got -1");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_min_p(2.0f);
+  ExpectInvalid(request, "sampling.min_p must be in [0, 1], got 2");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_top_k(-5);
+  ExpectInvalid(request, "sampling.top_k");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_logprobs(21);
+  ExpectInvalid(request, "sampling.logprobs must be in [0, 20], got 21");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->add_stop_token_ids(4096);
+  ExpectInvalid(request, "sampling.stop_token_ids[0] = 4096");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_n(2);
+  ExpectInvalid(request, "sampling.n = 2");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.set_request_id(std::string(300, 'x'));
+  ExpectInvalid(request, "request_id has 300 bytes");
+}
+
+TEST_F(ServingErrorsTest, ServerStillServesAfterBadInput) {
+  const GenerateOutcome outcome = Generate(cluster_->stub(), GreedyRequest({0, 476, 290}, 5));
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(outcome.token_ids.size(), 5u);
+  EXPECT_EQ(outcome.finish_reason, v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(HealthStatus(cluster_->address()), "SERVING");
+}
+
+TEST_F(ServingErrorsTest, StopTokenEndsTheSequence) {
+  // The golden continuation of "def fibonacci(n):" starts 268, 393, 37: stop at 393.
+  v1::GenerateRequest request =
+      GreedyRequest({0, 476, 290, 1489, 272, 1156, 529, 10, 80, 311}, 20);
+  request.mutable_sampling()->add_stop_token_ids(393);
+  const GenerateOutcome outcome = Generate(cluster_->stub(), request);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(outcome.token_ids, (std::vector<int32_t>{268, 393}));
+  EXPECT_EQ(outcome.finish_reason, v1::FINISH_REASON_STOP);
+}
+
+TEST_F(ServingErrorsTest, FullQueueIsResourceExhausted) {
+  // 2 running + 2 waiting fit; the rest of a burst of 8 long requests must be refused.
+  std::vector<v1::GenerateRequest> burst(8, GreedyRequest({0, 476, 290}, 200));
+  const std::vector<GenerateOutcome> outcomes = GenerateConcurrently(cluster_->stub(), burst);
+  int ok = 0, exhausted = 0;
+  for (const GenerateOutcome& outcome : outcomes) {
+    if (outcome.status.ok()) {
+      ++ok;
+      EXPECT_EQ(outcome.token_ids.size(), 200u);
+    } else {
+      EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << outcome.status.error_message();
+      ++exhausted;
+    }
+  }
+  EXPECT_GE(ok, 2);
+  EXPECT_GE(exhausted, 1);
+}
+
+TEST_F(ServingErrorsTest, CancellingACallFreesItsBlocks) {
+  grpc::ClientContext context;
+  auto reader = cluster_->stub().Generate(&context, GreedyRequest({0, 476, 290}, 900));
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));  // it is running
+  context.TryCancel();
+  while (reader->Read(&response)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  auto stats = cluster_->WaitForAllBlocksFree(5000);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_LT(stats->num_generated_tokens(), 100000u);
+}
+
+TEST(ServingFailuresTest, LostWorkerMakesTheClusterUnavailable) {
+  auto cluster = Cluster::Start({.model_dir = ModelDir(), .tp = 2});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  grpc::ClientContext context;
+  auto reader = (*cluster)->stub().Generate(&context, GreedyRequest({0, 476, 290}, 1000));
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  const std::vector<pid_t> workers = (*cluster)->WorkerPids();
+  ASSERT_EQ(workers.size(), 2u);
+  kill(workers[1], SIGKILL);
+  while (reader->Read(&response)) {
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  // New requests are refused at once, naming the problem, and health says NOT_SERVING.
+  const GenerateOutcome after = Generate((*cluster)->stub(), GreedyRequest({0, 5}, 3));
+  EXPECT_EQ(after.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(after.status.error_message(), HasSubstr("worker"));
+  for (int i = 0; i < 50 && HealthStatus((*cluster)->address()) != "NOT_SERVING"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(HealthStatus((*cluster)->address()), "NOT_SERVING");
+  const absl::Status stopped = (*cluster)->Stop();
+  EXPECT_TRUE(stopped.ok()) << stopped;
+}
+
+TEST(ServingFailuresTest, MissingModelStopsStartUpNamingThePath) {
+  auto cluster = Cluster::Start({.model_dir = "/nonexistent/model-dir", .tp = 2});
+  ASSERT_FALSE(cluster.ok());
+  EXPECT_THAT(std::string(cluster.status().message()), HasSubstr("/nonexistent/model-dir"));
+}
+
+}  // namespace
+}  // namespace pagedllm::testing

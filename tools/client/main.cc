@@ -1,0 +1,110 @@
+// pagedllm-client: sends one Generate call and prints the streamed tokens as they arrive.
+//   pagedllm-client --address localhost:50051 --prompt_ids 0,476,290 --max_tokens 32
+// Exit status: 0 when the call finished OK, 1 on a gRPC error (printed with its code).
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/create_channel.h"
+#include "pagedllm/v1/generation.grpc.pb.h"
+
+ABSL_FLAG(std::string, address, "localhost:50051", "coordinator address");
+ABSL_FLAG(std::string, prompt_ids, "", "comma-separated prompt token ids");
+ABSL_FLAG(std::string, request_id, "", "request id (optional)");
+ABSL_FLAG(int, max_tokens, 16, "tokens to generate");
+ABSL_FLAG(double, temperature, 0.0, "0 = greedy");
+ABSL_FLAG(double, top_p, 1.0, "nucleus sampling mass");
+ABSL_FLAG(int, top_k, 0, "0 = off");
+ABSL_FLAG(double, min_p, 0.0, "0 = off");
+ABSL_FLAG(int64_t, seed, -1, "sampling seed (-1: the server picks)");
+ABSL_FLAG(int, logprobs, -1, "top logprobs per token (-1: none)");
+ABSL_FLAG(bool, ignore_eos, false, "keep generating past EOS");
+ABSL_FLAG(std::string, stop_token_ids, "", "comma-separated stop token ids");
+ABSL_FLAG(int, timeout_s, 300, "deadline of the call");
+
+namespace {
+
+const char* FinishName(pagedllm::v1::FinishReason reason) {
+  switch (reason) {
+    case pagedllm::v1::FINISH_REASON_LENGTH: return "length";
+    case pagedllm::v1::FINISH_REASON_STOP: return "stop";
+    case pagedllm::v1::FINISH_REASON_ABORT: return "abort";
+    default: return "unspecified";
+  }
+}
+
+bool ParseIds(const std::string& text, const char* flag, std::vector<int32_t>* ids) {
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int32_t id;
+    if (!absl::SimpleAtoi(part, &id)) {
+      std::cerr << "--" << flag << ": \"" << part << "\" is not an integer\n";
+      return false;
+    }
+    ids->push_back(id);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("pagedllm-client --address HOST:PORT --prompt_ids 0,1,2 [options]");
+  absl::ParseCommandLine(argc, argv);
+
+  pagedllm::v1::GenerateRequest request;
+  request.set_request_id(absl::GetFlag(FLAGS_request_id));
+  std::vector<int32_t> prompt, stops;
+  if (!ParseIds(absl::GetFlag(FLAGS_prompt_ids), "prompt_ids", &prompt) ||
+      !ParseIds(absl::GetFlag(FLAGS_stop_token_ids), "stop_token_ids", &stops)) {
+    return 2;
+  }
+  request.mutable_token_ids()->mutable_ids()->Add(prompt.begin(), prompt.end());
+  pagedllm::v1::SamplingParams* sampling = request.mutable_sampling();
+  sampling->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
+  sampling->set_temperature(static_cast<float>(absl::GetFlag(FLAGS_temperature)));
+  sampling->set_top_p(static_cast<float>(absl::GetFlag(FLAGS_top_p)));
+  sampling->set_top_k(absl::GetFlag(FLAGS_top_k));
+  sampling->set_min_p(static_cast<float>(absl::GetFlag(FLAGS_min_p)));
+  if (absl::GetFlag(FLAGS_seed) >= 0) sampling->set_seed(absl::GetFlag(FLAGS_seed));
+  if (absl::GetFlag(FLAGS_logprobs) >= 0) sampling->set_logprobs(absl::GetFlag(FLAGS_logprobs));
+  sampling->set_ignore_eos(absl::GetFlag(FLAGS_ignore_eos));
+  sampling->mutable_stop_token_ids()->Add(stops.begin(), stops.end());
+
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_address), grpc::InsecureChannelCredentials());
+  auto stub = pagedllm::v1::Generation::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(absl::GetFlag(FLAGS_timeout_s)));
+  auto reader = stub->Generate(&context, request);
+  pagedllm::v1::GenerateResponse response;
+  std::vector<int32_t> all_tokens;
+  std::string request_id;
+  while (reader->Read(&response)) {
+    request_id = response.request_id();
+    for (const pagedllm::v1::Choice& choice : response.choices()) {
+      for (int i = 0; i < choice.token_ids_size(); ++i) {
+        all_tokens.push_back(choice.token_ids(i));
+        std::cout << choice.token_ids(i);
+        if (i < choice.logprobs_size()) std::cout << " (logprob " << choice.logprobs(i).logprob() << ")";
+        std::cout << (absl::GetFlag(FLAGS_logprobs) >= 0 ? "\n" : " ") << std::flush;
+      }
+      if (choice.finish_reason() != pagedllm::v1::FINISH_REASON_UNSPECIFIED) {
+        std::cout << "\n[" << request_id << "] finished: " << FinishName(choice.finish_reason())
+                  << ", " << all_tokens.size() << " tokens\n";
+      }
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    std::cerr << "error: " << status.error_code() << " " << status.error_message() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,73 @@
+#include "worker/control_loop.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "grpcpp/create_channel.h"
+#include "pagedllm/worker/v1/worker.grpc.pb.h"
+
+namespace pagedllm::worker {
+
+namespace wv1 = pagedllm::worker::v1;
+
+absl::Status RunControlLoop(const std::string& coordinator_address, absl::Duration connect_timeout,
+                            const wv1::WorkerHello& hello, ModelRunner& runner) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 << 20);
+  args.SetMaxSendMessageSize(256 << 20);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(coordinator_address, grpc::InsecureChannelCredentials(), args);
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 absl::ToChronoNanoseconds(connect_timeout))) {
+    return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ",
+                                               coordinator_address, " within ",
+                                               absl::FormatDuration(connect_timeout)));
+  }
+  std::unique_ptr<wv1::WorkerControl::Stub> stub = wv1::WorkerControl::NewStub(channel);
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<wv1::WorkerMessage, wv1::CoordinatorMessage>> stream =
+      stub->Connect(&context);
+
+  wv1::WorkerMessage hello_message;
+  *hello_message.mutable_hello() = hello;
+  if (!stream->Write(hello_message)) {
+    return absl::UnavailableError(
+        absl::StrCat("the coordinator at ", coordinator_address, " closed the stream"));
+  }
+  PAGEDLLM_LOG(INFO) << "connected to the coordinator at " << coordinator_address;
+
+  const bool is_rank0 = hello.rank() == 0;
+  wv1::CoordinatorMessage message;
+  absl::Status outcome = absl::OkStatus();
+  while (stream->Read(&message)) {
+    if (message.has_shutdown()) {
+      PAGEDLLM_LOG(INFO) << "shutdown: " << message.shutdown().reason();
+      break;
+    }
+    if (!message.has_step()) continue;
+    absl::StatusOr<wv1::StepResult> result = runner.ExecuteStep(message.step());
+    wv1::WorkerMessage reply;
+    if (!result.ok()) {
+      outcome = result.status();
+      wv1::WorkerError* error = reply.mutable_error();
+      error->set_rank(hello.rank());
+      error->set_step_id(message.step().step_id());
+      error->set_code(static_cast<int>(outcome.code()));
+      error->set_message(std::string(outcome.message()));
+      stream->Write(reply);
+      break;
+    }
+    if (is_rank0) {
+      *reply.mutable_result() = *std::move(result);
+      if (!stream->Write(reply)) break;
+    }
+  }
+  stream->WritesDone();
+  const grpc::Status finish = stream->Finish();
+  if (!outcome.ok()) return outcome;
+  if (!finish.ok() && finish.error_code() != grpc::StatusCode::CANCELLED) {
+    PAGEDLLM_LOG(WARNING) << "control stream ended: " << finish.error_message();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pagedllm::worker

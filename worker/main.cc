@@ -1,0 +1,109 @@
+// pagedllm-worker: one tensor-parallel rank, started by mpirun (one process per GPU, or per
+// CPU share). Loads its shard of the model, sizes its KV cache slice (all ranks agree on the
+// smallest block count), dials the coordinator and runs the steps it is sent.
+#include <mpi.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "kernels/device.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/mpi_session.h"
+#include "worker/control_loop.h"
+#include "worker/model/model_loader.h"
+#include "worker/model_runner.h"
+
+ABSL_FLAG(std::string, coordinator, "127.0.0.1:50052", "the coordinator's worker address");
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory");
+ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
+ABSL_FLAG(int, block_size, 16, "tokens per KV cache block");
+ABSL_FLAG(int, num_kv_blocks, 0, "KV blocks (0: size from --cpu_kv_cache_gib)");
+ABSL_FLAG(double, cpu_kv_cache_gib, 1.0, "CPU backend: GiB of KV cache for this rank");
+ABSL_FLAG(int, connect_timeout_s, 60, "give up reaching the coordinator after this");
+
+namespace pagedllm::worker {
+namespace {
+
+absl::Status Run(parallel::MpiSession& mpi) {
+  const int rank = mpi.rank();
+  const std::string device_name = absl::GetFlag(FLAGS_device);
+  std::unique_ptr<kernels::Device> device;
+  if (device_name == "cpu") {
+    device = kernels::MakeCpuDevice();
+  } else if (device_name == "cuda") {
+    PAGEDLLM_ASSIGN_OR_RETURN(device, kernels::MakeCudaDevice(mpi.local_rank()));
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device must be cpu or cuda, got \"", device_name, "\""));
+  }
+  parallel::MpiCommunicator comm(mpi);
+
+  PAGEDLLM_ASSIGN_OR_RETURN(LoadedModel loaded,
+                            LoadLlamaModel(absl::GetFlag(FLAGS_model), *device, comm));
+  const int block_size = absl::GetFlag(FLAGS_block_size);
+  if (block_size <= 0 || block_size > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--block_size must be in [1, 1024], got ", block_size));
+  }
+  const size_t bytes_per_block =
+      KvCache::BytesPerBlock(loaded.cache_dtype, loaded.num_layers, block_size,
+                             loaded.num_kv_heads_local, loaded.head_dim);
+  int64_t num_blocks = absl::GetFlag(FLAGS_num_kv_blocks);
+  if (num_blocks <= 0) {
+    num_blocks = static_cast<int64_t>(absl::GetFlag(FLAGS_cpu_kv_cache_gib) * (1ull << 30) /
+                                      bytes_per_block);
+  }
+  PAGEDLLM_ASSIGN_OR_RETURN(num_blocks, mpi.AllReduceMin(num_blocks));
+  if (num_blocks < 1) {
+    return absl::ResourceExhaustedError("no room for a single KV cache block");
+  }
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      KvCache cache, KvCache::Create(*device, loaded.cache_dtype, loaded.num_layers,
+                                     static_cast<int>(num_blocks), block_size,
+                                     loaded.num_kv_heads_local, loaded.head_dim));
+  PAGEDLLM_LOG(INFO) << "KV cache: " << num_blocks << " blocks of " << block_size << " tokens ("
+                     << (num_blocks * bytes_per_block >> 20) << " MiB)";
+
+  pagedllm::worker::v1::WorkerHello hello;
+  hello.set_rank(rank);
+  hello.set_world_size(mpi.world_size());
+  hello.set_hostname(parallel::Hostname());
+  hello.set_pid(getpid());
+  hello.set_device(device->name());
+  hello.set_num_kv_blocks(static_cast<int32_t>(num_blocks));
+  hello.set_block_size(block_size);
+  *hello.mutable_model() = loaded.info;
+
+  ModelRunner runner(device.get(), &comm, std::move(loaded.model), std::move(cache));
+  return RunControlLoop(absl::GetFlag(FLAGS_coordinator),
+                        absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s)), hello, runner);
+}
+
+}  // namespace
+}  // namespace pagedllm::worker
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "mpirun -np N pagedllm-worker --coordinator HOST:PORT --model DIR [--device cpu|cuda]");
+  absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<pagedllm::parallel::MpiSession> mpi = pagedllm::parallel::MpiSession::Init(&argc, &argv);
+  if (!mpi.ok()) {
+    PAGEDLLM_LOG(ERROR) << mpi.status();
+    return 1;
+  }
+  pagedllm::SetLogPrefix(absl::StrCat("worker[", mpi->rank(), "]"));
+  const absl::Status status = pagedllm::worker::Run(*mpi);
+  if (!status.ok()) {
+    PAGEDLLM_LOG(ERROR) << status;
+    // Other ranks may be blocked in a collective: take the whole job down.
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  return 0;
+}

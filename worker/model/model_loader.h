@@ -1,0 +1,30 @@
+// Loads this rank's shard of a Hugging Face Llama checkpoint onto the device and builds the
+// model: reads config.json, cuts the Megatron shard (worker/weights), uploads each tensor and
+// converts it to the backend's compute dtype.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kernels/device.h"
+#include "pagedllm/worker/v1/worker.pb.h"
+#include "parallel/communicator.h"
+#include "worker/model/llama_model.h"
+
+namespace pagedllm::worker {
+
+struct LoadedModel {
+  std::unique_ptr<LlamaModel> model;
+  pagedllm::worker::v1::ModelInfo info;  // what the coordinator needs to know
+  kernels::DType cache_dtype = kernels::DType::kFloat32;
+  int num_layers = 0;
+  int num_kv_heads_local = 0;
+  int head_dim = 0;
+};
+
+// The compute dtype is float32 on the CPU backend; bfloat16 (or the checkpoint's float16) on CUDA.
+absl::StatusOr<LoadedModel> LoadLlamaModel(const std::string& model_dir, kernels::Device& device,
+                                           parallel::Communicator& comm);
+
+}  // namespace pagedllm::worker

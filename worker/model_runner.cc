@@ -1,0 +1,122 @@
+#include "worker/model_runner.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/status.h"
+
+namespace pagedllm::worker {
+
+namespace wv1 = pagedllm::worker::v1;
+using kernels::DType;
+using kernels::Tensor;
+
+ModelRunner::ModelRunner(kernels::Device* device, parallel::Communicator* comm,
+                         std::unique_ptr<LlamaModel> model, KvCache cache)
+    : device_(device),
+      comm_(comm),
+      model_(std::move(model)),
+      cache_(std::move(cache)),
+      state_(cache_.num_blocks(), cache_.block_size(),
+             static_cast<int>(model_->dims().vocab_size)) {}
+
+absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host) {
+  ForwardBatch batch;
+  const int64_t tokens = host.num_tokens();
+  const int64_t seqs = host.num_seqs();
+  PAGEDLLM_ASSIGN_OR_RETURN(batch.token_ids, device_->FromHost(DType::kInt32, {tokens}, host.token_ids));
+  PAGEDLLM_ASSIGN_OR_RETURN(batch.positions, device_->FromHost(DType::kInt32, {tokens}, host.positions));
+  PAGEDLLM_ASSIGN_OR_RETURN(batch.slot_mapping,
+                            device_->FromHost(DType::kInt32, {tokens}, host.slot_mapping));
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      batch.block_tables,
+      device_->FromHost(DType::kInt32, {seqs, host.max_blocks_per_seq}, host.block_tables));
+  PAGEDLLM_ASSIGN_OR_RETURN(batch.query_start,
+                            device_->FromHost(DType::kInt32, {seqs + 1}, host.query_start));
+  PAGEDLLM_ASSIGN_OR_RETURN(batch.context_lens,
+                            device_->FromHost(DType::kInt32, {seqs}, host.context_lens));
+  if (!host.sample_rows.empty()) {
+    PAGEDLLM_ASSIGN_OR_RETURN(
+        batch.sample_rows,
+        device_->FromHost(DType::kInt32, {static_cast<int64_t>(host.sample_rows.size())},
+                          host.sample_rows));
+  }
+  return batch;
+}
+
+absl::StatusOr<std::vector<float>> ModelRunner::GatherLogits(const Tensor& logits_local) {
+  const LlamaDims& dims = model_->dims();
+  const int64_t rows = logits_local.dim(0);
+  const int world = comm_->world_size();
+  Tensor gathered = logits_local;  // [world * P, vocab_local], rank-major
+  if (world > 1) {
+    PAGEDLLM_ASSIGN_OR_RETURN(gathered,
+                              device_->Allocate(logits_local.dtype(), {world * rows, dims.vocab_local}));
+    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(logits_local, gathered));
+  }
+  if (comm_->rank() != 0) return std::vector<float>();
+  if (gathered.dtype() != DType::kFloat32) {
+    PAGEDLLM_ASSIGN_OR_RETURN(Tensor as_float, device_->Allocate(DType::kFloat32, gathered.shape()));
+    device_->ops().Cast(gathered, as_float);
+    gathered = as_float;
+  }
+  const std::vector<float> slices = device_->ToHost<float>(gathered);
+  std::vector<float> logits(static_cast<size_t>(rows) * dims.vocab_size);
+  for (int r = 0; r < world; ++r) {
+    const int64_t begin = r * dims.vocab_local;
+    const int64_t count = std::max<int64_t>(0, std::min(dims.vocab_local, dims.vocab_size - begin));
+    for (int64_t p = 0; p < rows; ++p) {
+      const float* src = slices.data() + (r * rows + p) * dims.vocab_local;
+      std::copy(src, src + count, logits.begin() + p * dims.vocab_size + begin);
+    }
+  }
+  return logits;
+}
+
+absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruction& step) {
+  const auto start = std::chrono::steady_clock::now();
+  HostBatch host;
+  PAGEDLLM_RETURN_IF_ERROR(state_.Apply(step, &host));
+
+  wv1::StepResult result;
+  result.set_step_id(step.step_id());
+  if (!host.block_copies.empty()) {
+    PAGEDLLM_ASSIGN_OR_RETURN(
+        Tensor pairs,
+        device_->FromHost(DType::kInt32, {static_cast<int64_t>(host.block_copies.size() / 2), 2},
+                          host.block_copies));
+    for (int layer = 0; layer < model_->dims().num_layers; ++layer) {
+      device_->ops().CopyBlocks(cache_.key(layer), pairs);
+      device_->ops().CopyBlocks(cache_.value(layer), pairs);
+    }
+  }
+  if (host.num_seqs() > 0) {
+    PAGEDLLM_ASSIGN_OR_RETURN(ForwardBatch batch, Upload(host));
+    PAGEDLLM_ASSIGN_OR_RETURN(Tensor logits_local, model_->Forward(batch, cache_));
+    PAGEDLLM_ASSIGN_OR_RETURN(std::vector<float> logits, GatherLogits(logits_local));
+    if (comm_->rank() == 0) {
+      const int vocab = static_cast<int>(model_->dims().vocab_size);
+      for (size_t p = 0; p < host.sample_seq_ids.size(); ++p) {
+        const uint64_t seq_id = host.sample_seq_ids[p];
+        const SampledToken sampled =
+            state_.sampler(seq_id).Sample(logits.data() + p * vocab, vocab);
+        wv1::SampledToken* out = result.add_tokens();
+        out->set_seq_id(seq_id);
+        out->set_token_id(sampled.token_id);
+        out->set_logprob(sampled.logprob);
+        for (const auto& top : sampled.top) {
+          wv1::TopToken* top_out = out->add_top();
+          top_out->set_token_id(top.token_id);
+          top_out->set_logprob(top.logprob);
+        }
+      }
+    }
+  }
+  device_->Synchronize();
+  result.set_forward_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - start)
+                            .count());
+  return result;
+}
+
+}  // namespace pagedllm::worker

@@ -1,0 +1,45 @@
+// Runs one coordinator step on this rank: applies the instruction to the state mirror, does the
+// step's block copies, the forward pass, gathers the vocab-parallel logits and (rank 0) samples.
+// Owns the model, the KV cache and the state mirror; borrows the device and communicator.
+// Every rank must call ExecuteStep with the same instructions in the same order, since the
+// forward pass contains collectives. Used from one thread.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "kernels/device.h"
+#include "pagedllm/worker/v1/worker.pb.h"
+#include "parallel/communicator.h"
+#include "worker/model/kv_cache.h"
+#include "worker/model/llama_model.h"
+#include "worker/step_state.h"
+
+namespace pagedllm::worker {
+
+class ModelRunner {
+ public:
+  ModelRunner(kernels::Device* device, parallel::Communicator* comm,
+              std::unique_ptr<LlamaModel> model, KvCache cache);
+
+  // The StepResult is meaningful on rank 0 only (other ranks return an empty one).
+  absl::StatusOr<pagedllm::worker::v1::StepResult> ExecuteStep(
+      const pagedllm::worker::v1::StepInstruction& step);
+
+  const KvCache& cache() const { return cache_; }
+  const LlamaModel& model() const { return *model_; }
+
+ private:
+  absl::StatusOr<ForwardBatch> Upload(const HostBatch& host);
+  // Gathers each rank's [P, vocab_local] logits to float32 rows of the whole vocabulary on
+  // rank 0: returns [P * vocab_size] (empty on other ranks).
+  absl::StatusOr<std::vector<float>> GatherLogits(const kernels::Tensor& logits_local);
+
+  kernels::Device* device_;
+  parallel::Communicator* comm_;
+  std::unique_ptr<LlamaModel> model_;
+  KvCache cache_;
+  StepState state_;
+};
+
+}  // namespace pagedllm::worker

@@ -1,0 +1,138 @@
+#include "worker/step_state.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "common/status.h"
+
+namespace pagedllm::worker {
+
+namespace wv1 = pagedllm::worker::v1;
+
+namespace {
+
+SamplingConfig FromProto(const wv1::SamplingConfig& proto) {
+  SamplingConfig config;
+  config.temperature = proto.temperature();
+  config.top_p = proto.top_p();
+  config.top_k = proto.top_k();
+  config.min_p = proto.min_p();
+  config.seed = proto.seed();
+  config.num_top_logprobs = proto.num_top_logprobs();
+  return config;
+}
+
+}  // namespace
+
+absl::Status StepState::Apply(const wv1::StepInstruction& step, HostBatch* batch) {
+  if (step.step_id() != last_step_id_ + 1) {
+    return absl::FailedPreconditionError(absl::StrCat("step ", step.step_id(),
+                                                      " does not follow step ", last_step_id_));
+  }
+  last_step_id_ = step.step_id();
+  *batch = HostBatch();
+
+  for (uint64_t seq_id : step.finished_sequence_ids()) sequences_.erase(seq_id);
+  for (const wv1::NewSequence& new_seq : step.new_sequences()) {
+    SequenceMirror& mirror = sequences_[new_seq.seq_id()];
+    if (mirror.sampler != nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("step ", step.step_id(), ": sequence ", new_seq.seq_id(), " is not new"));
+    }
+    const SamplingConfig config = FromProto(new_seq.sampling());
+    PAGEDLLM_RETURN_IF_ERROR(ValidateSamplingConfig(config, vocab_size_));
+    mirror.sampler = std::make_unique<SequenceSampler>(config, new_seq.sampling().seed());
+  }
+  for (const wv1::BlockCopy& copy : step.block_copies()) {
+    if (copy.src() < 0 || copy.src() >= num_blocks_ || copy.dst() < 0 ||
+        copy.dst() >= num_blocks_) {
+      return absl::InvalidArgumentError(absl::StrCat("block copy ", copy.src(), " -> ",
+                                                     copy.dst(), " is outside [0, ", num_blocks_,
+                                                     ")"));
+    }
+    batch->block_copies.push_back(copy.src());
+    batch->block_copies.push_back(copy.dst());
+  }
+
+  batch->query_start.push_back(0);
+  for (const wv1::SequenceStep& seq_step : step.sequences()) {
+    PAGEDLLM_RETURN_IF_ERROR(ApplySequenceStep(seq_step, batch));
+  }
+
+  // Block tables as a dense [S, max_blocks] matrix.
+  int32_t max_blocks = 1;
+  for (const wv1::SequenceStep& seq_step : step.sequences()) {
+    max_blocks = std::max<int32_t>(
+        max_blocks, static_cast<int32_t>(sequences_[seq_step.seq_id()].block_table.size()));
+  }
+  batch->max_blocks_per_seq = max_blocks;
+  batch->block_tables.assign(static_cast<size_t>(step.sequences_size()) * max_blocks, 0);
+  for (int s = 0; s < step.sequences_size(); ++s) {
+    const std::vector<int32_t>& table = sequences_[step.sequences(s).seq_id()].block_table;
+    std::copy(table.begin(), table.end(), batch->block_tables.begin() + s * max_blocks);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, HostBatch* batch) {
+  auto it = sequences_.find(seq_step.seq_id());
+  if (it == sequences_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("step ", last_step_id_, ": unknown sequence ", seq_step.seq_id()));
+  }
+  std::vector<int32_t>& table = it->second.block_table;
+  if (seq_step.reset_block_table()) table.clear();
+  for (const wv1::BlockReplacement& replacement : seq_step.replacements()) {
+    if (replacement.index() < 0 || replacement.index() >= static_cast<int>(table.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", seq_step.seq_id(), ": replacement index ",
+                       replacement.index(), " outside its table of ", table.size(), " blocks"));
+    }
+    table[replacement.index()] = replacement.block_id();
+  }
+  for (int32_t block : seq_step.new_block_ids()) table.push_back(block);
+  for (int32_t block : table) {
+    if (block < 0 || block >= num_blocks_) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", seq_step.seq_id(), ": block ",
+                                                     block, " outside [0, ", num_blocks_, ")"));
+    }
+  }
+
+  const int32_t first = seq_step.first_position();
+  const int32_t count = seq_step.token_ids_size();
+  const int64_t end = static_cast<int64_t>(first) + count;
+  if (first < 0 || count <= 0 || end > static_cast<int64_t>(table.size()) * block_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence ", seq_step.seq_id(), ": positions [", first, ", ", end,
+                     ") do not fit its ", table.size(), " blocks of ", block_size_));
+  }
+  for (int32_t i = 0; i < count; ++i) {
+    const int32_t token = seq_step.token_ids(i);
+    if (token < 0 || token >= vocab_size_) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", seq_step.seq_id(), ": token id ",
+                                                     token, " outside [0, ", vocab_size_, ")"));
+    }
+    const int32_t position = first + i;
+    batch->token_ids.push_back(token);
+    batch->positions.push_back(position);
+    batch->slot_mapping.push_back(table[position / block_size_] * block_size_ +
+                                  position % block_size_);
+  }
+  batch->context_lens.push_back(static_cast<int32_t>(end));
+  batch->query_start.push_back(batch->num_tokens());
+  if (seq_step.sample()) {
+    batch->sample_rows.push_back(batch->num_tokens() - 1);
+    batch->sample_seq_ids.push_back(seq_step.seq_id());
+  }
+  return absl::OkStatus();
+}
+
+SequenceSampler& StepState::sampler(uint64_t seq_id) {
+  auto it = sequences_.find(seq_id);
+  PAGEDLLM_CHECK(it != sequences_.end() && it->second.sampler != nullptr, "no sampler for sequence ",
+                 seq_id);
+  return *it->second.sampler;
+}
+
+}  // namespace pagedllm::worker
