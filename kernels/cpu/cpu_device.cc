@@ -1,5 +1,7 @@
 #include "kernels/cpu/cpu_device.h"
 
+#include <cblas.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -57,7 +59,11 @@ int DefaultCpuThreads() {
 namespace pagedllm::kernels {
 
 std::unique_ptr<Device> MakeCpuDevice() {
-  return std::make_unique<cpu::CpuDevice>(cpu::DefaultCpuThreads());
+  const int threads = cpu::DefaultCpuThreads();
+  // An explicit thread budget covers OpenBLAS's GEMM threads too (e.g. 1 per rank when
+  // several ranks share a few cores); otherwise OpenBLAS keeps its own default.
+  if (std::getenv("PAGEDLLM_CPU_THREADS") != nullptr) openblas_set_num_threads(threads);
+  return std::make_unique<cpu::CpuDevice>(threads);
 }
 
 }  // namespace pagedllm::kernels

@@ -39,7 +39,8 @@ class CpuDevice : public Device {
 };
 
 // Threads for MakeCpuDevice(): $PAGEDLLM_CPU_THREADS when set to a positive integer, else the
-// number of hardware threads.
+// number of hardware threads. When the variable is set, MakeCpuDevice also gives OpenBLAS
+// (process-wide) that many threads; otherwise OpenBLAS follows $OPENBLAS_NUM_THREADS.
 int DefaultCpuThreads();
 
 }  // namespace pagedllm::kernels::cpu

@@ -41,31 +41,34 @@ void ExpectGolden(const ClusterOptions& options, bool expect_preemption) {
   }
   absl::StatusOr<pagedllm::v1::ServerStats> stats = (*cluster)->WaitForAllBlocksFree();
   ASSERT_TRUE(stats.ok()) << stats.status();
-  if (expect_preemption) EXPECT_GT(stats->num_preemptions(), 0u);
+  if (expect_preemption) {
+    EXPECT_GT(stats->num_preemptions(), 0u);
+  }
   const absl::Status stopped = (*cluster)->Stop();
   EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
 }
 
 TEST(BundledModelTest, GreedyMatchesTransformersTp1) {
-  ExpectGolden({.model_dir = ModelDir(), .tp = 1}, false);
+  ExpectGolden(ClusterOptions(ModelDir(), 1), false);
 }
 
 TEST(BundledModelTest, GreedyMatchesTransformersTp2) {
-  ExpectGolden({.model_dir = ModelDir(), .tp = 2}, false);
+  ExpectGolden(ClusterOptions(ModelDir(), 2), false);
 }
 
 TEST(BundledModelTest, PreemptionByRecomputeKeepsTokensTp2) {
   // 5 sequences of 74 tokens need 5 blocks of 16 each; 9 blocks hold fewer than two of them.
-  ExpectGolden({.model_dir = ModelDir(), .tp = 2, .num_kv_blocks = 9}, true);
+  ClusterOptions options(ModelDir(), 2);
+  options.num_kv_blocks = 9;
+  ExpectGolden(options, true);
 }
 
 TEST(BundledModelTest, SmallBlocksAndChunkedPrefillTp1) {
   // Block size 4 and a 8-token step budget: every prompt is prefilled in chunks.
-  ExpectGolden({.model_dir = ModelDir(),
-                .tp = 1,
-                .block_size = 4,
-                .extra_flags = {"--max_num_batched_tokens=8"}},
-               false);
+  ClusterOptions options(ModelDir(), 1);
+  options.block_size = 4;
+  options.extra_flags = {"--max_num_batched_tokens=8"};
+  ExpectGolden(options, false);
 }
 
 }  // namespace

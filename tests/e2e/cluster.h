@@ -15,6 +15,7 @@
 namespace pagedllm::testing {
 
 struct ClusterOptions {
+  ClusterOptions(std::string model_dir, int tp) : model_dir(std::move(model_dir)), tp(tp) {}
   std::string model_dir;
   int tp = 1;
   int num_kv_blocks = 0;  // 0: the default sizing

@@ -40,7 +40,7 @@ class GoldenModelsTest : public ::testing::TestWithParam<ModelAndTp> {};
 TEST_P(GoldenModelsTest, MatchesTransformers) {
   const ModelAndTp& param = GetParam();
   const nlohmann::json golden = LoadJson(ModelDir(param.model) + "/golden.json");
-  auto cluster = Cluster::Start({.model_dir = ModelDir(param.model), .tp = param.tp});
+  auto cluster = Cluster::Start(ClusterOptions(ModelDir(param.model), param.tp));
   ASSERT_TRUE(cluster.ok()) << cluster.status();
 
   std::vector<pagedllm::v1::GenerateRequest> requests;

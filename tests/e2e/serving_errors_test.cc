@@ -20,10 +20,10 @@ std::string ModelDir() { return SourceDir() + "/models/pagedllm-tiny-py"; }
 class ServingErrorsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto started = Cluster::Start({.model_dir = ModelDir(),
-                                   .tp = 2,
-                                   .num_kv_blocks = 64,
-                                   .extra_flags = {"--max_num_seqs=2", "--max_waiting=2"}});
+    ClusterOptions options(ModelDir(), 2);
+    options.num_kv_blocks = 64;
+    options.extra_flags = {"--max_num_seqs=2", "--max_waiting=2"};
+    auto started = Cluster::Start(options);
     ASSERT_TRUE(started.ok()) << started.status();
     cluster_ = started->release();
   }
@@ -153,7 +153,7 @@ TEST_F(ServingErrorsTest, CancellingACallFreesItsBlocks) {
 }
 
 TEST(ServingFailuresTest, LostWorkerMakesTheClusterUnavailable) {
-  auto cluster = Cluster::Start({.model_dir = ModelDir(), .tp = 2});
+  auto cluster = Cluster::Start(ClusterOptions(ModelDir(), 2));
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   grpc::ClientContext context;
   auto reader = (*cluster)->stub().Generate(&context, GreedyRequest({0, 476, 290}, 1000));
@@ -179,7 +179,7 @@ TEST(ServingFailuresTest, LostWorkerMakesTheClusterUnavailable) {
 }
 
 TEST(ServingFailuresTest, MissingModelStopsStartUpNamingThePath) {
-  auto cluster = Cluster::Start({.model_dir = "/nonexistent/model-dir", .tp = 2});
+  auto cluster = Cluster::Start(ClusterOptions("/nonexistent/model-dir", 2));
   ASSERT_FALSE(cluster.ok());
   EXPECT_THAT(std::string(cluster.status().message()), HasSubstr("/nonexistent/model-dir"));
 }

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/check.h"
+#include "worker/sampling/fast_exp.h"
 
 namespace pagedllm::worker {
 namespace {
@@ -41,6 +42,23 @@ int WeightBucket(float weight) {
   std::memcpy(&bits, &weight, sizeof(bits));
   return static_cast<int>(bits >> kWeightBucketShift);
 }
+
+// The sum of values[0, n) in double, as 8 interleaved partial sums added pairwise: a fixed
+// order (the same bits everywhere) that the compiler can vectorise.
+double SumToDouble(const float* values, size_t n) {
+  constexpr size_t kLanes = 8;
+  double lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (size_t k = 0; k < kLanes; ++k) lanes[k] += values[i + k];
+  }
+  for (; i < n; ++i) lanes[i % kLanes] += values[i];
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+// Tokens per block when walking a dense distribution: whole blocks are skipped by their sum.
+constexpr size_t kDrawBlock = 1024;
 
 // The largest logit's id; ties go to the lowest id. NaN never wins (all NaN: 0).
 int32_t ArgMax(const float* logits, int vocab_size) {
@@ -115,19 +133,36 @@ int32_t DrawById(const std::vector<Candidate>& kept, double u01) {
   return kept.back().id;
 }
 
-// The same over dense weights [vocab_size], 0 for tokens not kept.
+// The same over dense weights [vocab_size], 0 for tokens not kept; skips whole blocks by
+// their sum and walks token by token only inside the block where u falls.
 int32_t DrawDense(const std::vector<float>& weights, double u01) {
-  double mass = 0.0;
-  for (float w : weights) mass += w;
-  const double u = u01 * mass;
+  const float* w = weights.data();
+  const size_t vocab = weights.size();
+  const double u = u01 * SumToDouble(w, vocab);
   double cumulative = 0.0;
   int32_t last_kept = -1;
-  for (size_t i = 0; i < weights.size(); ++i) {
-    if (weights[i] == 0.0f) continue;
-    cumulative += weights[i];
-    if (cumulative > u) return static_cast<int32_t>(i);
-    last_kept = static_cast<int32_t>(i);
+  for (size_t begin = 0; begin < vocab; begin += kDrawBlock) {
+    const size_t end = std::min(vocab, begin + kDrawBlock);
+    const double block_mass = SumToDouble(w + begin, end - begin);
+    if (block_mass == 0.0) continue;
+    if (cumulative + block_mass <= u) {
+      cumulative += block_mass;
+      for (size_t i = end; i-- > begin;) {
+        if (w[i] > 0.0f) {
+          last_kept = static_cast<int32_t>(i);
+          break;
+        }
+      }
+      continue;
+    }
+    for (size_t i = begin; i < end; ++i) {
+      if (w[i] == 0.0f) continue;
+      cumulative += w[i];
+      if (cumulative > u) return static_cast<int32_t>(i);
+      last_kept = static_cast<int32_t>(i);
+    }
   }
+  // Rounding left u at the total: the last kept token. The argmax (weight 1) is always kept.
   PAGEDLLM_CHECK(last_kept >= 0, "sampler kept no token");
   return last_kept;
 }
@@ -168,8 +203,7 @@ int32_t SequenceSampler::SampleRandom(const float* logits, int vocab_size) {
   // difference keeps a tiny temperature finite.
   const float temperature = config_.temperature;
   auto weight_of = [&](int32_t id) {
-    const float w = std::exp((logits[id] - max_logit) / temperature);
-    return w > 0.0f ? w : 0.0f;
+    return FastExpNonPositive((logits[id] - max_logit) / temperature);
   };
   const float min_weight = config_.min_p;  // p >= min_p * p_max  <=>  weight >= min_p
   auto passes_min_p = [&](float w) { return w > 0.0f && w >= min_weight; };
@@ -196,22 +230,20 @@ int32_t SequenceSampler::SampleRandom(const float* logits, int vocab_size) {
   }
 
   std::vector<float> weights(static_cast<size_t>(vocab_size));  // [vocab_size]
+  float* const w = weights.data();
+  for (int32_t i = 0; i < vocab_size; ++i) {  // vectorised: no calls, no branches
+    w[i] = FastExpNonPositive((logits[i] - max_logit) / temperature);
+  }
   if (!use_top_p) {
-    for (int32_t i = 0; i < vocab_size; ++i) {
-      const float w = weight_of(i);
-      weights[i] = passes_min_p(w) ? w : 0.0f;
+    if (min_weight > 0.0f) {
+      for (int32_t i = 0; i < vocab_size; ++i) w[i] = w[i] >= min_weight ? w[i] : 0.0f;
     }
     return DrawDense(weights, NextUniform());
   }
 
   std::array<double, kNumWeightBuckets> bucket_mass{};
-  double total = 0.0;
-  for (int32_t i = 0; i < vocab_size; ++i) {
-    const float w = weight_of(i);
-    weights[i] = w;
-    bucket_mass[WeightBucket(w)] += w;
-    total += w;
-  }
+  for (int32_t i = 0; i < vocab_size; ++i) bucket_mass[WeightBucket(w[i])] += w[i];
+  const double total = SumToDouble(w, weights.size());
   const double threshold = top_p_fraction * total;
   int crossing_bucket = kNumWeightBuckets - 1;
   double mass_above = 0.0;
@@ -221,12 +253,12 @@ int32_t SequenceSampler::SampleRandom(const float* logits, int vocab_size) {
   }
   std::vector<Candidate> crossing;  // the tokens of the crossing bucket, in id order
   for (int32_t i = 0; i < vocab_size; ++i) {
-    if (!passes_min_p(weights[i])) continue;
-    const int bucket = WeightBucket(weights[i]);
+    if (!passes_min_p(w[i])) continue;
+    const int bucket = WeightBucket(w[i]);
     if (bucket > crossing_bucket) {
-      kept.push_back({i, weights[i]});
+      kept.push_back({i, w[i]});
     } else if (bucket == crossing_bucket) {
-      crossing.push_back({i, weights[i]});
+      crossing.push_back({i, w[i]});
     }
   }
   crossing.resize(NucleusPrefix(ranks_before, kept.size(), mass_above, threshold, &crossing));
@@ -236,15 +268,19 @@ int32_t SequenceSampler::SampleRandom(const float* logits, int vocab_size) {
 }
 
 void FillLogprobs(const float* logits, int vocab_size, int num_top_logprobs, SampledToken* token) {
-  // log_softmax: logprob(i) = logit(i) - (max + log(sum exp(logit - max))). The differences
-  // and the final subtraction are in double; each exp is in float (relative error ~1e-7, below
-  // what the float result holds) and summed in double.
+  // log_softmax: logprob(i) = logit(i) - (max + log(sum exp(logit - max))). Each exp is in
+  // float (relative error < 3e-7, below what the float result holds), summed in double; the
+  // final subtraction is in double.
   float max_logit = -std::numeric_limits<float>::infinity();
   for (int i = 0; i < vocab_size; ++i) max_logit = std::max(max_logit, logits[i]);
   double sum = 0.0;
-  for (int i = 0; i < vocab_size; ++i) {
-    const float e = std::exp(static_cast<float>(double{logits[i]} - double{max_logit}));
-    if (e > 0.0f) sum += e;  // skips NaN
+  float block[kDrawBlock];
+  for (int begin = 0; begin < vocab_size; begin += static_cast<int>(kDrawBlock)) {
+    const int end = std::min(vocab_size, begin + static_cast<int>(kDrawBlock));
+    for (int i = begin; i < end; ++i) {
+      block[i - begin] = FastExpNonPositive(logits[i] - max_logit);  // 0 for NaN
+    }
+    sum += SumToDouble(block, static_cast<size_t>(end - begin));
   }
   const double log_normalizer = double{max_logit} + std::log(sum);
   auto logprob = [&](int32_t id) {

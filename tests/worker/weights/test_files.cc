@@ -1,5 +1,8 @@
 #include "tests/worker/weights/test_files.h"
 
+#include <unistd.h>
+
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -13,21 +16,23 @@ namespace pagedllm::worker::testing {
 using Json = nlohmann::json;
 
 std::string MakeTempDir(const std::string& name) {
-  const std::filesystem::path dir =
-      std::filesystem::path(::testing::TempDir()) / absl::StrCat("pagedllm_weights_", getpid()) / name;
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
+                                    absl::StrCat("pagedllm_weights_", getpid()) / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
 }
 
-std::string SafetensorsBytes(const std::vector<TensorSpec>& tensors, const std::string& metadata_json) {
+std::string SafetensorsBytes(const std::vector<TensorSpec>& tensors,
+                             const std::string& metadata_json) {
   Json header = Json::object();
   if (!metadata_json.empty()) header["__metadata__"] = Json::parse(metadata_json);
   std::string data;
   for (const TensorSpec& t : tensors) {
     const uint64_t begin = data.size();
     data.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
   }
   std::string text = header.dump();
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
@@ -38,7 +43,8 @@ std::string RawSafetensors(const std::string& header, const std::string& data) {
   return RawSafetensors(header.size(), header, data);
 }
 
-std::string RawSafetensors(uint64_t header_length, const std::string& header, const std::string& data) {
+std::string RawSafetensors(uint64_t header_length, const std::string& header,
+                           const std::string& data) {
   std::string bytes;
   for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((header_length >> (8 * i)) & 0xff));
   return bytes + header + data;
@@ -79,7 +85,9 @@ std::string SyntheticConfigJson(const SyntheticModel& m) {
       {"tie_word_embeddings", m.tied},
       {"bos_token_id", 0},
       {"eos_token_id", 1},
-      {"torch_dtype", m.dtype == "F32" ? "float32" : m.dtype == "BF16" ? "bfloat16" : "float16"},
+      {"torch_dtype", m.dtype == "F32"    ? "float32"
+                      : m.dtype == "BF16" ? "bfloat16"
+                                          : "float16"},
   };
   return config.dump(2);
 }
@@ -124,7 +132,8 @@ void WriteSyntheticModel(const std::string& dir, const SyntheticModel& m) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const int file = static_cast<int>(i % m.num_files);
     per_file[file].push_back(tensors[i]);
-    weight_map[tensors[i].name] = absl::StrCat("model-0000", file + 1, "-of-0000", m.num_files, ".safetensors");
+    weight_map[tensors[i].name] =
+        absl::StrCat("model-0000", file + 1, "-of-0000", m.num_files, ".safetensors");
   }
   for (int f = 0; f < m.num_files; ++f) {
     WriteFile(absl::StrCat(dir, "/model-0000", f + 1, "-of-0000", m.num_files, ".safetensors"),

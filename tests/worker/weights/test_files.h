@@ -43,9 +43,9 @@ struct SyntheticModel {
   int64_t vocab = 10;
   int64_t layers = 2;
   bool tied = false;
-  bool write_lm_head = true;   // lm_head.weight (ignored when tied and false)
-  std::string dtype = "F32";   // all tensors
-  int num_files = 1;           // > 1: model-0000i-of-0000n.safetensors + index.json
+  bool write_lm_head = true;  // lm_head.weight (ignored when tied and false)
+  std::string dtype = "F32";  // all tensors
+  int num_files = 1;          // > 1: model-0000i-of-0000n.safetensors + index.json
 };
 
 // The config.json text of `model`.
