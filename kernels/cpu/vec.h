@@ -23,9 +23,4 @@ inline void Axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
-// y[i] *= alpha.
-inline void Scale(float alpha, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
-}
-
 }  // namespace pagedllm::kernels::cpu

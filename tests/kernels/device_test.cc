@@ -43,10 +43,12 @@ TEST(CpuDevice, AllocationErrors) {
       TestDevice().Allocate(DType::kFloat32, {int64_t{1} << 40, int64_t{1} << 40});
   EXPECT_EQ(overflow.status().code(), absl::StatusCode::kResourceExhausted);
 
+#ifndef __SANITIZE_ADDRESS__  // AddressSanitizer aborts on huge requests instead of failing
   // 2^60 bytes: more than any machine has.
   const absl::StatusOr<Tensor> huge = TestDevice().Allocate(DType::kFloat32, {int64_t{1} << 58});
   EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(huge.status().message()), ::testing::HasSubstr("bytes"));
+#endif
 }
 
 TEST(CpuDevice, FromHostAndToHostRoundTrip) {

@@ -283,23 +283,35 @@ void FillLogprobs(const float* logits, int vocab_size, int num_top_logprobs, Sam
     sum += SumToDouble(block, static_cast<size_t>(end - begin));
   }
   const double log_normalizer = double{max_logit} + std::log(sum);
+  // Degenerate logits (a +inf, or nothing above -inf): the maxima get log 1, the rest log 0.
+  const bool degenerate = !std::isfinite(max_logit);
   auto logprob = [&](int32_t id) {
+    if (degenerate) {
+      return logits[id] == max_logit ? 0.0f : -std::numeric_limits<float>::infinity();
+    }
     return static_cast<float>(double{logits[id]} - log_normalizer);
   };
   token->logprob = logprob(token->token_id);
 
   token->top.clear();
   if (num_top_logprobs <= 0) return;
-  // One pass keeping the best N sorted; inserts are rare after the first few thousand ids.
+  // One pass keeping the best N sorted: fill it with the first N non-NaN ids, then a token
+  // needs a logit above the worst kept (a later id never wins a tie; NaN never compares above).
   const RanksBefore ranks_before{logits};
   const size_t n = static_cast<size_t>(num_top_logprobs);
   std::vector<int32_t> best;  // [<= n + 1], sorted by ranks_before
   best.reserve(n + 1);
-  for (int32_t i = 0; i < vocab_size; ++i) {
+  int32_t i = 0;
+  for (; i < vocab_size && best.size() < n; ++i) {
     if (std::isnan(logits[i])) continue;
-    if (best.size() == n && !(logits[i] > logits[best.back()])) continue;
     best.insert(std::upper_bound(best.begin(), best.end(), i, ranks_before), i);
-    if (best.size() > n) best.pop_back();
+  }
+  float worst = best.empty() ? 0.0f : logits[best.back()];
+  for (; i < vocab_size; ++i) {
+    if (!(logits[i] > worst)) continue;
+    best.insert(std::upper_bound(best.begin(), best.end(), i, ranks_before), i);
+    best.pop_back();
+    worst = logits[best.back()];
   }
   token->top.reserve(best.size());
   for (int32_t id : best) token->top.push_back({id, logprob(id)});

@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "worker/sampling/fast_exp.h"
 
 namespace pagedllm::worker {
 namespace {
@@ -368,9 +369,8 @@ int32_t ReferenceSample(const std::vector<float>& logits, const SamplingConfig& 
                    [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
   if (config.temperature == 0.0f) return order[0];
   const float max_logit = logits[order[0]];
-  auto weight = [&](int32_t id) {
-    const float w = std::exp((logits[id] - max_logit) / config.temperature);
-    return w > 0.0f ? w : 0.0f;
+  auto weight = [&](int32_t id) {  // the sampler's exp (tested in fast_exp_test)
+    return FastExpNonPositive((logits[id] - max_logit) / config.temperature);
   };
   size_t n = order.size();
   if (config.top_k > 0 && config.top_k < vocab) n = std::min(n, size_t(config.top_k));
@@ -454,6 +454,14 @@ TEST(SamplerTest, NanAndInfinityAreHandled) {
   ASSERT_EQ(token.top.size(), 2u);
   EXPECT_EQ(token.top[0].token_id, 1);
   EXPECT_EQ(token.top[1].token_id, 2);
+  EXPECT_NEAR(token.logprob, -std::log1p(std::exp(-1.0)), 1e-6);
+
+  // Degenerate logits give log 1 for the maxima, log 0 for the rest; never NaN.
+  const std::vector<float> degenerate = {0.0f, std::numeric_limits<float>::infinity(), 1.0f};
+  const SampledToken inf_token = greedy.Sample(degenerate.data(), 3);
+  EXPECT_EQ(inf_token.token_id, 1);
+  EXPECT_EQ(inf_token.logprob, 0.0f);
+  EXPECT_EQ(inf_token.top[1].logprob, -std::numeric_limits<float>::infinity());
 }
 
 }  // namespace

@@ -15,6 +15,38 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
+// inv_freq of a Llama 3.1 8B config (head_dim 128, rope_theta 500000) as transformers 5.17.0 with
+// PyTorch 2.11 computes it on CPU, without and with the llama3 scaling (factor 8, 1, 4, 8192).
+const float kTransformersDefaultInvFreq[64] = {
+    0x1p+0f,         0x1.a11582p-1f,  0x1.53c38cp-1f,  0x1.14c708p-1f,  0x1.c2ef78p-2f,
+    0x1.6f56fap-2f,  0x1.2b3dc6p-2f,  0x1.e788c2p-3f,  0x1.8d276p-3f,   0x1.43874p-3f,
+    0x1.078d4p-3f,   0x1.ad6338p-4f,  0x1.5dc95ap-4f,  0x1.1cf13p-4f,   0x1.d03ccep-5f,
+    0x1.7a2d08p-5f,  0x1.34119p-5f,   0x1.f5ea7ep-6f,  0x1.98de92p-6f,  0x1.4d1272p-6f,
+    0x1.0f5386p-6f,  0x1.ba0dd8p-7f,  0x1.681adap-7f,  0x1.2558fep-7f,  0x1.ddee9ep-8f,
+    0x1.8554ecp-8f,  0x1.3d2804p-8f,  0x1.025c6ap-8f,  0x1.a4ee4p-9f,   0x1.56e5b8p-9f,
+    0x1.175482p-9f,  0x1.c7182p-10f,  0x1.72ba42p-10f, 0x1.2e0046p-10f, 0x1.ec07d4p-11f,
+    0x1.90d10cp-11f, 0x1.46831ap-11f, 0x1.09fb7ep-11f, 0x1.b15902p-12f, 0x1.610332p-12f,
+    0x1.1f91fp-12f,  0x1.d484dep-13f, 0x1.7da9e8p-13f, 0x1.36e8eap-13f, 0x1.fa8b86p-14f,
+    0x1.9ca3eap-14f, 0x1.5024d6p-14f, 0x1.11d41ep-14f, 0x1.be2188p-15f, 0x1.6b6d0ep-15f,
+    0x1.280d96p-15f, 0x1.e257p-16f,   0x1.88ec2p-16f,  0x1.4014d2p-16f, 0x1.04be68p-16f,
+    0x1.a8d01p-17f,  0x1.5a0f4ep-17f, 0x1.19e8p-17f,   0x1.cb4a9ap-18f, 0x1.76258ep-18f,
+    0x1.30c94ep-18f, 0x1.f09184p-19f, 0x1.94836p-19f,  0x1.4985fep-19f};
+
+const float kTransformersLlama3InvFreq[64] = {
+    0x1p+0f,         0x1.a11582p-1f,  0x1.53c38cp-1f,  0x1.14c708p-1f,  0x1.c2ef78p-2f,
+    0x1.6f56fap-2f,  0x1.2b3dc6p-2f,  0x1.e788c2p-3f,  0x1.8d276p-3f,   0x1.43874p-3f,
+    0x1.078d4p-3f,   0x1.ad6338p-4f,  0x1.5dc95ap-4f,  0x1.1cf13p-4f,   0x1.d03ccep-5f,
+    0x1.7a2d08p-5f,  0x1.34119p-5f,   0x1.f5ea7ep-6f,  0x1.98de92p-6f,  0x1.4d1272p-6f,
+    0x1.0f5386p-6f,  0x1.ba0dd8p-7f,  0x1.681adap-7f,  0x1.2558fep-7f,  0x1.ddee9ep-8f,
+    0x1.8554ecp-8f,  0x1.3d2804p-8f,  0x1.025c6ap-8f,  0x1.a4ee4p-9f,   0x1.1bfa0cp-9f,
+    0x1.67a23ap-10f, 0x1.c12f3cp-11f, 0x1.132ba4p-11f, 0x1.47e21p-12f,  0x1.765ba4p-13f,
+    0x1.90d10cp-14f, 0x1.46831ap-14f, 0x1.09fb7ep-14f, 0x1.b15902p-15f, 0x1.610332p-15f,
+    0x1.1f91fp-15f,  0x1.d484dep-16f, 0x1.7da9e8p-16f, 0x1.36e8eap-16f, 0x1.fa8b86p-17f,
+    0x1.9ca3eap-17f, 0x1.5024d6p-17f, 0x1.11d41ep-17f, 0x1.be2188p-18f, 0x1.6b6d0ep-18f,
+    0x1.280d96p-18f, 0x1.e257p-19f,   0x1.88ec2p-19f,  0x1.4014d2p-19f, 0x1.04be68p-19f,
+    0x1.a8d01p-20f,  0x1.5a0f4ep-20f, 0x1.19e8p-20f,   0x1.cb4a9ap-21f, 0x1.76258ep-21f,
+    0x1.30c94ep-21f, 0x1.f09184p-22f, 0x1.94836p-22f,  0x1.4985fep-22f};
+
 // A Llama 3.1 8B config.json, as Hugging Face ships it.
 Json Llama31Config() {
   return Json::parse(R"({
@@ -295,6 +327,20 @@ TEST(ModelConfigTest, Llama3RopeInvFreq) {
   EXPECT_GT(high, 0);
   EXPECT_GT(low, 0);
   EXPECT_GT(medium, 0);
+}
+
+TEST(ModelConfigTest, RopeInvFreqMatchesTransformersBitForBit) {
+  auto config = Parse(Llama31Config());
+  ASSERT_TRUE(config.ok()) << config.status();
+  const std::vector<float> llama3 = RopeInvFreq(*config);
+  config->rope_scaling = RopeScaling{};
+  const std::vector<float> plain = RopeInvFreq(*config);
+  ASSERT_EQ(llama3.size(), 64u);
+  ASSERT_EQ(plain.size(), 64u);
+  for (size_t i = 0; i < 64; ++i) {
+    EXPECT_EQ(plain[i], kTransformersDefaultInvFreq[i]) << i;
+    EXPECT_EQ(llama3[i], kTransformersLlama3InvFreq[i]) << i;
+  }
 }
 
 TEST(ModelConfigTest, LoadsBundledModelConfig) {

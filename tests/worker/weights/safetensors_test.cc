@@ -128,6 +128,13 @@ TEST_F(SafetensorsTest, RejectsNonObjectHeader) {
   ExpectInvalid(RawSafetensors("{\"__metadata__\": 3}", ""), {"__metadata__"});
 }
 
+TEST_F(SafetensorsTest, DeeplyNestedHeaderDoesNotOverflowTheStack) {
+  const int depth = 1'000'000;
+  ExpectInvalid(RawSafetensors(std::string(depth, '[') + std::string(depth, ']'), ""),
+                {"not a JSON object"});
+  ExpectInvalid(RawSafetensors("{\"w\": " + std::string(depth, '['), ""), {"not valid JSON"});
+}
+
 TEST_F(SafetensorsTest, RejectsMissingOrInvalidFields) {
   const std::string data(8, '\0');
   ExpectInvalid(RawSafetensors(R"({"w": {"shape": [2], "data_offsets": [0, 8]}})", data),

@@ -1,0 +1,138 @@
+// pagedllm-bench: offline-throughput and latency benchmark against a running coordinator.
+// Sends --num_requests requests of random prompt token ids (fixed seed), at most --concurrency
+// in flight, each generating exactly --output_len tokens (ignore_eos), and prints throughput and
+// latency percentiles, plus the server's step count.
+//   pagedllm-bench --address localhost:50051 --num_requests 64 --prompt_len 128 --output_len 128
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "grpcpp/create_channel.h"
+#include "pagedllm/v1/generation.grpc.pb.h"
+
+ABSL_FLAG(std::string, address, "localhost:50051", "coordinator address");
+ABSL_FLAG(int, num_requests, 64, "requests to send");
+ABSL_FLAG(int, concurrency, 64, "most requests in flight at once");
+ABSL_FLAG(int, prompt_len, 128, "prompt tokens per request");
+ABSL_FLAG(int, output_len, 128, "generated tokens per request");
+ABSL_FLAG(int, vocab_low, 3, "prompt ids are drawn from [vocab_low, vocab_high)");
+ABSL_FLAG(int, vocab_high, 0, "upper bound of prompt ids (0: the server's vocab size)");
+ABSL_FLAG(uint64_t, seed, 1234, "seed of the prompts");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct RequestTiming {
+  double first_token_s = 0;
+  double total_s = 0;
+  int tokens = 0;
+  bool ok = false;
+};
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[std::min(values.size() - 1, static_cast<size_t>(p * values.size()))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("pagedllm-bench --address HOST:PORT [--num_requests N ...]");
+  absl::ParseCommandLine(argc, argv);
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_address), grpc::InsecureChannelCredentials());
+  auto stub = pagedllm::v1::Generation::NewStub(channel);
+
+  pagedllm::v1::ServerStats before;
+  {
+    grpc::ClientContext context;
+    const grpc::Status status = stub->GetStats(&context, {}, &before);
+    if (!status.ok()) {
+      std::fprintf(stderr, "GetStats: %s\n", status.error_message().c_str());
+      return 1;
+    }
+  }
+  const int vocab_high =
+      absl::GetFlag(FLAGS_vocab_high) > 0 ? absl::GetFlag(FLAGS_vocab_high) : before.vocab_size();
+  const int num_requests = absl::GetFlag(FLAGS_num_requests);
+  std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
+  std::uniform_int_distribution<int> token(absl::GetFlag(FLAGS_vocab_low), vocab_high - 1);
+  std::vector<pagedllm::v1::GenerateRequest> requests(num_requests);
+  for (auto& request : requests) {
+    for (int i = 0; i < absl::GetFlag(FLAGS_prompt_len); ++i) {
+      request.mutable_token_ids()->add_ids(token(rng));
+    }
+    request.mutable_sampling()->set_max_tokens(absl::GetFlag(FLAGS_output_len));
+    request.mutable_sampling()->set_temperature(0.0f);
+    request.mutable_sampling()->set_ignore_eos(true);
+  }
+
+  std::vector<RequestTiming> timings(num_requests);
+  std::atomic<int> next{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < std::min(absl::GetFlag(FLAGS_concurrency), num_requests); ++t) {
+    threads.emplace_back([&] {
+      for (int i = next++; i < num_requests; i = next++) {
+        const auto sent = Clock::now();
+        grpc::ClientContext context;
+        auto reader = stub->Generate(&context, requests[i]);
+        pagedllm::v1::GenerateResponse response;
+        RequestTiming& timing = timings[i];
+        while (reader->Read(&response)) {
+          for (const auto& choice : response.choices()) {
+            if (timing.tokens == 0 && choice.token_ids_size() > 0) {
+              timing.first_token_s = std::chrono::duration<double>(Clock::now() - sent).count();
+            }
+            timing.tokens += choice.token_ids_size();
+          }
+        }
+        timing.ok = reader->Finish().ok();
+        timing.total_s = std::chrono::duration<double>(Clock::now() - sent).count();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const double wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+
+  pagedllm::v1::ServerStats after;
+  {
+    grpc::ClientContext context;
+    stub->GetStats(&context, {}, &after);
+  }
+  int failed = 0;
+  long output_tokens = 0;
+  std::vector<double> ttft, latency;
+  for (const RequestTiming& timing : timings) {
+    failed += !timing.ok;
+    output_tokens += timing.tokens;
+    ttft.push_back(timing.first_token_s);
+    latency.push_back(timing.total_s);
+  }
+  const long prompt_tokens = static_cast<long>(num_requests) * absl::GetFlag(FLAGS_prompt_len);
+  const uint64_t steps = after.num_steps() - before.num_steps();
+  std::printf("model %s, tp %d, %d requests (%d failed), prompt %d, output %d, concurrency %d\n",
+              after.model().c_str(), after.tp_size(), num_requests, failed,
+              absl::GetFlag(FLAGS_prompt_len), absl::GetFlag(FLAGS_output_len),
+              absl::GetFlag(FLAGS_concurrency));
+  std::printf("wall %.3f s: %.2f requests/s, %.1f output tokens/s, %.1f total tokens/s\n", wall_s,
+              num_requests / wall_s, output_tokens / wall_s,
+              (output_tokens + prompt_tokens) / wall_s);
+  std::printf("engine: %lu steps, %.2f ms per step, %lu preemptions\n",
+              static_cast<unsigned long>(steps), steps ? 1e3 * wall_s / steps : 0.0,
+              static_cast<unsigned long>(after.num_preemptions() - before.num_preemptions()));
+  std::printf("time to first token: p50 %.3f s, p99 %.3f s; latency: p50 %.3f s, p99 %.3f s\n",
+              Percentile(ttft, 0.5), Percentile(ttft, 0.99), Percentile(latency, 0.5),
+              Percentile(latency, 0.99));
+  return failed == 0 ? 0 : 1;
+}
