@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,6 +76,17 @@ std::vector<std::string> WorkerCommand(int worker_port) {
     argv.insert(argv.end(), {"-x", std::string(var)});
   }
   if (getenv("PAGEDLLM_LOG_LEVEL") != nullptr) argv.insert(argv.end(), {"-x", "PAGEDLLM_LOG_LEVEL"});
+  // CPU workers on one host share its cores: give each its share of kernel threads unless the
+  // user chose (each worker would otherwise start a thread per core and oversubscribe).
+  if (absl::GetFlag(FLAGS_device) == "cpu" && absl::GetFlag(FLAGS_hostfile).empty() &&
+      absl::GetFlag(FLAGS_worker_env).find("PAGEDLLM_CPU_THREADS") == std::string::npos &&
+      getenv("PAGEDLLM_CPU_THREADS") == nullptr) {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    const int threads = std::max(1, cores / absl::GetFlag(FLAGS_tp));
+    argv.insert(argv.end(), {"-x", absl::StrCat("PAGEDLLM_CPU_THREADS=", threads)});
+  } else if (getenv("PAGEDLLM_CPU_THREADS") != nullptr) {
+    argv.insert(argv.end(), {"-x", "PAGEDLLM_CPU_THREADS"});
+  }
   for (absl::string_view arg : absl::StrSplit(absl::GetFlag(FLAGS_mpirun_args), ' ', absl::SkipEmpty())) {
     argv.emplace_back(arg);
   }

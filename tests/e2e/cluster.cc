@@ -119,7 +119,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
       absl::StrCat("--num_kv_blocks=", options.num_kv_blocks),
       "--cpu_kv_cache_gib=0.25",
       "--mpirun_args=--oversubscribe --bind-to none",
-      "--worker_env=OPENBLAS_NUM_THREADS=1,OMP_NUM_THREADS=1",
+      "--worker_env=PAGEDLLM_CPU_THREADS=1",
       "--worker_start_timeout_s=60",
       "--step_timeout_s=60",
   };

@@ -213,7 +213,11 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   try {
     header = Json::parse(header_begin, header_begin + header_bytes);
   } catch (const Json::exception& e) {
-    return Invalid(path, absl::StrCat("header is not valid JSON: ", e.what()));
+    // The parser quotes the last token read, which a corrupt header can make huge.
+    constexpr size_t kMaxDetail = 200;
+    std::string detail = e.what();
+    if (detail.size() > kMaxDetail) detail = detail.substr(0, kMaxDetail) + "...";
+    return Invalid(path, absl::StrCat("header is not valid JSON: ", detail));
   }
   if (!header.is_object()) return Invalid(path, "header is not a JSON object");
 

@@ -15,9 +15,29 @@ namespace pagedllm::worker::testing {
 
 using Json = nlohmann::json;
 
+namespace {
+
+// This process's scratch root, removed when the test binary exits.
+class ScratchRoot {
+ public:
+  ScratchRoot()
+      : path_(std::filesystem::path(::testing::TempDir()) /
+              absl::StrCat("pagedllm_weights_", getpid())) {}
+  ~ScratchRoot() {
+    std::error_code error;
+    std::filesystem::remove_all(path_, error);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace
+
 std::string MakeTempDir(const std::string& name) {
-  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
-                                    absl::StrCat("pagedllm_weights_", getpid()) / name;
+  static ScratchRoot root;
+  const std::filesystem::path dir = root.path() / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
