@@ -32,6 +32,10 @@ class Device {
 
   virtual Ops& ops() = 0;
 
+  // The backend's stream (cudaStream_t on CUDA, as void*); nullptr on the CPU. For
+  // communicators that must order collectives with the device's work.
+  virtual void* native_stream() const { return nullptr; }
+
   // A new tensor; contents undefined. Fails (RESOURCE_EXHAUSTED) when memory runs out.
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape);
   // A new tensor holding a copy of host data.

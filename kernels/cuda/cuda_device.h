@@ -1,0 +1,72 @@
+// CudaDevice: one GPU, one stream. Every copy and op is issued on that stream, in order.
+//
+// Memory comes from a caching allocator (freed blocks are kept, by rounded size, for reuse on the
+// same stream, as PyTorch's does), so the per-step activation tensors of the forward pass cost no
+// cudaMalloc after the first steps. Owns the stream, the cuBLASLt handle (through CudaOps) and
+// every cached block; destroyed after every Tensor allocated from it. Used from one thread.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "absl/status/statusor.h"
+#include "kernels/device.h"
+
+namespace pagedllm::kernels {
+
+class CudaOps;
+
+class CudaDevice final : public Device {
+ public:
+  static absl::StatusOr<std::unique_ptr<CudaDevice>> Create(int ordinal);
+  ~CudaDevice() override;
+  CudaDevice(const CudaDevice&) = delete;
+  CudaDevice& operator=(const CudaDevice&) = delete;
+
+  DeviceType type() const override { return DeviceType::kCuda; }
+  std::string name() const override { return name_; }
+
+  absl::StatusOr<void*> AllocateBytes(size_t bytes) override;
+  void Free(void* data) override;
+
+  void CopyHostToDevice(void* dst, const void* src, size_t bytes) override;
+  // Asynchronous on the stream; call Synchronize() before reading `dst`.
+  void CopyDeviceToHost(void* dst, const void* src, size_t bytes) override;
+  void CopyDeviceToDevice(void* dst, const void* src, size_t bytes) override;
+  void Synchronize() override;
+
+  Ops& ops() override;
+  void* native_stream() const override { return stream_; }
+  cudaStream_t stream() const { return stream_; }
+  int ordinal() const { return ordinal_; }
+
+  // Bytes handed out to live tensors, and bytes held from CUDA (live + cached).
+  size_t bytes_in_use() const { return bytes_in_use_; }
+  size_t bytes_reserved() const { return bytes_reserved_; }
+  size_t peak_bytes_in_use() const { return peak_bytes_in_use_; }
+  void ResetPeak() { peak_bytes_in_use_ = bytes_in_use_; }
+  // Returns every cached (unused) block to CUDA.
+  void EmptyCache();
+  // cudaMemGetInfo: {free, total} bytes of the GPU.
+  absl::StatusOr<std::pair<size_t, size_t>> MemoryInfo() const;
+
+ private:
+  CudaDevice(int ordinal, cudaStream_t stream, std::string name);
+
+  const int ordinal_;
+  cudaStream_t stream_;
+  const std::string name_;
+  std::unique_ptr<CudaOps> ops_;
+  std::multimap<size_t, void*> cached_;           // free blocks by size
+  std::unordered_map<void*, size_t> block_size_;  // every block we hold, by address
+  size_t bytes_in_use_ = 0;
+  size_t bytes_reserved_ = 0;
+  size_t peak_bytes_in_use_ = 0;
+};
+
+}  // namespace pagedllm::kernels

@@ -1,0 +1,54 @@
+// CudaOps: the CUDA implementation of kernels/ops.h for bfloat16, float16 and float32 (float32
+// exists for exact comparisons with the CPU backend; serving uses bf16/fp16). Reductions and
+// softmax accumulate in float32. Kernels are issued on the device's stream and never synchronise.
+// Owns the cuBLASLt handle and a workspace that grows on demand (never during graph capture:
+// warm up first). Used from the device's thread.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "kernels/ops.h"
+
+namespace pagedllm::kernels {
+
+class CudaDevice;
+
+class CudaOps final : public Ops {
+ public:
+  explicit CudaOps(CudaDevice* device);
+  ~CudaOps() override;
+  CudaOps(const CudaOps&) = delete;
+  CudaOps& operator=(const CudaOps&) = delete;
+
+  void Linear(const Tensor& x, const Tensor& weight, const Tensor& y) override;
+  void Embedding(const Tensor& token_ids, const Tensor& table, int64_t vocab_begin,
+                 const Tensor& out) override;
+  void RmsNorm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override;
+  void AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps,
+                  const Tensor& out) override;
+  void RopeQkv(const RopeQkvParams& params) override;
+  void SiluAndMul(const Tensor& gate_up, const Tensor& out) override;
+  void WriteKvCache(const Tensor& key, const Tensor& value, const Tensor& slot_mapping,
+                    const Tensor& key_cache, const Tensor& value_cache) override;
+  // In cuda_attention.cu.
+  void PagedAttention(const PagedAttentionParams& params) override;
+  void GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) override;
+  void CopyBlocks(const Tensor& cache, const Tensor& pairs) override;
+  void Cast(const Tensor& in, const Tensor& out) override;
+
+  cudaStream_t stream() const;
+  // Device scratch memory of at least `bytes`, valid until the next call on this stream that
+  // asks for more. Grows with cudaMalloc, so size it before capturing a CUDA graph.
+  void* Workspace(size_t bytes);
+
+ private:
+  CudaDevice* device_;
+  cublasLtHandle_t cublas_ = nullptr;
+  void* cublas_workspace_ = nullptr;
+  size_t cublas_workspace_bytes_ = 0;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+};
+
+}  // namespace pagedllm::kernels
