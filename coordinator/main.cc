@@ -53,6 +53,9 @@ ABSL_FLAG(int, max_waiting, 1024, "most queued requests; more is RESOURCE_EXHAUS
 ABSL_FLAG(int, max_model_len, 0, "longest sequence (0: the model's max_position_embeddings)");
 ABSL_FLAG(int, step_timeout_s, 120, "a step with no result by then makes the cluster unavailable");
 ABSL_FLAG(int, worker_start_timeout_s, 300, "workers must all connect within this");
+ABSL_FLAG(std::string, dtype, "auto", "auto, float32, bfloat16 or float16 (CPU: float32)");
+ABSL_FLAG(std::string, load_format, "auto", "auto (the checkpoint) or dummy (random weights)");
+ABSL_FLAG(double, gpu_memory_utilization, 0.9, "CUDA: fraction of each GPU a worker may use");
 
 namespace pagedllm::coordinator {
 namespace {
@@ -65,6 +68,14 @@ std::string SelfDir() {
   return exe.substr(0, exe.rfind('/'));
 }
 
+// Workers may start in another directory (mpirun on other hosts): pass them absolute paths.
+std::string AbsolutePath(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
+  return std::string(cwd) + "/" + path;
+}
+
 std::vector<std::string> WorkerCommand(int worker_port) {
   std::vector<std::string> argv = {absl::GetFlag(FLAGS_mpirun)};
   if (geteuid() == 0) argv.push_back("--allow-run-as-root");
@@ -75,7 +86,9 @@ std::vector<std::string> WorkerCommand(int worker_port) {
   for (absl::string_view var : absl::StrSplit(absl::GetFlag(FLAGS_worker_env), ',', absl::SkipEmpty())) {
     argv.insert(argv.end(), {"-x", std::string(var)});
   }
-  if (getenv("PAGEDLLM_LOG_LEVEL") != nullptr) argv.insert(argv.end(), {"-x", "PAGEDLLM_LOG_LEVEL"});
+  for (const char* var : {"PAGEDLLM_LOG_LEVEL", "PAGEDLLM_SHARE_ONE_GPU"}) {
+    if (getenv(var) != nullptr) argv.insert(argv.end(), {"-x", var});
+  }
   // CPU workers on one host share its cores: give each its share of kernel threads unless the
   // user chose (each worker would otherwise start a thread per core and oversubscribe).
   if (absl::GetFlag(FLAGS_device) == "cpu" && absl::GetFlag(FLAGS_hostfile).empty() &&
@@ -95,10 +108,13 @@ std::vector<std::string> WorkerCommand(int worker_port) {
   argv.insert(argv.end(),
               {worker_bin, "--coordinator",
                absl::StrCat(absl::GetFlag(FLAGS_advertise_host), ":", worker_port), "--model",
-               absl::GetFlag(FLAGS_model), "--device", absl::GetFlag(FLAGS_device), "--block_size",
+               AbsolutePath(absl::GetFlag(FLAGS_model)), "--device", absl::GetFlag(FLAGS_device), "--block_size",
                absl::StrCat(absl::GetFlag(FLAGS_block_size)), "--num_kv_blocks",
                absl::StrCat(absl::GetFlag(FLAGS_num_kv_blocks)), "--cpu_kv_cache_gib",
-               absl::StrCat(absl::GetFlag(FLAGS_cpu_kv_cache_gib))});
+               absl::StrCat(absl::GetFlag(FLAGS_cpu_kv_cache_gib)), "--dtype",
+               absl::GetFlag(FLAGS_dtype), "--load_format", absl::GetFlag(FLAGS_load_format),
+               "--gpu_memory_utilization", absl::StrCat(absl::GetFlag(FLAGS_gpu_memory_utilization)),
+               "--max_num_batched_tokens", absl::StrCat(absl::GetFlag(FLAGS_max_num_batched_tokens))});
   return argv;
 }
 

@@ -14,6 +14,14 @@ namespace pagedllm::kernels {
 
 class Ops;
 
+// Memory of a device as its allocator sees it (bytes).
+struct MemoryStats {
+  size_t total = 0;         // the device's memory
+  size_t free = 0;          // free on the device (other processes' use counts as not free)
+  size_t in_use = 0;        // held by live tensors
+  size_t peak_in_use = 0;   // highest in_use since the last ResetPeakMemory()
+};
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -35,6 +43,12 @@ class Device {
   // The backend's stream (cudaStream_t on CUDA, as void*); nullptr on the CPU. For
   // communicators that must order collectives with the device's work.
   virtual void* native_stream() const { return nullptr; }
+
+  // UNIMPLEMENTED where the backend does not track memory (the CPU).
+  virtual absl::StatusOr<MemoryStats> memory_stats() const {
+    return absl::UnimplementedError(name() + " does not report memory statistics");
+  }
+  virtual void ResetPeakMemory() {}
 
   // A new tensor; contents undefined. Fails (RESOURCE_EXHAUSTED) when memory runs out.
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape);

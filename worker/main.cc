@@ -16,7 +16,11 @@
 #include "kernels/device.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_session.h"
+#ifdef PAGEDLLM_WITH_CUDA
+#include "parallel/nccl_communicator.h"
+#endif
 #include "worker/control_loop.h"
+#include "worker/kv_cache_sizing.h"
 #include "worker/model/model_loader.h"
 #include "worker/model_runner.h"
 
@@ -27,6 +31,10 @@ ABSL_FLAG(int, block_size, 16, "tokens per KV cache block");
 ABSL_FLAG(int, num_kv_blocks, 0, "KV blocks (0: size from --cpu_kv_cache_gib)");
 ABSL_FLAG(double, cpu_kv_cache_gib, 1.0, "CPU backend: GiB of KV cache for this rank");
 ABSL_FLAG(int, connect_timeout_s, 60, "give up reaching the coordinator after this");
+ABSL_FLAG(std::string, dtype, "auto", "auto, float32, bfloat16 or float16 (CPU: float32)");
+ABSL_FLAG(std::string, load_format, "auto", "auto (the checkpoint) or dummy (random weights)");
+ABSL_FLAG(double, gpu_memory_utilization, 0.9, "CUDA: fraction of the GPU for this worker");
+ABSL_FLAG(int, max_num_batched_tokens, 2048, "CUDA: the largest step, profiled for memory");
 
 namespace pagedllm::worker {
 namespace {
@@ -38,15 +46,33 @@ absl::Status Run(parallel::MpiSession& mpi) {
   if (device_name == "cpu") {
     device = kernels::MakeCpuDevice();
   } else if (device_name == "cuda") {
-    PAGEDLLM_ASSIGN_OR_RETURN(device, kernels::MakeCudaDevice(mpi.local_rank()));
+    // PAGEDLLM_SHARE_ONE_GPU=1 (correctness tests of tp > 1 on one GPU): every rank uses GPU 0,
+    // and NCCL, which refuses two ranks on one GPU of one host, is told each rank is a host of
+    // its own, so it talks over sockets (see GPU-NODES.md). Never for speed.
+    int ordinal = mpi.local_rank();
+    if (getenv("PAGEDLLM_SHARE_ONE_GPU") != nullptr) {
+      ordinal = 0;
+      setenv("NCCL_HOSTID", absl::StrCat("pagedllm-rank-", rank).c_str(), 1);
+    }
+    PAGEDLLM_ASSIGN_OR_RETURN(device, kernels::MakeCudaDevice(ordinal));
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--device must be cpu or cuda, got \"", device_name, "\""));
   }
-  parallel::MpiCommunicator comm(mpi);
+  std::unique_ptr<parallel::Communicator> comm;
+  if (device->type() == kernels::DeviceType::kCpu) {
+    comm = std::make_unique<parallel::MpiCommunicator>(mpi);
+  } else {
+#ifdef PAGEDLLM_WITH_CUDA
+    PAGEDLLM_ASSIGN_OR_RETURN(comm, parallel::NcclCommunicator::Create(mpi, *device));
+#endif
+  }
 
+  LoadOptions load_options;
+  load_options.dtype = absl::GetFlag(FLAGS_dtype);
+  load_options.load_format = absl::GetFlag(FLAGS_load_format);
   PAGEDLLM_ASSIGN_OR_RETURN(LoadedModel loaded,
-                            LoadLlamaModel(absl::GetFlag(FLAGS_model), *device, comm));
+                            LoadLlamaModel(absl::GetFlag(FLAGS_model), *device, *comm, load_options));
   const int block_size = absl::GetFlag(FLAGS_block_size);
   if (block_size <= 0 || block_size > 1024) {
     return absl::InvalidArgumentError(
@@ -56,9 +82,21 @@ absl::Status Run(parallel::MpiSession& mpi) {
       KvCache::BytesPerBlock(loaded.cache_dtype, loaded.num_layers, block_size,
                              loaded.num_kv_heads_local, loaded.head_dim);
   int64_t num_blocks = absl::GetFlag(FLAGS_num_kv_blocks);
-  if (num_blocks <= 0) {
+  if (num_blocks <= 0 && device->type() == kernels::DeviceType::kCpu) {
     num_blocks = static_cast<int64_t>(absl::GetFlag(FLAGS_cpu_kv_cache_gib) * (1ull << 30) /
                                       bytes_per_block);
+  } else if (num_blocks <= 0) {
+    KvSizingInput sizing_input;
+    sizing_input.block_size = block_size;
+    sizing_input.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+    sizing_input.gpu_memory_utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
+    sizing_input.cache_dtype = loaded.cache_dtype;
+    sizing_input.num_layers = loaded.num_layers;
+    sizing_input.num_kv_heads_local = loaded.num_kv_heads_local;
+    sizing_input.head_dim = loaded.head_dim;
+    PAGEDLLM_ASSIGN_OR_RETURN(KvSizing sizing,
+                              ProfileKvBlocks(*device, *loaded.model, sizing_input));
+    num_blocks = sizing.num_blocks;
   }
   PAGEDLLM_ASSIGN_OR_RETURN(num_blocks, mpi.AllReduceMin(num_blocks));
   if (num_blocks < 1) {
@@ -81,7 +119,7 @@ absl::Status Run(parallel::MpiSession& mpi) {
   hello.set_block_size(block_size);
   *hello.mutable_model() = loaded.info;
 
-  ModelRunner runner(device.get(), &comm, std::move(loaded.model), std::move(cache));
+  ModelRunner runner(device.get(), comm.get(), std::move(loaded.model), std::move(cache));
   return RunControlLoop(absl::GetFlag(FLAGS_coordinator),
                         absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s)), hello, runner);
 }

@@ -50,6 +50,17 @@ class CudaDevice final : public Device {
   size_t bytes_reserved() const { return bytes_reserved_; }
   size_t peak_bytes_in_use() const { return peak_bytes_in_use_; }
   void ResetPeak() { peak_bytes_in_use_ = bytes_in_use_; }
+  absl::StatusOr<MemoryStats> memory_stats() const override {
+    absl::StatusOr<std::pair<size_t, size_t>> info = MemoryInfo();
+    if (!info.ok()) return info.status();
+    MemoryStats stats;
+    stats.free = info->first;
+    stats.total = info->second;
+    stats.in_use = bytes_in_use_;
+    stats.peak_in_use = peak_bytes_in_use_;
+    return stats;
+  }
+  void ResetPeakMemory() override { ResetPeak(); }
   // Returns every cached (unused) block to CUDA.
   void EmptyCache();
   // cudaMemGetInfo: {free, total} bytes of the GPU.

@@ -1,6 +1,8 @@
 #include "worker/model/model_loader.h"
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -37,6 +39,111 @@ absl::StatusOr<Tensor> Upload(kernels::Device& device, const HostTensor& host, D
   return converted;
 }
 
+// A device tensor of `shape` in `dtype` filled with values in [center - scale, center + scale]
+// from a fixed pseudo-random pattern (the same on every rank and run).
+absl::StatusOr<Tensor> DummyTensor(kernels::Device& device, std::vector<int64_t> shape, DType dtype,
+                                   float center, float scale) {
+  static const std::vector<float> pattern = [] {
+    std::vector<float> values(1 << 20);
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    for (float& value : values) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      value = static_cast<float>((state >> 40) & 0xffffff) / static_cast<float>(1 << 23) - 1.0f;
+    }
+    return values;
+  }();
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor staging, device.Allocate(DType::kFloat32, shape));
+  std::vector<float> chunk(pattern.size());
+  for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = center + scale * pattern[i];
+  const int64_t numel = staging.numel();
+  for (int64_t begin = 0; begin < numel; begin += static_cast<int64_t>(chunk.size())) {
+    const int64_t count = std::min<int64_t>(chunk.size(), numel - begin);
+    device.CopyHostToDevice(staging.data<float>() + begin, chunk.data(), count * sizeof(float));
+  }
+  if (dtype == DType::kFloat32) return staging;
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor converted, device.Allocate(dtype, shape));
+  device.ops().Cast(staging, converted);
+  device.Synchronize();
+  return converted;
+}
+
+absl::StatusOr<LlamaWeights> DummyWeights(kernels::Device& device, const LlamaConfig& config,
+                                          const parallel::ShardPlan& plan, DType dtype) {
+  const int64_t hidden = config.hidden_size;
+  const int64_t head_dim = config.head_dim;
+  const float matrix_scale = 0.02f;
+  LlamaWeights weights;
+  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+    LlamaLayerWeights w;
+    PAGEDLLM_ASSIGN_OR_RETURN(w.input_norm, DummyTensor(device, {hidden}, dtype, 1.0f, 0.1f));
+    PAGEDLLM_ASSIGN_OR_RETURN(
+        w.qkv, DummyTensor(device, {(plan.heads_local + 2 * plan.kv_heads_local) * head_dim, hidden},
+                           dtype, 0.0f, matrix_scale));
+    PAGEDLLM_ASSIGN_OR_RETURN(
+        w.o_proj,
+        DummyTensor(device, {hidden, plan.heads_local * head_dim}, dtype, 0.0f, matrix_scale));
+    PAGEDLLM_ASSIGN_OR_RETURN(w.post_norm, DummyTensor(device, {hidden}, dtype, 1.0f, 0.1f));
+    PAGEDLLM_ASSIGN_OR_RETURN(
+        w.gate_up,
+        DummyTensor(device, {2 * plan.intermediate_local, hidden}, dtype, 0.0f, matrix_scale));
+    PAGEDLLM_ASSIGN_OR_RETURN(
+        w.down, DummyTensor(device, {hidden, plan.intermediate_local}, dtype, 0.0f, matrix_scale));
+    weights.layers.push_back(std::move(w));
+  }
+  PAGEDLLM_ASSIGN_OR_RETURN(weights.embed,
+                            DummyTensor(device, {plan.vocab_local, hidden}, dtype, 0.0f, 1.0f));
+  PAGEDLLM_ASSIGN_OR_RETURN(weights.lm_head, DummyTensor(device, {plan.vocab_local, hidden}, dtype,
+                                                         0.0f, matrix_scale));
+  PAGEDLLM_ASSIGN_OR_RETURN(weights.final_norm, DummyTensor(device, {hidden}, dtype, 1.0f, 0.1f));
+  return weights;
+}
+
+absl::StatusOr<DType> ChooseDType(const std::string& requested, const LlamaConfig& config,
+                                  const kernels::Device& device) {
+  if (device.type() == kernels::DeviceType::kCpu) {
+    if (requested != "auto" && requested != "float32") {
+      return absl::InvalidArgumentError("--dtype " + requested +
+                                        ": the CPU backend computes in float32 only");
+    }
+    return DType::kFloat32;
+  }
+  if (requested == "auto") {
+    return config.torch_dtype == "float16" ? DType::kFloat16 : DType::kBFloat16;
+  }
+  absl::StatusOr<DType> dtype = kernels::DTypeFromName(requested);
+  if (!dtype.ok() || *dtype == DType::kInt32) {
+    return absl::InvalidArgumentError("--dtype must be auto, float32, bfloat16 or float16, got " +
+                                      requested);
+  }
+  return *dtype;
+}
+
+absl::StatusOr<LlamaWeights> CheckpointWeights(kernels::Device& device, const std::string& model_dir,
+                                               const LlamaConfig& config,
+                                               const parallel::ShardPlan& plan, DType dtype) {
+  PAGEDLLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(model_dir));
+  LlamaWeights weights;
+  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+    PAGEDLLM_ASSIGN_OR_RETURN(LlamaLayerShard shard,
+                              LoadLlamaLayerShard(checkpoint, config, plan, layer));
+    LlamaLayerWeights w;
+    PAGEDLLM_ASSIGN_OR_RETURN(w.input_norm, Upload(device, shard.input_norm, dtype));
+    PAGEDLLM_ASSIGN_OR_RETURN(w.qkv, Upload(device, shard.qkv, dtype));
+    PAGEDLLM_ASSIGN_OR_RETURN(w.o_proj, Upload(device, shard.o_proj, dtype));
+    PAGEDLLM_ASSIGN_OR_RETURN(w.post_norm, Upload(device, shard.post_norm, dtype));
+    PAGEDLLM_ASSIGN_OR_RETURN(w.gate_up, Upload(device, shard.gate_up, dtype));
+    PAGEDLLM_ASSIGN_OR_RETURN(w.down, Upload(device, shard.down, dtype));
+    weights.layers.push_back(std::move(w));
+  }
+  HostTensor embed, lm_head, final_norm;
+  PAGEDLLM_RETURN_IF_ERROR(
+      LoadLlamaEmbeddingShards(checkpoint, config, plan, &embed, &lm_head, &final_norm));
+  PAGEDLLM_ASSIGN_OR_RETURN(weights.embed, Upload(device, embed, dtype));
+  PAGEDLLM_ASSIGN_OR_RETURN(weights.lm_head, Upload(device, lm_head, dtype));
+  PAGEDLLM_ASSIGN_OR_RETURN(weights.final_norm, Upload(device, final_norm, dtype));
+  return weights;
+}
+
 int64_t CountParameters(const LlamaConfig& c) {
   const int64_t attention =
       c.hidden_size * c.head_dim * (c.num_attention_heads * 2 + c.num_key_value_heads * 2);
@@ -56,38 +163,21 @@ std::string BaseName(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<LoadedModel> LoadLlamaModel(const std::string& model_dir, kernels::Device& device,
-                                           parallel::Communicator& comm) {
+                                           parallel::Communicator& comm,
+                                           const LoadOptions& options) {
   PAGEDLLM_ASSIGN_OR_RETURN(LlamaConfig config, LoadLlamaConfig(model_dir));
   PAGEDLLM_ASSIGN_OR_RETURN(parallel::ShardPlan plan,
                             parallel::MakeShardPlan(ModelDimsOf(config), comm.rank(),
                                                     comm.world_size()));
-  PAGEDLLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(model_dir));
-
-  DType dtype = DType::kFloat32;
-  if (device.type() == kernels::DeviceType::kCuda) {
-    dtype = config.torch_dtype == "float16" ? DType::kFloat16 : DType::kBFloat16;
-  }
-
+  PAGEDLLM_ASSIGN_OR_RETURN(DType dtype, ChooseDType(options.dtype, config, device));
   LlamaWeights weights;
-  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
-    PAGEDLLM_ASSIGN_OR_RETURN(LlamaLayerShard shard,
-                              LoadLlamaLayerShard(checkpoint, config, plan, layer));
-    LlamaLayerWeights w;
-    PAGEDLLM_ASSIGN_OR_RETURN(w.input_norm, Upload(device, shard.input_norm, dtype));
-    PAGEDLLM_ASSIGN_OR_RETURN(w.qkv, Upload(device, shard.qkv, dtype));
-    PAGEDLLM_ASSIGN_OR_RETURN(w.o_proj, Upload(device, shard.o_proj, dtype));
-    PAGEDLLM_ASSIGN_OR_RETURN(w.post_norm, Upload(device, shard.post_norm, dtype));
-    PAGEDLLM_ASSIGN_OR_RETURN(w.gate_up, Upload(device, shard.gate_up, dtype));
-    PAGEDLLM_ASSIGN_OR_RETURN(w.down, Upload(device, shard.down, dtype));
-    weights.layers.push_back(std::move(w));
-  }
-  {
-    HostTensor embed, lm_head, final_norm;
-    PAGEDLLM_RETURN_IF_ERROR(
-        LoadLlamaEmbeddingShards(checkpoint, config, plan, &embed, &lm_head, &final_norm));
-    PAGEDLLM_ASSIGN_OR_RETURN(weights.embed, Upload(device, embed, dtype));
-    PAGEDLLM_ASSIGN_OR_RETURN(weights.lm_head, Upload(device, lm_head, dtype));
-    PAGEDLLM_ASSIGN_OR_RETURN(weights.final_norm, Upload(device, final_norm, dtype));
+  if (options.load_format == "dummy") {
+    PAGEDLLM_ASSIGN_OR_RETURN(weights, DummyWeights(device, config, plan, dtype));
+  } else if (options.load_format == "auto") {
+    PAGEDLLM_ASSIGN_OR_RETURN(weights, CheckpointWeights(device, model_dir, config, plan, dtype));
+  } else {
+    return absl::InvalidArgumentError("--load_format must be auto or dummy, got " +
+                                      options.load_format);
   }
   const std::vector<float> inv_freq = RopeInvFreq(config);
   PAGEDLLM_ASSIGN_OR_RETURN(

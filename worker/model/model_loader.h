@@ -23,8 +23,17 @@ struct LoadedModel {
   int head_dim = 0;
 };
 
-// The compute dtype is float32 on the CPU backend; bfloat16 (or the checkpoint's float16) on CUDA.
+struct LoadOptions {
+  // "auto": float32 on the CPU; on CUDA bfloat16, or float16 when config.json says float16.
+  // Or "float32", "bfloat16", "float16" (the CPU backend computes in float32 only).
+  std::string dtype = "auto";
+  // "auto": the checkpoint's weights. "dummy": random weights of the config's shapes, made on
+  // the device without reading any weight file (config.json is still read): for benchmarks.
+  std::string load_format = "auto";
+};
+
 absl::StatusOr<LoadedModel> LoadLlamaModel(const std::string& model_dir, kernels::Device& device,
-                                           parallel::Communicator& comm);
+                                           parallel::Communicator& comm,
+                                           const LoadOptions& options);
 
 }  // namespace pagedllm::worker
