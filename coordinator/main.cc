@@ -56,6 +56,8 @@ ABSL_FLAG(int, worker_start_timeout_s, 300, "workers must all connect within thi
 ABSL_FLAG(std::string, dtype, "auto", "auto, float32, bfloat16 or float16 (CPU: float32)");
 ABSL_FLAG(std::string, load_format, "auto", "auto (the checkpoint) or dummy (random weights)");
 ABSL_FLAG(double, gpu_memory_utilization, 0.9, "CUDA: fraction of each GPU a worker may use");
+ABSL_FLAG(std::string, decode_graphs, "auto",
+          "workers run decode steps through captured graphs: auto (on for CUDA), on, off");
 
 namespace pagedllm::coordinator {
 namespace {
@@ -114,7 +116,9 @@ std::vector<std::string> WorkerCommand(int worker_port) {
                absl::StrCat(absl::GetFlag(FLAGS_cpu_kv_cache_gib)), "--dtype",
                absl::GetFlag(FLAGS_dtype), "--load_format", absl::GetFlag(FLAGS_load_format),
                "--gpu_memory_utilization", absl::StrCat(absl::GetFlag(FLAGS_gpu_memory_utilization)),
-               "--max_num_batched_tokens", absl::StrCat(absl::GetFlag(FLAGS_max_num_batched_tokens))});
+               "--max_num_batched_tokens", absl::StrCat(absl::GetFlag(FLAGS_max_num_batched_tokens)),
+               "--max_num_seqs", absl::StrCat(absl::GetFlag(FLAGS_max_num_seqs)),
+               "--decode_graphs", absl::GetFlag(FLAGS_decode_graphs)});
   return argv;
 }
 

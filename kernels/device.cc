@@ -33,4 +33,23 @@ absl::StatusOr<Tensor> Device::Allocate(DType dtype, std::vector<int64_t> shape)
   return Tensor(std::move(buffer), 0, dtype, std::move(shape));
 }
 
+namespace {
+
+// Replays by running the body again: the CPU has nothing to record.
+class RerunGraph final : public DeviceGraph {
+ public:
+  explicit RerunGraph(std::function<absl::Status()> body) : body_(std::move(body)) {}
+  absl::Status Replay() override { return body_(); }
+
+ private:
+  std::function<absl::Status()> body_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DeviceGraph>> Device::CaptureGraph(
+    std::function<absl::Status()> body) {
+  return std::unique_ptr<DeviceGraph>(new RerunGraph(std::move(body)));
+}
+
 }  // namespace pagedllm::kernels

@@ -4,6 +4,7 @@
 // device's single stream; Synchronize() waits for all of them. Used from one thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -13,6 +14,14 @@
 namespace pagedllm::kernels {
 
 class Ops;
+
+// A recorded sequence of device work that can be run again (a CUDA graph). Replaying runs the
+// same kernels on the same memory: inputs change by writing into the tensors the body read.
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  virtual absl::Status Replay() = 0;
+};
 
 // Memory of a device as its allocator sees it (bytes).
 struct MemoryStats {
@@ -49,6 +58,13 @@ class Device {
     return absl::UnimplementedError(name() + " does not report memory statistics");
   }
   virtual void ResetPeakMemory() {}
+
+  // Records `body`'s device work into a graph. On CUDA the body runs once, under stream capture
+  // (its kernels do not execute then); memory it allocates and frees stays reserved for the
+  // graph while the graph lives. The default (CPU) implementation records nothing: Replay() runs
+  // the body again, so the same code path is exercised without a GPU.
+  virtual absl::StatusOr<std::unique_ptr<DeviceGraph>> CaptureGraph(
+      std::function<absl::Status()> body);
 
   // A new tensor; contents undefined. Fails (RESOURCE_EXHAUSTED) when memory runs out.
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape);

@@ -35,6 +35,9 @@ ABSL_FLAG(std::string, dtype, "auto", "auto, float32, bfloat16 or float16 (CPU: 
 ABSL_FLAG(std::string, load_format, "auto", "auto (the checkpoint) or dummy (random weights)");
 ABSL_FLAG(double, gpu_memory_utilization, 0.9, "CUDA: fraction of the GPU for this worker");
 ABSL_FLAG(int, max_num_batched_tokens, 2048, "CUDA: the largest step, profiled for memory");
+ABSL_FLAG(std::string, decode_graphs, "auto",
+          "run decode steps through captured graphs: auto (on for CUDA), on, off");
+ABSL_FLAG(int, max_num_seqs, 256, "most sequences in a step (the largest decode graph)");
 
 namespace pagedllm::worker {
 namespace {
@@ -119,7 +122,15 @@ absl::Status Run(parallel::MpiSession& mpi) {
   hello.set_block_size(block_size);
   *hello.mutable_model() = loaded.info;
 
-  ModelRunner runner(device.get(), comm.get(), std::move(loaded.model), std::move(cache));
+  const std::string graphs = absl::GetFlag(FLAGS_decode_graphs);
+  if (graphs != "auto" && graphs != "on" && graphs != "off") {
+    return absl::InvalidArgumentError("--decode_graphs must be auto, on or off, got " + graphs);
+  }
+  const bool use_graphs =
+      graphs == "on" || (graphs == "auto" && device->type() == kernels::DeviceType::kCuda);
+  ModelRunner runner(device.get(), comm.get(), std::move(loaded.model), std::move(cache),
+                     loaded.info.max_position_embeddings(),
+                     use_graphs ? absl::GetFlag(FLAGS_max_num_seqs) : 0);
   return RunControlLoop(absl::GetFlag(FLAGS_coordinator),
                         absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s)), hello, runner);
 }

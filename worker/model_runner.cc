@@ -12,13 +12,20 @@ using kernels::DType;
 using kernels::Tensor;
 
 ModelRunner::ModelRunner(kernels::Device* device, parallel::Communicator* comm,
-                         std::unique_ptr<LlamaModel> model, KvCache cache)
+                         std::unique_ptr<LlamaModel> model, KvCache cache, int max_model_len,
+                         int decode_graph_max_batch)
     : device_(device),
       comm_(comm),
       model_(std::move(model)),
       cache_(std::move(cache)),
       state_(cache_.num_blocks(), cache_.block_size(),
-             static_cast<int>(model_->dims().vocab_size)) {}
+             static_cast<int>(model_->dims().vocab_size)) {
+  if (decode_graph_max_batch > 0 && max_model_len > 0) {
+    const int max_blocks = (max_model_len + cache_.block_size() - 1) / cache_.block_size();
+    graphs_ = std::make_unique<DecodeGraphs>(device_, model_.get(), &cache_,
+                                             decode_graph_max_batch, max_blocks);
+  }
+}
 
 absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host) {
   ForwardBatch batch;
@@ -91,8 +98,13 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
     }
   }
   if (host.num_seqs() > 0) {
-    PAGEDLLM_ASSIGN_OR_RETURN(ForwardBatch batch, Upload(host));
-    PAGEDLLM_ASSIGN_OR_RETURN(Tensor logits_local, model_->Forward(batch, cache_));
+    Tensor logits_local;
+    if (graphs_ != nullptr && graphs_->CanRun(host)) {
+      PAGEDLLM_ASSIGN_OR_RETURN(logits_local, graphs_->Run(host));
+    } else {
+      PAGEDLLM_ASSIGN_OR_RETURN(ForwardBatch batch, Upload(host));
+      PAGEDLLM_ASSIGN_OR_RETURN(logits_local, model_->Forward(batch, cache_));
+    }
     PAGEDLLM_ASSIGN_OR_RETURN(std::vector<float> logits, GatherLogits(logits_local));
     if (comm_->rank() == 0) {
       const int vocab = static_cast<int>(model_->dims().vocab_size);

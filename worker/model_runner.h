@@ -11,6 +11,7 @@
 #include "kernels/device.h"
 #include "pagedllm/worker/v1/worker.pb.h"
 #include "parallel/communicator.h"
+#include "worker/decode_graphs.h"
 #include "worker/model/kv_cache.h"
 #include "worker/model/llama_model.h"
 #include "worker/step_state.h"
@@ -19,8 +20,11 @@ namespace pagedllm::worker {
 
 class ModelRunner {
  public:
+  // `decode_graph_max_batch` > 0 runs decode-only steps of up to that many sequences through
+  // captured graphs (DecodeGraphs); 0 runs every step eagerly.
   ModelRunner(kernels::Device* device, parallel::Communicator* comm,
-              std::unique_ptr<LlamaModel> model, KvCache cache);
+              std::unique_ptr<LlamaModel> model, KvCache cache, int max_model_len = 0,
+              int decode_graph_max_batch = 0);
 
   // The StepResult is meaningful on rank 0 only (other ranks return an empty one).
   absl::StatusOr<pagedllm::worker::v1::StepResult> ExecuteStep(
@@ -40,6 +44,7 @@ class ModelRunner {
   std::unique_ptr<LlamaModel> model_;
   KvCache cache_;
   StepState state_;
+  std::unique_ptr<DecodeGraphs> graphs_;  // null when steps run eagerly
 };
 
 }  // namespace pagedllm::worker

@@ -71,5 +71,13 @@ TEST(BundledModelTest, SmallBlocksAndChunkedPrefillTp1) {
   ExpectGolden(options, false);
 }
 
+TEST(BundledModelTest, DecodeGraphPathTp2) {
+  // Decode steps through DecodeGraphs (padded buckets, static inputs); on the CPU the "graph"
+  // re-runs the forward pass, on CUDA it is a captured CUDA graph.
+  ClusterOptions options(ModelDir(), 2);
+  options.extra_flags = {"--decode_graphs=on"};
+  ExpectGolden(options, false);
+}
+
 }  // namespace
 }  // namespace pagedllm::testing

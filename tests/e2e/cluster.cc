@@ -62,8 +62,15 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
 
 }  // namespace
 
-std::string BinDir() { return std::string(PAGEDLLM_BINARY_DIR) + "/bin"; }
-std::string SourceDir() { return PAGEDLLM_SOURCE_DIR; }
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+// Overridable so that a relocated bundle runs the same tests on a GPU node.
+std::string BinDir() { return EnvOr("PAGEDLLM_BIN_DIR", std::string(PAGEDLLM_BINARY_DIR) + "/bin"); }
+std::string SourceDir() { return EnvOr("PAGEDLLM_SOURCE_DIR", PAGEDLLM_SOURCE_DIR); }
+std::string TestDevice() { return EnvOr("PAGEDLLM_TEST_DEVICE", "cpu"); }
 
 int PickFreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -110,7 +117,10 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
       BinDir() + "/pagedllm-coordinator",
       "--model=" + options.model_dir,
       absl::StrCat("--tp=", options.tp),
-      "--device=cpu",
+      "--device=" + TestDevice(),
+      "--dtype=" + EnvOr("PAGEDLLM_TEST_DTYPE", "auto"),
+      // Several workers may share one GPU in tests (PAGEDLLM_SHARE_ONE_GPU).
+      "--gpu_memory_utilization=" + EnvOr("PAGEDLLM_TEST_GPU_MEMORY_UTILIZATION", "0.2"),
       "--host=127.0.0.1",
       absl::StrCat("--port=", port),
       "--port_file=" + port_file,

@@ -56,8 +56,13 @@ class Cluster {
 
 // A free TCP port on 127.0.0.1 (bound, then released).
 int PickFreePort();
-std::string BinDir();     // build/bin
-std::string SourceDir();  // the repository root
+// Environment overrides, for running the same tests from a bundle on a GPU node:
+// PAGEDLLM_BIN_DIR, PAGEDLLM_SOURCE_DIR, PAGEDLLM_TEST_DEVICE (cpu|cuda), PAGEDLLM_TEST_DTYPE,
+// PAGEDLLM_TEST_GPU_MEMORY_UTILIZATION (per worker; default 0.2).
+std::string BinDir();      // build/bin
+std::string SourceDir();   // the repository root
+std::string TestDevice();  // "cpu" unless PAGEDLLM_TEST_DEVICE says otherwise
+std::string EnvOr(const char* name, const std::string& fallback);
 
 // Runs `argv` to completion with a timeout; returns {exit status, combined output}.
 absl::StatusOr<std::pair<int, std::string>> RunCommand(const std::vector<std::string>& argv,

@@ -27,6 +27,7 @@ ABSL_FLAG(int, logprobs, -1, "top logprobs per token (-1: none)");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating past EOS");
 ABSL_FLAG(std::string, stop_token_ids, "", "comma-separated stop token ids");
 ABSL_FLAG(int, timeout_s, 300, "deadline of the call");
+ABSL_FLAG(bool, json, false, "print one JSON object at the end instead of streaming text");
 
 namespace {
 
@@ -85,23 +86,36 @@ int main(int argc, char** argv) {
   auto reader = stub->Generate(&context, request);
   pagedllm::v1::GenerateResponse response;
   std::vector<int32_t> all_tokens;
+  std::vector<float> all_logprobs;
   std::string request_id;
+  std::string finish = "unspecified";
+  const bool json = absl::GetFlag(FLAGS_json);
   while (reader->Read(&response)) {
     request_id = response.request_id();
     for (const pagedllm::v1::Choice& choice : response.choices()) {
       for (int i = 0; i < choice.token_ids_size(); ++i) {
         all_tokens.push_back(choice.token_ids(i));
+        if (i < choice.logprobs_size()) all_logprobs.push_back(choice.logprobs(i).logprob());
+        if (json) continue;
         std::cout << choice.token_ids(i);
         if (i < choice.logprobs_size()) std::cout << " (logprob " << choice.logprobs(i).logprob() << ")";
         std::cout << (absl::GetFlag(FLAGS_logprobs) >= 0 ? "\n" : " ") << std::flush;
       }
       if (choice.finish_reason() != pagedllm::v1::FINISH_REASON_UNSPECIFIED) {
+        finish = FinishName(choice.finish_reason());
+        if (json) continue;
         std::cout << "\n[" << request_id << "] finished: " << FinishName(choice.finish_reason())
                   << ", " << all_tokens.size() << " tokens\n";
       }
     }
   }
   const grpc::Status status = reader->Finish();
+  if (json && status.ok()) {
+    std::cout << "{\"request_id\": \"" << request_id << "\", \"token_ids\": ["
+              << absl::StrJoin(all_tokens, ", ") << "], \"logprobs\": ["
+              << absl::StrJoin(all_logprobs, ", ") << "], \"finish_reason\": \"" << finish
+              << "\"}" << std::endl;
+  }
   if (!status.ok()) {
     std::cerr << "error: " << status.error_code() << " " << status.error_message() << "\n";
     return 1;

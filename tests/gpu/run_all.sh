@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one go, on a GPU node, from a bundle made on a build machine:
+#   (build machine) cmake -S . -B build-cuda -DPAGEDLLM_CUDA=ON ... && cmake --build build-cuda -j
+#                   launch/make-bundle.sh .bundle/pagedllm.tar.xz  $(ls build-cuda/bin/*)
+#   (GPU node, repo root) tests/gpu/run_all.sh .bundle/pagedllm.tar.xz OUT_DIR [STAGES]
+# STAGES (default all): unit e2e compare bench. Logs go to OUT_DIR; exit status is non-zero
+# when any stage failed.
+set -uo pipefail
+bundle="${1:?usage: run_all.sh BUNDLE.tar.xz OUT_DIR [unit] [e2e] [compare] [bench]}"
+out="${2:?usage: run_all.sh BUNDLE.tar.xz OUT_DIR [STAGES]}"
+shift 2
+stages="${*:-unit e2e compare bench}"
+mkdir -p "$out" /tmp/pagedllm-gpu
+tar -xJf "$bundle" -C /tmp/pagedllm-gpu
+bin=/tmp/pagedllm-gpu/pagedllm/bin
+export PAGEDLLM_BIN_DIR="$bin" PAGEDLLM_SOURCE_DIR="$PWD"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABLE=0
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/machine.txt"
+status=0
+run() {  # run NAME COMMAND...: logs to $out/NAME.log, records failure
+  local name="$1"; shift
+  echo "=== $name: $*"
+  if ! "$@" > "$out/$name.log" 2>&1; then
+    echo "=== $name FAILED (tail of $out/$name.log):"; tail -30 "$out/$name.log"; status=1
+  else
+    tail -3 "$out/$name.log"
+  fi
+}
+if [[ " $stages " == *" unit "* ]]; then
+  for test in "$bin"/cuda_*_test; do
+    [ -x "$test" ] && run "$(basename "$test")" "$test"
+  done
+fi
+if [[ " $stages " == *" e2e "* ]]; then
+  # The CPU end-to-end suites again, on the GPU in float32 (exact against transformers' float32);
+  # tp > 1 shares the one GPU (PAGEDLLM_SHARE_ONE_GPU: NCCL over sockets, correctness only).
+  export PAGEDLLM_TEST_DEVICE=cuda PAGEDLLM_TEST_DTYPE=float32 PAGEDLLM_SHARE_ONE_GPU=1
+  for test in golden_models_test bundled_model_test serving_errors_test; do
+    run "$test" "$bin/$test"
+  done
+  unset PAGEDLLM_TEST_DEVICE PAGEDLLM_TEST_DTYPE PAGEDLLM_SHARE_ONE_GPU
+fi
+if [[ " $stages " == *" compare "* ]]; then
+  run compare_with_transformers python3 tests/gpu/compare_with_transformers.py --bin "$bin" --out "$out"
+fi
+if [[ " $stages " == *" bench "* ]]; then
+  for bench in "$bin"/*_bench; do
+    [ -x "$bench" ] && run "$(basename "$bench")" "$bench"
+  done
+fi
+exit $status

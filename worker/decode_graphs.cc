@@ -1,0 +1,106 @@
+#include "worker/decode_graphs.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/status.h"
+
+namespace pagedllm::worker {
+
+using kernels::DType;
+using kernels::Tensor;
+
+DecodeGraphs::DecodeGraphs(kernels::Device* device, LlamaModel* model, KvCache* cache,
+                           int max_batch, int max_blocks_per_seq)
+    : device_(device),
+      model_(model),
+      cache_(cache),
+      max_batch_(max_batch),
+      max_blocks_per_seq_(max_blocks_per_seq) {}
+
+bool DecodeGraphs::CanRun(const HostBatch& batch) const {
+  const int seqs = batch.num_seqs();
+  return seqs > 0 && seqs <= max_batch_ && batch.num_tokens() == seqs &&
+         static_cast<int>(batch.sample_rows.size()) == seqs &&
+         batch.max_blocks_per_seq <= max_blocks_per_seq_;
+}
+
+int DecodeGraphs::BucketSize(int num_seqs) const {
+  // 1, 2, 4, 8, then multiples of 8 up to 64, then of 32: padding wastes little, and the number
+  // of graphs (and the memory they hold) stays small.
+  int size = 1;
+  while (size < num_seqs && size < 8) size *= 2;
+  if (num_seqs > 8) size = num_seqs <= 64 ? (num_seqs + 7) / 8 * 8 : (num_seqs + 31) / 32 * 32;
+  return std::min(size, max_batch_);
+}
+
+absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(int size) {
+  auto it = buckets_.find(size);
+  if (it != buckets_.end()) return it->second.get();
+  auto bucket = std::make_unique<Bucket>();
+  bucket->size = size;
+  ForwardBatch& in = bucket->inputs;
+  PAGEDLLM_ASSIGN_OR_RETURN(in.token_ids, device_->Allocate(DType::kInt32, {size}));
+  PAGEDLLM_ASSIGN_OR_RETURN(in.positions, device_->Allocate(DType::kInt32, {size}));
+  PAGEDLLM_ASSIGN_OR_RETURN(in.slot_mapping, device_->Allocate(DType::kInt32, {size}));
+  PAGEDLLM_ASSIGN_OR_RETURN(in.block_tables,
+                            device_->Allocate(DType::kInt32, {size, max_blocks_per_seq_}));
+  PAGEDLLM_ASSIGN_OR_RETURN(in.query_start, device_->Allocate(DType::kInt32, {size + 1}));
+  PAGEDLLM_ASSIGN_OR_RETURN(in.context_lens, device_->Allocate(DType::kInt32, {size}));
+  PAGEDLLM_ASSIGN_OR_RETURN(in.sample_rows, device_->Allocate(DType::kInt32, {size}));
+  return buckets_.emplace(size, std::move(bucket)).first->second.get();
+}
+
+void DecodeGraphs::Fill(const HostBatch& batch, Bucket& bucket) {
+  const int size = bucket.size;
+  const int seqs = batch.num_seqs();
+  std::vector<int32_t> token_ids(size, 0), positions(size, 0), slots(size, -1),
+      context_lens(size, 1), query_start(size + 1), rows(size);
+  std::vector<int32_t> tables(static_cast<size_t>(size) * max_blocks_per_seq_, 0);
+  for (int s = 0; s < size; ++s) {
+    query_start[s] = s;
+    rows[s] = s;
+  }
+  query_start[size] = size;
+  std::copy(batch.token_ids.begin(), batch.token_ids.end(), token_ids.begin());
+  std::copy(batch.positions.begin(), batch.positions.end(), positions.begin());
+  std::copy(batch.slot_mapping.begin(), batch.slot_mapping.end(), slots.begin());
+  std::copy(batch.context_lens.begin(), batch.context_lens.end(), context_lens.begin());
+  for (int s = 0; s < seqs; ++s) {
+    std::copy_n(batch.block_tables.begin() + static_cast<size_t>(s) * batch.max_blocks_per_seq,
+                batch.max_blocks_per_seq,
+                tables.begin() + static_cast<size_t>(s) * max_blocks_per_seq_);
+  }
+  const ForwardBatch& in = bucket.inputs;
+  const auto copy = [&](const Tensor& dst, const std::vector<int32_t>& src) {
+    device_->CopyHostToDevice(dst.raw_data(), src.data(), src.size() * sizeof(int32_t));
+  };
+  copy(in.token_ids, token_ids);
+  copy(in.positions, positions);
+  copy(in.slot_mapping, slots);
+  copy(in.block_tables, tables);
+  copy(in.query_start, query_start);
+  copy(in.context_lens, context_lens);
+  copy(in.sample_rows, rows);
+}
+
+absl::StatusOr<Tensor> DecodeGraphs::Run(const HostBatch& batch) {
+  PAGEDLLM_ASSIGN_OR_RETURN(Bucket * bucket, GetBucket(BucketSize(batch.num_seqs())));
+  Fill(batch, *bucket);
+  if (bucket->graph == nullptr) {
+    // Warm up eagerly (kernels size their workspaces outside the capture), then capture.
+    PAGEDLLM_ASSIGN_OR_RETURN(Tensor warm, model_->Forward(bucket->inputs, *cache_));
+    device_->Synchronize();
+    PAGEDLLM_ASSIGN_OR_RETURN(bucket->graph, device_->CaptureGraph([this, bucket]() -> absl::Status {
+      PAGEDLLM_ASSIGN_OR_RETURN(bucket->logits, model_->Forward(bucket->inputs, *cache_));
+      return absl::OkStatus();
+    }));
+    PAGEDLLM_LOG(INFO) << "captured the decode graph for batch " << bucket->size << " ("
+                       << buckets_.size() << " graphs)";
+  }
+  PAGEDLLM_RETURN_IF_ERROR(bucket->graph->Replay());
+  return bucket->logits.Slice(0, batch.num_seqs());
+}
+
+}  // namespace pagedllm::worker

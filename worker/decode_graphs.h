@@ -1,0 +1,58 @@
+// DecodeGraphs: runs decode-only steps (every sequence computes one token and samples) through
+// captured device graphs, one per padded batch size ("bucket": 1, 2, 4, ..., max_batch), so a
+// decode step costs one graph launch instead of hundreds of kernel launches.
+//
+// Each bucket owns static input tensors; a step writes its batch into them, padded to the
+// bucket: padding rows read token 0 at position 0 of block 0 and write nowhere (slot -1), and
+// their logits are ignored. A bucket's graph is captured the first time a batch needs it, after
+// one eager warm-up run (which sizes the kernels' workspaces). On the CPU the "graph" re-runs
+// the forward pass, so the same path (padding, static buffers) is tested without a GPU.
+// Borrows the device, the model and the cache; used from the step thread.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "kernels/device.h"
+#include "worker/model/kv_cache.h"
+#include "worker/model/llama_model.h"
+#include "worker/step_state.h"
+
+namespace pagedllm::worker {
+
+class DecodeGraphs {
+ public:
+  // `max_blocks_per_seq`: block-table columns of every bucket (max_model_len / block_size).
+  DecodeGraphs(kernels::Device* device, LlamaModel* model, KvCache* cache, int max_batch,
+               int max_blocks_per_seq);
+
+  // True when `batch` is decode-only and fits the largest bucket.
+  bool CanRun(const HostBatch& batch) const;
+  // This rank's logits of the batch's sampled rows: [num_seqs, vocab_local] (a view into the
+  // bucket's output: valid until the next Run).
+  absl::StatusOr<kernels::Tensor> Run(const HostBatch& batch);
+
+  int num_captured() const { return static_cast<int>(buckets_.size()); }
+
+ private:
+  struct Bucket {
+    int size = 0;
+    ForwardBatch inputs;     // static: [size] / [size, max_blocks_per_seq] / [size + 1]
+    kernels::Tensor logits;  // [size, vocab_local], written by each replay
+    std::unique_ptr<kernels::DeviceGraph> graph;
+  };
+
+  int BucketSize(int num_seqs) const;
+  absl::StatusOr<Bucket*> GetBucket(int size);
+  void Fill(const HostBatch& batch, Bucket& bucket);
+
+  kernels::Device* device_;
+  LlamaModel* model_;
+  KvCache* cache_;
+  const int max_batch_;
+  const int max_blocks_per_seq_;
+  std::map<int, std::unique_ptr<Bucket>> buckets_;
+};
+
+}  // namespace pagedllm::worker
