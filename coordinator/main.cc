@@ -205,6 +205,9 @@ int Run() {
   info.set_model(hello->model().name());
   info.set_max_model_len(limits.max_model_len);
   info.set_vocab_size(limits.vocab_size);
+  info.set_weight_bytes_per_worker(hello->weight_bytes());
+  info.set_kv_bytes_per_token_per_worker(hello->kv_bytes_per_token());
+  info.set_device(hello->device());
   GenerationService service(&engine, validation, info);
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -121,6 +121,8 @@ absl::Status Run(parallel::MpiSession& mpi) {
   hello.set_num_kv_blocks(static_cast<int32_t>(num_blocks));
   hello.set_block_size(block_size);
   *hello.mutable_model() = loaded.info;
+  hello.set_weight_bytes(static_cast<int64_t>(loaded.weight_bytes));
+  hello.set_kv_bytes_per_token(static_cast<int64_t>(bytes_per_block / block_size));
 
   const std::string graphs = absl::GetFlag(FLAGS_decode_graphs);
   if (graphs != "auto" && graphs != "on" && graphs != "off") {

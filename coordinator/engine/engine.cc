@@ -172,12 +172,17 @@ void Engine::RunOneStep() {
     }
   }
 
-  absl::StatusOr<std::vector<SampledTokenOut>> sampled = executor_->Execute(plan);
-  if (!sampled.ok()) {
-    FailAll(sampled.status());  // finishes every sequence, so the acknowledgement skips them
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<StepOutcome> outcome = executor_->Execute(plan);
+  const uint64_t step_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now() - started)
+                               .count();
+  if (!outcome.ok()) {
+    FailAll(outcome.status());  // finishes every sequence, so the acknowledgement skips them
     scheduler_.OnStepDone(output, {});
     return;
   }
+  const std::vector<SampledTokenOut>* sampled = &outcome->tokens;
   absl::flat_hash_map<uint64_t, int32_t> tokens;
   for (const SampledTokenOut& token : *sampled) tokens[token.seq_id] = token.token_id;
   scheduler_.OnStepDone(output, tokens);
@@ -187,6 +192,11 @@ void Engine::RunOneStep() {
     stats_.tokens_computed += output.num_scheduled_tokens;
     stats_.tokens_generated += sampled->size();
     stats_.num_preemptions += output.preempted_seq_ids.size();
+    if (output.num_scheduled_tokens == static_cast<int>(output.scheduled.size())) {
+      ++stats_.num_decode_steps;
+      stats_.decode_step_ns_total += step_ns;
+      stats_.decode_forward_ns_total += outcome->forward_ns;
+    }
   }
   HandleSampled(*sampled);
 }

@@ -39,6 +39,9 @@ struct EngineStats {
   int num_free_blocks = 0;
   int num_total_blocks = 0;
   uint64_t num_preemptions = 0;
+  uint64_t num_decode_steps = 0;         // steps where every sequence computed one token
+  uint64_t decode_step_ns_total = 0;     // their round trip, as the engine saw it
+  uint64_t decode_forward_ns_total = 0;  // their time on rank 0
 };
 
 class Engine {

@@ -28,12 +28,17 @@ struct SampledTokenOut {
   TokenLogprobs logprobs;
 };
 
+struct StepOutcome {
+  std::vector<SampledTokenOut> tokens;
+  int64_t forward_ns = 0;  // rank 0's time on the step
+};
+
 class StepExecutor {
  public:
   virtual ~StepExecutor() = default;
   // Runs the step; returns one token per sequence scheduled with sample = true.
   // UNAVAILABLE when a worker is lost or misses the deadline.
-  virtual absl::StatusOr<std::vector<SampledTokenOut>> Execute(const StepPlan& plan) = 0;
+  virtual absl::StatusOr<StepOutcome> Execute(const StepPlan& plan) = 0;
   // OK while every worker is healthy.
   virtual absl::Status health() const = 0;
 };

@@ -112,6 +112,9 @@ grpc::Status GenerationService::GetStats(grpc::ServerContext*, const v1::GetStat
   response->set_num_computed_tokens(stats.tokens_computed);
   response->set_num_generated_tokens(stats.tokens_generated);
   response->set_num_preemptions(stats.num_preemptions);
+  response->set_num_decode_steps(stats.num_decode_steps);
+  response->set_decode_step_ns_total(stats.decode_step_ns_total);
+  response->set_decode_forward_ns_total(stats.decode_forward_ns_total);
   return grpc::Status::OK;
 }
 

@@ -47,10 +47,12 @@ wv1::StepInstruction EncodeStep(const StepPlan& plan) {
   return step;
 }
 
-absl::StatusOr<std::vector<SampledTokenOut>> GrpcStepExecutor::Execute(const StepPlan& plan) {
+absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const StepPlan& plan) {
   PAGEDLLM_ASSIGN_OR_RETURN(wv1::StepResult result,
                             hub_->RunStep(EncodeStep(plan), step_timeout_));
-  std::vector<SampledTokenOut> tokens;
+  StepOutcome outcome;
+  outcome.forward_ns = result.forward_ns();
+  std::vector<SampledTokenOut>& tokens = outcome.tokens;
   tokens.reserve(result.tokens_size());
   for (const wv1::SampledToken& token : result.tokens()) {
     SampledTokenOut out;
@@ -62,7 +64,7 @@ absl::StatusOr<std::vector<SampledTokenOut>> GrpcStepExecutor::Execute(const Ste
     }
     tokens.push_back(std::move(out));
   }
-  return tokens;
+  return outcome;
 }
 
 }  // namespace pagedllm::coordinator

@@ -15,7 +15,7 @@ class GrpcStepExecutor final : public StepExecutor {
   GrpcStepExecutor(WorkerHub* hub, absl::Duration step_timeout)
       : hub_(hub), step_timeout_(step_timeout) {}
 
-  absl::StatusOr<std::vector<SampledTokenOut>> Execute(const StepPlan& plan) override;
+  absl::StatusOr<StepOutcome> Execute(const StepPlan& plan) override;
   absl::Status health() const override { return hub_->health(); }
 
  private:

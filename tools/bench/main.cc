@@ -26,6 +26,8 @@ ABSL_FLAG(int, output_len, 128, "generated tokens per request");
 ABSL_FLAG(int, vocab_low, 3, "prompt ids are drawn from [vocab_low, vocab_high)");
 ABSL_FLAG(int, vocab_high, 0, "upper bound of prompt ids (0: the server's vocab size)");
 ABSL_FLAG(uint64_t, seed, 1234, "seed of the prompts");
+ABSL_FLAG(double, memory_gbps, 3000.0,
+          "device memory bandwidth for the decode floor (H100: ~3000 GB/s measured by a D2D copy)");
 
 namespace {
 
@@ -121,6 +123,7 @@ int main(int argc, char** argv) {
   }
   const long prompt_tokens = static_cast<long>(num_requests) * absl::GetFlag(FLAGS_prompt_len);
   const uint64_t steps = after.num_steps() - before.num_steps();
+  std::printf("device %s\n", after.device().c_str());
   std::printf("model %s, tp %d, %d requests (%d failed), prompt %d, output %d, concurrency %d\n",
               after.model().c_str(), after.tp_size(), num_requests, failed,
               absl::GetFlag(FLAGS_prompt_len), absl::GetFlag(FLAGS_output_len),
@@ -131,6 +134,26 @@ int main(int argc, char** argv) {
   std::printf("engine: %lu steps, %.2f ms per step, %lu preemptions\n",
               static_cast<unsigned long>(steps), steps ? 1e3 * wall_s / steps : 0.0,
               static_cast<unsigned long>(after.num_preemptions() - before.num_preemptions()));
+  const uint64_t decode_steps = after.num_decode_steps() - before.num_decode_steps();
+  if (decode_steps > 0) {
+    const double step_ms =
+        1e-6 * (after.decode_step_ns_total() - before.decode_step_ns_total()) / decode_steps;
+    const double forward_ms =
+        1e-6 * (after.decode_forward_ns_total() - before.decode_forward_ns_total()) / decode_steps;
+    // Floor of a decode step: every weight byte and every cached K/V byte read once per step, at
+    // the full batch (concurrency sequences) and the mean context (prompt + output / 2).
+    const double batch = std::min(absl::GetFlag(FLAGS_concurrency), num_requests);
+    const double context = absl::GetFlag(FLAGS_prompt_len) + absl::GetFlag(FLAGS_output_len) / 2.0;
+    const double bytes = after.weight_bytes_per_worker() +
+                         batch * context * after.kv_bytes_per_token_per_worker();
+    const double floor_ms = 1e3 * bytes / (absl::GetFlag(FLAGS_memory_gbps) * 1e9);
+    std::printf(
+        "decode: %lu steps, %.3f ms per step (worker forward %.3f ms); floor %.3f ms "
+        "(%.2f GB weights + KV of %.0f seqs x %.0f tokens per worker at %.0f GB/s): %.2fx\n",
+        static_cast<unsigned long>(decode_steps), step_ms, forward_ms, floor_ms,
+        after.weight_bytes_per_worker() / 1e9, batch, context, absl::GetFlag(FLAGS_memory_gbps),
+        floor_ms > 0 ? step_ms / floor_ms : 0.0);
+  }
   std::printf("time to first token: p50 %.3f s, p99 %.3f s; latency: p50 %.3f s, p99 %.3f s\n",
               Percentile(ttft, 0.5), Percentile(ttft, 0.99), Percentile(latency, 0.5),
               Percentile(latency, 0.99));

@@ -197,6 +197,14 @@ absl::StatusOr<LoadedModel> LoadLlamaModel(const std::string& model_dir, kernels
   dims.rms_norm_eps = static_cast<float>(config.rms_norm_eps);
 
   LoadedModel loaded;
+  const auto bytes_of = [](const Tensor& t) { return t.empty() ? size_t{0} : t.bytes(); };
+  loaded.weight_bytes = bytes_of(weights.embed) + bytes_of(weights.lm_head) +
+                        bytes_of(weights.final_norm);
+  for (const LlamaLayerWeights& w : weights.layers) {
+    for (const Tensor* t : {&w.input_norm, &w.qkv, &w.o_proj, &w.post_norm, &w.gate_up, &w.down}) {
+      loaded.weight_bytes += bytes_of(*t);
+    }
+  }
   loaded.model = std::make_unique<LlamaModel>(&device, &comm, dims, std::move(weights));
   loaded.cache_dtype = dtype;
   loaded.num_layers = static_cast<int>(config.num_hidden_layers);

@@ -21,6 +21,7 @@ struct LoadedModel {
   int num_layers = 0;
   int num_kv_heads_local = 0;
   int head_dim = 0;
+  size_t weight_bytes = 0;  // this rank's weights on the device
 };
 
 struct LoadOptions {
