@@ -19,11 +19,10 @@ namespace pagedllm {
     }                                                                                  \
   } while (0)
 
-#define PAGEDLLM_CHECK_OK(expr)                                                  \
-  do {                                                                           \
-    ::absl::Status pagedllm_check_status_ = (expr);                              \
-    if (!pagedllm_check_status_.ok()) {                                          \
-      ::pagedllm::CheckFailed(__FILE__, __LINE__, #expr,                         \
-                              pagedllm_check_status_.ToString());                \
-    }                                                                            \
+#define PAGEDLLM_CHECK_OK(expr)                                                              \
+  do {                                                                                       \
+    ::absl::Status pagedllm_check_status_ = (expr);                                          \
+    if (!pagedllm_check_status_.ok()) {                                                      \
+      ::pagedllm::CheckFailed(__FILE__, __LINE__, #expr, pagedllm_check_status_.ToString()); \
+    }                                                                                        \
   } while (0)

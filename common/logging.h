@@ -31,7 +31,7 @@ class LogMessage {
 #define PAGEDLLM_LOG_LEVEL_WARNING ::pagedllm::LogLevel::kWarning
 #define PAGEDLLM_LOG_LEVEL_ERROR ::pagedllm::LogLevel::kError
 
-#define PAGEDLLM_LOG(level)                                          \
-  if (PAGEDLLM_LOG_LEVEL_##level < ::pagedllm::MinLogLevel()) {      \
-  } else                                                             \
+#define PAGEDLLM_LOG(level)                                     \
+  if (PAGEDLLM_LOG_LEVEL_##level < ::pagedllm::MinLogLevel()) { \
+  } else                                                        \
     ::pagedllm::LogMessage(PAGEDLLM_LOG_LEVEL_##level, __FILE__, __LINE__).stream()

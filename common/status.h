@@ -10,9 +10,9 @@
 #define PAGEDLLM_CONCAT_(a, b) PAGEDLLM_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define PAGEDLLM_RETURN_IF_ERROR(expr)               \
-  do {                                               \
-    ::absl::Status pagedllm_status_ = (expr);        \
+#define PAGEDLLM_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::absl::Status pagedllm_status_ = (expr);            \
     if (!pagedllm_status_.ok()) return pagedllm_status_; \
   } while (0)
 

@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <fstream>
-#include <thread>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -85,7 +85,8 @@ std::vector<std::string> WorkerCommand(int worker_port) {
   if (!absl::GetFlag(FLAGS_hostfile).empty()) {
     argv.insert(argv.end(), {"--hostfile", absl::GetFlag(FLAGS_hostfile)});
   }
-  for (absl::string_view var : absl::StrSplit(absl::GetFlag(FLAGS_worker_env), ',', absl::SkipEmpty())) {
+  for (absl::string_view var :
+       absl::StrSplit(absl::GetFlag(FLAGS_worker_env), ',', absl::SkipEmpty())) {
     argv.insert(argv.end(), {"-x", std::string(var)});
   }
   for (const char* var : {"PAGEDLLM_LOG_LEVEL", "PAGEDLLM_SHARE_ONE_GPU"}) {
@@ -102,23 +103,37 @@ std::vector<std::string> WorkerCommand(int worker_port) {
   } else if (getenv("PAGEDLLM_CPU_THREADS") != nullptr) {
     argv.insert(argv.end(), {"-x", "PAGEDLLM_CPU_THREADS"});
   }
-  for (absl::string_view arg : absl::StrSplit(absl::GetFlag(FLAGS_mpirun_args), ' ', absl::SkipEmpty())) {
+  for (absl::string_view arg :
+       absl::StrSplit(absl::GetFlag(FLAGS_mpirun_args), ' ', absl::SkipEmpty())) {
     argv.emplace_back(arg);
   }
   std::string worker_bin = absl::GetFlag(FLAGS_worker_bin);
   if (worker_bin.empty()) worker_bin = SelfDir() + "/pagedllm-worker";
-  argv.insert(argv.end(),
-              {worker_bin, "--coordinator",
-               absl::StrCat(absl::GetFlag(FLAGS_advertise_host), ":", worker_port), "--model",
-               AbsolutePath(absl::GetFlag(FLAGS_model)), "--device", absl::GetFlag(FLAGS_device), "--block_size",
-               absl::StrCat(absl::GetFlag(FLAGS_block_size)), "--num_kv_blocks",
-               absl::StrCat(absl::GetFlag(FLAGS_num_kv_blocks)), "--cpu_kv_cache_gib",
-               absl::StrCat(absl::GetFlag(FLAGS_cpu_kv_cache_gib)), "--dtype",
-               absl::GetFlag(FLAGS_dtype), "--load_format", absl::GetFlag(FLAGS_load_format),
-               "--gpu_memory_utilization", absl::StrCat(absl::GetFlag(FLAGS_gpu_memory_utilization)),
-               "--max_num_batched_tokens", absl::StrCat(absl::GetFlag(FLAGS_max_num_batched_tokens)),
-               "--max_num_seqs", absl::StrCat(absl::GetFlag(FLAGS_max_num_seqs)),
-               "--decode_graphs", absl::GetFlag(FLAGS_decode_graphs)});
+  argv.insert(argv.end(), {worker_bin,
+                           "--coordinator",
+                           absl::StrCat(absl::GetFlag(FLAGS_advertise_host), ":", worker_port),
+                           "--model",
+                           AbsolutePath(absl::GetFlag(FLAGS_model)),
+                           "--device",
+                           absl::GetFlag(FLAGS_device),
+                           "--block_size",
+                           absl::StrCat(absl::GetFlag(FLAGS_block_size)),
+                           "--num_kv_blocks",
+                           absl::StrCat(absl::GetFlag(FLAGS_num_kv_blocks)),
+                           "--cpu_kv_cache_gib",
+                           absl::StrCat(absl::GetFlag(FLAGS_cpu_kv_cache_gib)),
+                           "--dtype",
+                           absl::GetFlag(FLAGS_dtype),
+                           "--load_format",
+                           absl::GetFlag(FLAGS_load_format),
+                           "--gpu_memory_utilization",
+                           absl::StrCat(absl::GetFlag(FLAGS_gpu_memory_utilization)),
+                           "--max_num_batched_tokens",
+                           absl::StrCat(absl::GetFlag(FLAGS_max_num_batched_tokens)),
+                           "--max_num_seqs",
+                           absl::StrCat(absl::GetFlag(FLAGS_max_num_seqs)),
+                           "--decode_graphs",
+                           absl::GetFlag(FLAGS_decode_graphs)});
   return argv;
 }
 
@@ -157,9 +172,8 @@ int Run() {
 
   WorkerLauncher launcher;
   if (absl::GetFlag(FLAGS_launch_workers)) {
-    absl::Status started = launcher.Start(WorkerCommand(worker_port), [&hub](const std::string& why) {
-      hub.MarkLost(why);
-    });
+    absl::Status started = launcher.Start(WorkerCommand(worker_port),
+                                          [&hub](const std::string& why) { hub.MarkLost(why); });
     if (!started.ok()) {
       PAGEDLLM_LOG(ERROR) << started;
       return 1;
@@ -270,7 +284,8 @@ int Run() {
 }  // namespace pagedllm::coordinator
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("pagedllm-coordinator --model DIR --tp N [--device cpu|cuda] [--port P]");
+  absl::SetProgramUsageMessage(
+      "pagedllm-coordinator --model DIR --tp N [--device cpu|cuda] [--port P]");
   const absl::flat_hash_set<std::string> given =
       pagedllm::coordinator::FlagsOnCommandLine(argc, argv);
   absl::ParseCommandLine(argc, argv);

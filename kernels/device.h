@@ -25,10 +25,10 @@ class DeviceGraph {
 
 // Memory of a device as its allocator sees it (bytes).
 struct MemoryStats {
-  size_t total = 0;         // the device's memory
-  size_t free = 0;          // free on the device (other processes' use counts as not free)
-  size_t in_use = 0;        // held by live tensors
-  size_t peak_in_use = 0;   // highest in_use since the last ResetPeakMemory()
+  size_t total = 0;        // the device's memory
+  size_t free = 0;         // free on the device (other processes' use counts as not free)
+  size_t in_use = 0;       // held by live tensors
+  size_t peak_in_use = 0;  // highest in_use since the last ResetPeakMemory()
 };
 
 class Device {
@@ -70,7 +70,8 @@ class Device {
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape);
   // A new tensor holding a copy of host data.
   template <typename T>
-  absl::StatusOr<Tensor> FromHost(DType dtype, std::vector<int64_t> shape, const std::vector<T>& values);
+  absl::StatusOr<Tensor> FromHost(DType dtype, std::vector<int64_t> shape,
+                                  const std::vector<T>& values);
   // Copies a whole tensor to a host vector (synchronises).
   template <typename T>
   std::vector<T> ToHost(const Tensor& tensor);

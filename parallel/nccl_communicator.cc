@@ -21,10 +21,14 @@ absl::Status NcclStatus(ncclResult_t result, const char* call) {
 
 absl::StatusOr<ncclDataType_t> NcclType(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return ncclFloat32;
-    case DType::kBFloat16: return ncclBfloat16;
-    case DType::kFloat16: return ncclFloat16;
-    case DType::kInt32: return ncclInt32;
+    case DType::kFloat32:
+      return ncclFloat32;
+    case DType::kBFloat16:
+      return ncclBfloat16;
+    case DType::kFloat16:
+      return ncclFloat16;
+    case DType::kInt32:
+      return ncclInt32;
   }
   return absl::InvalidArgumentError("unknown dtype");
 }
@@ -32,8 +36,8 @@ absl::StatusOr<ncclDataType_t> NcclType(DType dtype) {
 absl::Status CheckGpuTensor(const char* op, const char* what, const Tensor& tensor) {
   if (tensor.empty()) return absl::InvalidArgumentError(absl::StrCat(op, ": ", what, " is empty"));
   if (tensor.device_type() != kernels::DeviceType::kCuda) {
-    return absl::InvalidArgumentError(absl::StrCat(op, ": ", what, " ", tensor.ShapeString(),
-                                                   " is not on a GPU"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": ", what, " ", tensor.ShapeString(), " is not on a GPU"));
   }
   return absl::OkStatus();
 }
@@ -72,8 +76,7 @@ absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
       ncclCommInitRank(&state->comm, session.world_size(), id, session.rank()), "ncclCommInitRank");
   if (!init.ok()) return init;
   PAGEDLLM_LOG(INFO) << "NCCL " << NCCL_MAJOR << "." << NCCL_MINOR << " communicator: rank "
-                     << session.rank() << " of " << session.world_size() << " on "
-                     << device.name();
+                     << session.rank() << " of " << session.world_size() << " on " << device.name();
   return std::unique_ptr<NcclCommunicator>(
       new NcclCommunicator(session.rank(), session.world_size(), std::move(state)));
 }

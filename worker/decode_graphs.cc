@@ -92,10 +92,11 @@ absl::StatusOr<Tensor> DecodeGraphs::Run(const HostBatch& batch) {
     // Warm up eagerly (kernels size their workspaces outside the capture), then capture.
     PAGEDLLM_ASSIGN_OR_RETURN(Tensor warm, model_->Forward(bucket->inputs, *cache_));
     device_->Synchronize();
-    PAGEDLLM_ASSIGN_OR_RETURN(bucket->graph, device_->CaptureGraph([this, bucket]() -> absl::Status {
-      PAGEDLLM_ASSIGN_OR_RETURN(bucket->logits, model_->Forward(bucket->inputs, *cache_));
-      return absl::OkStatus();
-    }));
+    PAGEDLLM_ASSIGN_OR_RETURN(
+        bucket->graph, device_->CaptureGraph([this, bucket]() -> absl::Status {
+          PAGEDLLM_ASSIGN_OR_RETURN(bucket->logits, model_->Forward(bucket->inputs, *cache_));
+          return absl::OkStatus();
+        }));
     PAGEDLLM_LOG(INFO) << "captured the decode graph for batch " << bucket->size << " ("
                        << buckets_.size() << " graphs)";
   }

@@ -74,8 +74,8 @@ absl::Status Run(parallel::MpiSession& mpi) {
   LoadOptions load_options;
   load_options.dtype = absl::GetFlag(FLAGS_dtype);
   load_options.load_format = absl::GetFlag(FLAGS_load_format);
-  PAGEDLLM_ASSIGN_OR_RETURN(LoadedModel loaded,
-                            LoadLlamaModel(absl::GetFlag(FLAGS_model), *device, *comm, load_options));
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      LoadedModel loaded, LoadLlamaModel(absl::GetFlag(FLAGS_model), *device, *comm, load_options));
   const int block_size = absl::GetFlag(FLAGS_block_size);
   if (block_size <= 0 || block_size > 1024) {
     return absl::InvalidArgumentError(
@@ -106,9 +106,9 @@ absl::Status Run(parallel::MpiSession& mpi) {
     return absl::ResourceExhaustedError("no room for a single KV cache block");
   }
   PAGEDLLM_ASSIGN_OR_RETURN(
-      KvCache cache, KvCache::Create(*device, loaded.cache_dtype, loaded.num_layers,
-                                     static_cast<int>(num_blocks), block_size,
-                                     loaded.num_kv_heads_local, loaded.head_dim));
+      KvCache cache,
+      KvCache::Create(*device, loaded.cache_dtype, loaded.num_layers, static_cast<int>(num_blocks),
+                      block_size, loaded.num_kv_heads_local, loaded.head_dim));
   PAGEDLLM_LOG(INFO) << "KV cache: " << num_blocks << " blocks of " << block_size << " tokens ("
                      << (num_blocks * bytes_per_block >> 20) << " MiB)";
 
@@ -144,7 +144,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "mpirun -np N pagedllm-worker --coordinator HOST:PORT --model DIR [--device cpu|cuda]");
   absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<pagedllm::parallel::MpiSession> mpi = pagedllm::parallel::MpiSession::Init(&argc, &argv);
+  absl::StatusOr<pagedllm::parallel::MpiSession> mpi =
+      pagedllm::parallel::MpiSession::Init(&argc, &argv);
   if (!mpi.ok()) {
     PAGEDLLM_LOG(ERROR) << mpi.status();
     return 1;

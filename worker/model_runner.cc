@@ -22,8 +22,8 @@ ModelRunner::ModelRunner(kernels::Device* device, parallel::Communicator* comm,
              static_cast<int>(model_->dims().vocab_size)) {
   if (decode_graph_max_batch > 0 && max_model_len > 0) {
     const int max_blocks = (max_model_len + cache_.block_size() - 1) / cache_.block_size();
-    graphs_ = std::make_unique<DecodeGraphs>(device_, model_.get(), &cache_,
-                                             decode_graph_max_batch, max_blocks);
+    graphs_ = std::make_unique<DecodeGraphs>(device_, model_.get(), &cache_, decode_graph_max_batch,
+                                             max_blocks);
   }
 }
 
@@ -31,8 +31,10 @@ absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host) {
   ForwardBatch batch;
   const int64_t tokens = host.num_tokens();
   const int64_t seqs = host.num_seqs();
-  PAGEDLLM_ASSIGN_OR_RETURN(batch.token_ids, device_->FromHost(DType::kInt32, {tokens}, host.token_ids));
-  PAGEDLLM_ASSIGN_OR_RETURN(batch.positions, device_->FromHost(DType::kInt32, {tokens}, host.positions));
+  PAGEDLLM_ASSIGN_OR_RETURN(batch.token_ids,
+                            device_->FromHost(DType::kInt32, {tokens}, host.token_ids));
+  PAGEDLLM_ASSIGN_OR_RETURN(batch.positions,
+                            device_->FromHost(DType::kInt32, {tokens}, host.positions));
   PAGEDLLM_ASSIGN_OR_RETURN(batch.slot_mapping,
                             device_->FromHost(DType::kInt32, {tokens}, host.slot_mapping));
   PAGEDLLM_ASSIGN_OR_RETURN(
@@ -57,13 +59,14 @@ absl::StatusOr<std::vector<float>> ModelRunner::GatherLogits(const Tensor& logit
   const int world = comm_->world_size();
   Tensor gathered = logits_local;  // [world * P, vocab_local], rank-major
   if (world > 1) {
-    PAGEDLLM_ASSIGN_OR_RETURN(gathered,
-                              device_->Allocate(logits_local.dtype(), {world * rows, dims.vocab_local}));
+    PAGEDLLM_ASSIGN_OR_RETURN(
+        gathered, device_->Allocate(logits_local.dtype(), {world * rows, dims.vocab_local}));
     PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(logits_local, gathered));
   }
   if (comm_->rank() != 0) return std::vector<float>();
   if (gathered.dtype() != DType::kFloat32) {
-    PAGEDLLM_ASSIGN_OR_RETURN(Tensor as_float, device_->Allocate(DType::kFloat32, gathered.shape()));
+    PAGEDLLM_ASSIGN_OR_RETURN(Tensor as_float,
+                              device_->Allocate(DType::kFloat32, gathered.shape()));
     device_->ops().Cast(gathered, as_float);
     gathered = as_float;
   }
@@ -125,9 +128,9 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
     }
   }
   device_->Synchronize();
-  result.set_forward_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now() - start)
-                            .count());
+  result.set_forward_ns(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count());
   return result;
 }
 

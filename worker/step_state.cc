@@ -27,8 +27,8 @@ SamplingConfig FromProto(const wv1::SamplingConfig& proto) {
 
 absl::Status StepState::Apply(const wv1::StepInstruction& step, HostBatch* batch) {
   if (step.step_id() != last_step_id_ + 1) {
-    return absl::FailedPreconditionError(absl::StrCat("step ", step.step_id(),
-                                                      " does not follow step ", last_step_id_));
+    return absl::FailedPreconditionError(
+        absl::StrCat("step ", step.step_id(), " does not follow step ", last_step_id_));
   }
   last_step_id_ = step.step_id();
   *batch = HostBatch();
@@ -47,9 +47,8 @@ absl::Status StepState::Apply(const wv1::StepInstruction& step, HostBatch* batch
   for (const wv1::BlockCopy& copy : step.block_copies()) {
     if (copy.src() < 0 || copy.src() >= num_blocks_ || copy.dst() < 0 ||
         copy.dst() >= num_blocks_) {
-      return absl::InvalidArgumentError(absl::StrCat("block copy ", copy.src(), " -> ",
-                                                     copy.dst(), " is outside [0, ", num_blocks_,
-                                                     ")"));
+      return absl::InvalidArgumentError(absl::StrCat("block copy ", copy.src(), " -> ", copy.dst(),
+                                                     " is outside [0, ", num_blocks_, ")"));
     }
     batch->block_copies.push_back(copy.src());
     batch->block_copies.push_back(copy.dst());
@@ -86,8 +85,8 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
   for (const wv1::BlockReplacement& replacement : seq_step.replacements()) {
     if (replacement.index() < 0 || replacement.index() >= static_cast<int>(table.size())) {
       return absl::InvalidArgumentError(
-          absl::StrCat("sequence ", seq_step.seq_id(), ": replacement index ",
-                       replacement.index(), " outside its table of ", table.size(), " blocks"));
+          absl::StrCat("sequence ", seq_step.seq_id(), ": replacement index ", replacement.index(),
+                       " outside its table of ", table.size(), " blocks"));
     }
     table[replacement.index()] = replacement.block_id();
   }
@@ -103,9 +102,9 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
   const int32_t count = seq_step.token_ids_size();
   const int64_t end = static_cast<int64_t>(first) + count;
   if (first < 0 || count <= 0 || end > static_cast<int64_t>(table.size()) * block_size_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sequence ", seq_step.seq_id(), ": positions [", first, ", ", end,
-                     ") do not fit its ", table.size(), " blocks of ", block_size_));
+    return absl::InvalidArgumentError(absl::StrCat("sequence ", seq_step.seq_id(), ": positions [",
+                                                   first, ", ", end, ") do not fit its ",
+                                                   table.size(), " blocks of ", block_size_));
   }
   for (int32_t i = 0; i < count; ++i) {
     const int32_t token = seq_step.token_ids(i);
@@ -130,8 +129,8 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
 
 SequenceSampler& StepState::sampler(uint64_t seq_id) {
   auto it = sequences_.find(seq_id);
-  PAGEDLLM_CHECK(it != sequences_.end() && it->second.sampler != nullptr, "no sampler for sequence ",
-                 seq_id);
+  PAGEDLLM_CHECK(it != sequences_.end() && it->second.sampler != nullptr,
+                 "no sampler for sequence ", seq_id);
   return *it->second.sampler;
 }
 

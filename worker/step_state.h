@@ -17,16 +17,16 @@ namespace pagedllm::worker {
 
 // One step's inputs in host memory; see ForwardBatch for the meaning of each field.
 struct HostBatch {
-  std::vector<int32_t> token_ids;      // [T]
-  std::vector<int32_t> positions;      // [T]
-  std::vector<int32_t> slot_mapping;   // [T]
-  std::vector<int32_t> block_tables;   // [S * max_blocks_per_seq], row-major, padded with 0
+  std::vector<int32_t> token_ids;     // [T]
+  std::vector<int32_t> positions;     // [T]
+  std::vector<int32_t> slot_mapping;  // [T]
+  std::vector<int32_t> block_tables;  // [S * max_blocks_per_seq], row-major, padded with 0
   int32_t max_blocks_per_seq = 0;
-  std::vector<int32_t> query_start;    // [S + 1]
-  std::vector<int32_t> context_lens;   // [S]
-  std::vector<int32_t> sample_rows;    // [P]
+  std::vector<int32_t> query_start;      // [S + 1]
+  std::vector<int32_t> context_lens;     // [S]
+  std::vector<int32_t> sample_rows;      // [P]
   std::vector<uint64_t> sample_seq_ids;  // [P]
-  std::vector<int32_t> block_copies;   // [num_copies * 2]: src, dst pairs
+  std::vector<int32_t> block_copies;     // [num_copies * 2]: src, dst pairs
 
   int num_seqs() const { return static_cast<int>(context_lens.size()); }
   int num_tokens() const { return static_cast<int>(token_ids.size()); }

@@ -118,9 +118,8 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
     return;
   }
   const uint64_t seq_id = next_seq_id_++;
-  const int max_tokens =
-      std::min<int>(spec.max_tokens,
-                    limits_.max_model_len - static_cast<int>(spec.prompt_token_ids.size()));
+  const int max_tokens = std::min<int>(
+      spec.max_tokens, limits_.max_model_len - static_cast<int>(spec.prompt_token_ids.size()));
   auto sequence =
       std::make_unique<Sequence>(seq_id, spec.request_id, spec.prompt_token_ids, max_tokens);
   const absl::Status added = scheduler_.AddSequence(std::move(sequence));
@@ -141,9 +140,10 @@ void Engine::AbortRequest(const std::string& request_id) {
 void Engine::FinishSequence(uint64_t seq_id, FinishReason reason) {
   auto it = live_.find(seq_id);
   if (it == live_.end()) return;
-  const SequenceStatus status = reason == FinishReason::kStop     ? SequenceStatus::kFinishedStopped
-                                : reason == FinishReason::kLength ? SequenceStatus::kFinishedLength
-                                                                  : SequenceStatus::kFinishedAborted;
+  const SequenceStatus status = reason == FinishReason::kStop ? SequenceStatus::kFinishedStopped
+                                : reason == FinishReason::kLength
+                                    ? SequenceStatus::kFinishedLength
+                                    : SequenceStatus::kFinishedAborted;
   // Frees the blocks now; the workers hear of it with the next step (finished_seq_ids).
   scheduler_.Finish(seq_id, status).IgnoreError();
   if (reason == FinishReason::kAbort) it->second.handle->Push(FinishChunk(reason));

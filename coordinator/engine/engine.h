@@ -94,8 +94,8 @@ class Engine {
 
   // Owned by the loop thread.
   Scheduler scheduler_;
-  absl::flat_hash_map<uint64_t, Live> live_;                  // by seq id
-  absl::flat_hash_map<std::string, uint64_t> seq_of_request_; // request id -> seq id
+  absl::flat_hash_map<uint64_t, Live> live_;                   // by seq id
+  absl::flat_hash_map<std::string, uint64_t> seq_of_request_;  // request id -> seq id
   uint64_t next_seq_id_ = 1;
   uint64_t next_step_id_ = 1;
   std::thread thread_;

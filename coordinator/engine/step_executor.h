@@ -19,7 +19,7 @@ struct StepPlan {
   const SchedulerOutput* output = nullptr;  // the scheduler's decisions
   const Scheduler* scheduler = nullptr;     // token ids of the scheduled sequences
   std::vector<std::pair<uint64_t, SamplingOptions>> new_sequences;  // first time on the workers
-  std::vector<uint64_t> finished_seq_ids;   // workers drop these before the step
+  std::vector<uint64_t> finished_seq_ids;  // workers drop these before the step
 };
 
 struct SampledTokenOut {

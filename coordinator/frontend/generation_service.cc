@@ -11,10 +11,14 @@ namespace {
 
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kLength: return v1::FINISH_REASON_LENGTH;
-    case FinishReason::kStop: return v1::FINISH_REASON_STOP;
-    case FinishReason::kAbort: return v1::FINISH_REASON_ABORT;
-    case FinishReason::kNone: break;
+    case FinishReason::kLength:
+      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kStop:
+      return v1::FINISH_REASON_STOP;
+    case FinishReason::kAbort:
+      return v1::FINISH_REASON_ABORT;
+    case FinishReason::kNone:
+      break;
   }
   return v1::FINISH_REASON_UNSPECIFIED;
 }
@@ -24,8 +28,7 @@ constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(20);
 
 }  // namespace
 
-GenerationService::GenerationService(Engine* engine, ValidationLimits limits,
-                                     v1::ServerStats info)
+GenerationService::GenerationService(Engine* engine, ValidationLimits limits, v1::ServerStats info)
     : engine_(engine),
       limits_(limits),
       info_(std::move(info)),

@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <random>
 #include <mutex>
+#include <random>
 
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/request_validation.h"

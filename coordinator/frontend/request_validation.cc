@@ -84,8 +84,8 @@ absl::StatusOr<RequestSpec> ValidateGenerateRequest(const v1::GenerateRequest& r
                                                     uint64_t fallback_seed) {
   RequestSpec spec;
   if (request.request_id().size() > static_cast<size_t>(limits.max_request_id_length)) {
-    return Invalid(absl::StrCat("request_id has ", request.request_id().size(),
-                                " bytes, at most ", limits.max_request_id_length, " are allowed"));
+    return Invalid(absl::StrCat("request_id has ", request.request_id().size(), " bytes, at most ",
+                                limits.max_request_id_length, " are allowed"));
   }
   spec.request_id = request.request_id();
   switch (request.prompt_case()) {
@@ -107,7 +107,8 @@ absl::StatusOr<RequestSpec> ValidateGenerateRequest(const v1::GenerateRequest& r
   }
   if (ids.size() >= limits.max_model_len) {
     return Invalid(absl::StrCat("prompt has ", ids.size(), " tokens, max_model_len is ",
-                                limits.max_model_len, " (and at least one token must be generated)"));
+                                limits.max_model_len,
+                                " (and at least one token must be generated)"));
   }
   spec.prompt_token_ids.assign(ids.begin(), ids.end());
   if (absl::Status status = ValidateSampling(request.sampling(), limits, fallback_seed, &spec);

@@ -54,10 +54,10 @@ void WorkerLauncher::Watch() {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   std::string description =
-      WIFEXITED(status) ? absl::StrCat("worker job (mpirun pid ", pid, ") exited with status ",
-                                       WEXITSTATUS(status))
-                        : absl::StrCat("worker job (mpirun pid ", pid, ") killed by signal ",
-                                       WTERMSIG(status));
+      WIFEXITED(status)
+          ? absl::StrCat("worker job (mpirun pid ", pid, ") exited with status ",
+                         WEXITSTATUS(status))
+          : absl::StrCat("worker job (mpirun pid ", pid, ") killed by signal ", WTERMSIG(status));
   std::function<void(const std::string&)> on_exit;
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -48,8 +48,7 @@ wv1::StepInstruction EncodeStep(const StepPlan& plan) {
 }
 
 absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const StepPlan& plan) {
-  PAGEDLLM_ASSIGN_OR_RETURN(wv1::StepResult result,
-                            hub_->RunStep(EncodeStep(plan), step_timeout_));
+  PAGEDLLM_ASSIGN_OR_RETURN(wv1::StepResult result, hub_->RunStep(EncodeStep(plan), step_timeout_));
   StepOutcome outcome;
   outcome.forward_ns = result.forward_ns();
   std::vector<SampledTokenOut>& tokens = outcome.tokens;

@@ -110,10 +110,10 @@ absl::StatusOr<wv1::WorkerHello> WorkerHub::WaitForWorkers(absl::Duration timeou
   for (const Worker& worker : workers_) {
     if (worker.hello->num_kv_blocks() != first.num_kv_blocks() ||
         worker.hello->block_size() != first.block_size()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "workers disagree on the KV cache: rank ", worker.hello->rank(), " has ",
-          worker.hello->num_kv_blocks(), " blocks of ", worker.hello->block_size(),
-          ", rank 0 has ", first.num_kv_blocks(), " of ", first.block_size()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("workers disagree on the KV cache: rank ", worker.hello->rank(), " has ",
+                       worker.hello->num_kv_blocks(), " blocks of ", worker.hello->block_size(),
+                       ", rank 0 has ", first.num_kv_blocks(), " of ", first.block_size()));
     }
   }
   return first;
@@ -139,8 +139,8 @@ absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::StepInstruction& s
   *message.mutable_step() = step;
   for (int rank = 0; rank < world_size_; ++rank) {
     if (!Write(rank, message)) {
-      MarkLost(absl::StrCat("worker rank ", rank, " stopped accepting steps (step ",
-                            step.step_id(), ")"));
+      MarkLost(absl::StrCat("worker rank ", rank, " stopped accepting steps (step ", step.step_id(),
+                            ")"));
       return health();
     }
   }

@@ -43,7 +43,8 @@ bool StartsWith(const std::string& text, const std::string& prefix) {
 }
 
 bool IsOurs(const std::string& header) {
-  for (const char* dir : {"common/", "kernels/", "parallel/", "worker/", "coordinator/", "pagedllm/"}) {
+  for (const char* dir :
+       {"common/", "kernels/", "parallel/", "worker/", "coordinator/", "pagedllm/"}) {
     if (StartsWith(header, dir)) return true;
   }
   return false;
@@ -54,7 +55,8 @@ TEST(DependencyRulesTest, CoordinatorNeverIncludesWorkerKernelsOrParallel) {
   ASSERT_FALSE(includes.empty());
   for (const Include& include : includes) {
     for (const char* banned : {"worker/", "kernels/", "parallel/"}) {
-      EXPECT_FALSE(StartsWith(include.header, banned)) << include.file << " includes " << include.header;
+      EXPECT_FALSE(StartsWith(include.header, banned))
+          << include.file << " includes " << include.header;
     }
   }
 }
@@ -71,7 +73,8 @@ TEST(DependencyRulesTest, OnlyTheCoordinatorEdgesTouchGeneratedProtoTypes) {
 
 TEST(DependencyRulesTest, WorkerNeverIncludesCoordinator) {
   for (const Include& include : IncludesUnder("worker")) {
-    EXPECT_FALSE(StartsWith(include.header, "coordinator/")) << include.file << " includes " << include.header;
+    EXPECT_FALSE(StartsWith(include.header, "coordinator/"))
+        << include.file << " includes " << include.header;
   }
 }
 
@@ -97,7 +100,8 @@ TEST(DependencyRulesTest, ParallelUsesOnlyKernelInterfaces) {
 TEST(DependencyRulesTest, CommonDependsOnNothingOfOurs) {
   for (const Include& include : IncludesUnder("common")) {
     if (!IsOurs(include.header)) continue;
-    EXPECT_TRUE(StartsWith(include.header, "common/")) << include.file << " includes " << include.header;
+    EXPECT_TRUE(StartsWith(include.header, "common/"))
+        << include.file << " includes " << include.header;
   }
 }
 

@@ -68,7 +68,9 @@ std::string EnvOr(const char* name, const std::string& fallback) {
 }
 
 // Overridable so that a relocated bundle runs the same tests on a GPU node.
-std::string BinDir() { return EnvOr("PAGEDLLM_BIN_DIR", std::string(PAGEDLLM_BINARY_DIR) + "/bin"); }
+std::string BinDir() {
+  return EnvOr("PAGEDLLM_BIN_DIR", std::string(PAGEDLLM_BINARY_DIR) + "/bin");
+}
 std::string SourceDir() { return EnvOr("PAGEDLLM_SOURCE_DIR", PAGEDLLM_SOURCE_DIR); }
 std::string TestDevice() { return EnvOr("PAGEDLLM_TEST_DEVICE", "cpu"); }
 
@@ -101,8 +103,7 @@ absl::StatusOr<std::pair<int, std::string>> RunCommand(const std::vector<std::st
   }
   std::string output = ReadFile(log_template);
   unlink(log_template);
-  return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-                        output);
+  return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output);
 }
 
 absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& options) {
@@ -141,8 +142,8 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     int status = 0;
     if (waitpid(cluster->pid_, &status, WNOHANG) == cluster->pid_) {
       cluster->pid_ = -1;
-      return absl::UnavailableError(absl::StrCat("the coordinator exited during start-up:\n",
-                                                 cluster->ReadLog()));
+      return absl::UnavailableError(
+          absl::StrCat("the coordinator exited during start-up:\n", cluster->ReadLog()));
     }
     if (Clock::now() > deadline) {
       return absl::DeadlineExceededError(
@@ -188,10 +189,10 @@ absl::StatusOr<pagedllm::v1::ServerStats> Cluster::WaitForAllBlocksFree(int time
       return stats;
     }
     if (Clock::now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "blocks still in use: ", stats.num_total_blocks() - stats.num_free_blocks(), " of ",
-          stats.num_total_blocks(), ", running ", stats.num_running(), ", waiting ",
-          stats.num_waiting()));
+      return absl::DeadlineExceededError(
+          absl::StrCat("blocks still in use: ", stats.num_total_blocks() - stats.num_free_blocks(),
+                       " of ", stats.num_total_blocks(), ", running ", stats.num_running(),
+                       ", waiting ", stats.num_waiting()));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -215,7 +216,8 @@ absl::Status Cluster::Stop() {
   const std::vector<pid_t> left = WorkerPids();
   if (!left.empty()) {
     for (pid_t worker : left) kill(worker, SIGKILL);
-    return absl::InternalError(absl::StrCat(left.size(), " worker processes outlived the coordinator"));
+    return absl::InternalError(
+        absl::StrCat(left.size(), " worker processes outlived the coordinator"));
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return absl::InternalError(absl::StrCat("the coordinator exited with status ", status));

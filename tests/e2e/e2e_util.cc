@@ -64,7 +64,8 @@ std::string HealthStatus(const std::string& address) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   grpc::health::v1::HealthCheckResponse response;
-  const grpc::Status status = stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+  const grpc::Status status =
+      stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
   if (!status.ok()) return "error: " + status.error_message();
   return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
 }

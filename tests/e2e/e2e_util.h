@@ -27,7 +27,8 @@ GenerateOutcome Generate(pagedllm::v1::Generation::Stub& stub,
 
 // All requests at once, one thread each; outcomes in request order.
 std::vector<GenerateOutcome> GenerateConcurrently(
-    pagedllm::v1::Generation::Stub& stub, const std::vector<pagedllm::v1::GenerateRequest>& requests);
+    pagedllm::v1::Generation::Stub& stub,
+    const std::vector<pagedllm::v1::GenerateRequest>& requests);
 
 pagedllm::v1::GenerateRequest GreedyRequest(const std::vector<int32_t>& prompt, int max_tokens,
                                             int logprobs = -1);

@@ -72,7 +72,8 @@ TEST_P(GoldenModelsTest, MatchesTransformers) {
         const bool near_tie =
             k + 1 < 5 && std::abs(top5[k + 1][1].get<double>() - want_logprob) < kLogprobTolerance;
         if (!near_tie) {
-          EXPECT_EQ(got.top(k).token_id(), top5[k][0].get<int>()) << "step " << step << " rank " << k;
+          EXPECT_EQ(got.top(k).token_id(), top5[k][0].get<int>())
+              << "step " << step << " rank " << k;
         }
       }
     }

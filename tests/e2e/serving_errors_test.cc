@@ -1,8 +1,7 @@
 // Bad input, overload, cancellation, lost workers and bad model files, through the real cluster.
-#include <signal.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <thread>
 
@@ -110,8 +109,7 @@ TEST_F(ServingErrorsTest, ServerStillServesAfterBadInput) {
 
 TEST_F(ServingErrorsTest, StopTokenEndsTheSequence) {
   // The golden continuation of "def fibonacci(n):" starts 268, 393, 37: stop at 393.
-  v1::GenerateRequest request =
-      GreedyRequest({0, 476, 290, 1489, 272, 1156, 529, 10, 80, 311}, 20);
+  v1::GenerateRequest request = GreedyRequest({0, 476, 290, 1489, 272, 1156, 529, 10, 80, 311}, 20);
   request.mutable_sampling()->add_stop_token_ids(393);
   const GenerateOutcome outcome = Generate(cluster_->stub(), request);
   ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();

@@ -3,13 +3,13 @@
 #   (build machine) cmake -S . -B build-cuda -DPAGEDLLM_CUDA=ON ... && cmake --build build-cuda -j
 #                   launch/make-bundle.sh .bundle/pagedllm.tar.xz  $(ls build-cuda/bin/*)
 #   (GPU node, repo root) tests/gpu/run_all.sh .bundle/pagedllm.tar.xz OUT_DIR [STAGES]
-# STAGES (default all): unit e2e compare bench. Logs go to OUT_DIR; exit status is non-zero
+# STAGES (default all): unit e2e compare bench serve. Logs go to OUT_DIR; exit status is non-zero
 # when any stage failed.
 set -uo pipefail
 bundle="${1:?usage: run_all.sh BUNDLE.tar.xz OUT_DIR [unit] [e2e] [compare] [bench]}"
 out="${2:?usage: run_all.sh BUNDLE.tar.xz OUT_DIR [STAGES]}"
 shift 2
-stages="${*:-unit e2e compare bench}"
+stages="${*:-unit e2e compare bench serve}"
 mkdir -p "$out" /tmp/pagedllm-gpu
 tar -xJf "$bundle" -C /tmp/pagedllm-gpu
 bin=/tmp/pagedllm-gpu/pagedllm/bin
@@ -46,6 +46,23 @@ fi
 if [[ " $stages " == *" bench "* ]]; then
   for bench in "$bin"/*_bench; do
     [ -x "$bench" ] && run "$(basename "$bench")" "$bench"
+  done
+fi
+if [[ " $stages " == *" serve "* ]]; then
+  # Decode steps of 7B/8B shapes (random weights) at batch 1, 32, 256 against the bytes floor.
+  for model in llama-2-7b llama-3-8b; do
+    port_file="/tmp/pagedllm-bench-port-$model"
+    rm -f "$port_file"
+    "$bin/pagedllm-coordinator" --model "benchmarks/models/$model" --load_format dummy --tp 1 \
+      --device cuda --port 0 --port_file "$port_file" > "$out/serve-$model.log" 2>&1 &
+    server=$!
+    for _ in $(seq 600); do [ -f "$port_file" ] && break; sleep 0.2; done
+    if [ ! -f "$port_file" ]; then echo "=== serve $model FAILED to start"; tail -20 "$out/serve-$model.log"; status=1; kill $server; continue; fi
+    for batch in 1 32 256; do
+      run "bench-$model-b$batch" "$bin/pagedllm-bench" --address "127.0.0.1:$(cat "$port_file")" \
+        --num_requests "$batch" --concurrency "$batch" --prompt_len 128 --output_len 128
+    done
+    kill -TERM $server; wait $server
   done
 fi
 exit $status

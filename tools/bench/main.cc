@@ -144,8 +144,8 @@ int main(int argc, char** argv) {
     // the full batch (concurrency sequences) and the mean context (prompt + output / 2).
     const double batch = std::min(absl::GetFlag(FLAGS_concurrency), num_requests);
     const double context = absl::GetFlag(FLAGS_prompt_len) + absl::GetFlag(FLAGS_output_len) / 2.0;
-    const double bytes = after.weight_bytes_per_worker() +
-                         batch * context * after.kv_bytes_per_token_per_worker();
+    const double bytes =
+        after.weight_bytes_per_worker() + batch * context * after.kv_bytes_per_token_per_worker();
     const double floor_ms = 1e3 * bytes / (absl::GetFlag(FLAGS_memory_gbps) * 1e9);
     std::printf(
         "decode: %lu steps, %.3f ms per step (worker forward %.3f ms); floor %.3f ms "

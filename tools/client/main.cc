@@ -33,10 +33,14 @@ namespace {
 
 const char* FinishName(pagedllm::v1::FinishReason reason) {
   switch (reason) {
-    case pagedllm::v1::FINISH_REASON_LENGTH: return "length";
-    case pagedllm::v1::FINISH_REASON_STOP: return "stop";
-    case pagedllm::v1::FINISH_REASON_ABORT: return "abort";
-    default: return "unspecified";
+    case pagedllm::v1::FINISH_REASON_LENGTH:
+      return "length";
+    case pagedllm::v1::FINISH_REASON_STOP:
+      return "stop";
+    case pagedllm::v1::FINISH_REASON_ABORT:
+      return "abort";
+    default:
+      return "unspecified";
   }
 }
 
@@ -98,7 +102,8 @@ int main(int argc, char** argv) {
         if (i < choice.logprobs_size()) all_logprobs.push_back(choice.logprobs(i).logprob());
         if (json) continue;
         std::cout << choice.token_ids(i);
-        if (i < choice.logprobs_size()) std::cout << " (logprob " << choice.logprobs(i).logprob() << ")";
+        if (i < choice.logprobs_size())
+          std::cout << " (logprob " << choice.logprobs(i).logprob() << ")";
         std::cout << (absl::GetFlag(FLAGS_logprobs) >= 0 ? "\n" : " ") << std::flush;
       }
       if (choice.finish_reason() != pagedllm::v1::FINISH_REASON_UNSPECIFIED) {
@@ -113,8 +118,8 @@ int main(int argc, char** argv) {
   if (json && status.ok()) {
     std::cout << "{\"request_id\": \"" << request_id << "\", \"token_ids\": ["
               << absl::StrJoin(all_tokens, ", ") << "], \"logprobs\": ["
-              << absl::StrJoin(all_logprobs, ", ") << "], \"finish_reason\": \"" << finish
-              << "\"}" << std::endl;
+              << absl::StrJoin(all_logprobs, ", ") << "], \"finish_reason\": \"" << finish << "\"}"
+              << std::endl;
   }
   if (!status.ok()) {
     std::cerr << "error: " << status.error_code() << " " << status.error_message() << "\n";

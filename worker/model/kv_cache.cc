@@ -9,9 +9,8 @@ absl::StatusOr<KvCache> KvCache::Create(kernels::Device& device, kernels::DType 
                                         int num_layers, int num_blocks, int block_size,
                                         int num_kv_heads_local, int head_dim) {
   if (num_blocks <= 0 || block_size <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("KV cache needs positive num_blocks (",
-                                                   num_blocks, ") and block_size (", block_size,
-                                                   ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "KV cache needs positive num_blocks (", num_blocks, ") and block_size (", block_size, ")"));
   }
   KvCache cache;
   cache.num_blocks_ = num_blocks;
@@ -28,8 +27,7 @@ absl::StatusOr<KvCache> KvCache::Create(kernels::Device& device, kernels::DType 
 
 size_t KvCache::BytesPerBlock(kernels::DType dtype, int num_layers, int block_size,
                               int num_kv_heads_local, int head_dim) {
-  return 2ull * num_layers * block_size * num_kv_heads_local * head_dim *
-         kernels::DTypeSize(dtype);
+  return 2ull * num_layers * block_size * num_kv_heads_local * head_dim * kernels::DTypeSize(dtype);
 }
 
 }  // namespace pagedllm::worker

@@ -25,7 +25,8 @@ LlamaModel::LlamaModel(kernels::Device* device, parallel::Communicator* comm, Ll
 absl::StatusOr<Tensor> LlamaModel::Forward(const ForwardBatch& batch, KvCache& cache) {
   const int64_t num_tokens = batch.token_ids.dim(0);
   const int64_t hidden = dims_.hidden;
-  PAGEDLLM_ASSIGN_OR_RETURN(Tensor residual, device_->Allocate(compute_dtype_, {num_tokens, hidden}));
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor residual,
+                            device_->Allocate(compute_dtype_, {num_tokens, hidden}));
   PAGEDLLM_ASSIGN_OR_RETURN(Tensor normed, device_->Allocate(compute_dtype_, {num_tokens, hidden}));
   PAGEDLLM_ASSIGN_OR_RETURN(Tensor delta, device_->Allocate(compute_dtype_, {num_tokens, hidden}));
 
@@ -67,7 +68,8 @@ absl::Status LlamaModel::AttentionBlock(int layer, const ForwardBatch& batch, Kv
   const int64_t head_dim = dims_.head_dim;
 
   PAGEDLLM_ASSIGN_OR_RETURN(
-      Tensor qkv, device_->Allocate(compute_dtype_, {num_tokens, (heads + 2 * kv_heads) * head_dim}));
+      Tensor qkv,
+      device_->Allocate(compute_dtype_, {num_tokens, (heads + 2 * kv_heads) * head_dim}));
   ops_.Linear(normed, w.qkv, qkv);
 
   kernels::RopeQkvParams rope;
@@ -81,8 +83,7 @@ absl::Status LlamaModel::AttentionBlock(int layer, const ForwardBatch& batch, Kv
   PAGEDLLM_ASSIGN_OR_RETURN(rope.value,
                             device_->Allocate(compute_dtype_, {num_tokens, kv_heads, head_dim}));
   ops_.RopeQkv(rope);
-  ops_.WriteKvCache(rope.key, rope.value, batch.slot_mapping, cache.key(layer),
-                    cache.value(layer));
+  ops_.WriteKvCache(rope.key, rope.value, batch.slot_mapping, cache.key(layer), cache.value(layer));
 
   kernels::PagedAttentionParams attention;
   attention.query = rope.query;

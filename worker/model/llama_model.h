@@ -32,31 +32,31 @@ struct LlamaDims {
 };
 
 struct LlamaLayerWeights {
-  kernels::Tensor input_norm;     // [hidden]
-  kernels::Tensor qkv;            // [(heads_local + 2 * kv_heads_local) * head_dim, hidden]
-  kernels::Tensor o_proj;         // [hidden, heads_local * head_dim]
-  kernels::Tensor post_norm;      // [hidden]
-  kernels::Tensor gate_up;        // [2 * intermediate_local, hidden]
-  kernels::Tensor down;           // [hidden, intermediate_local]
+  kernels::Tensor input_norm;  // [hidden]
+  kernels::Tensor qkv;         // [(heads_local + 2 * kv_heads_local) * head_dim, hidden]
+  kernels::Tensor o_proj;      // [hidden, heads_local * head_dim]
+  kernels::Tensor post_norm;   // [hidden]
+  kernels::Tensor gate_up;     // [2 * intermediate_local, hidden]
+  kernels::Tensor down;        // [hidden, intermediate_local]
 };
 
 struct LlamaWeights {
-  kernels::Tensor embed;          // [vocab_local, hidden]
+  kernels::Tensor embed;  // [vocab_local, hidden]
   std::vector<LlamaLayerWeights> layers;
-  kernels::Tensor final_norm;     // [hidden]
-  kernels::Tensor lm_head;        // [vocab_local, hidden]
-  kernels::Tensor inv_freq;       // [head_dim / 2] float32
+  kernels::Tensor final_norm;  // [hidden]
+  kernels::Tensor lm_head;     // [vocab_local, hidden]
+  kernels::Tensor inv_freq;    // [head_dim / 2] float32
 };
 
 // One step's inputs, on the device. T = tokens this step, S = sequences, P = sampled rows.
 struct ForwardBatch {
-  kernels::Tensor token_ids;      // [T] int32
-  kernels::Tensor positions;      // [T] int32
-  kernels::Tensor slot_mapping;   // [T] int32: cache slot each token's K/V is written to
-  kernels::Tensor block_tables;   // [S, max_blocks_per_seq] int32
-  kernels::Tensor query_start;    // [S + 1] int32
-  kernels::Tensor context_lens;   // [S] int32
-  kernels::Tensor sample_rows;    // [P] int32: rows of the last token of each sampled sequence
+  kernels::Tensor token_ids;     // [T] int32
+  kernels::Tensor positions;     // [T] int32
+  kernels::Tensor slot_mapping;  // [T] int32: cache slot each token's K/V is written to
+  kernels::Tensor block_tables;  // [S, max_blocks_per_seq] int32
+  kernels::Tensor query_start;   // [S + 1] int32
+  kernels::Tensor context_lens;  // [S] int32
+  kernels::Tensor sample_rows;   // [P] int32: rows of the last token of each sampled sequence
 };
 
 class LlamaModel {

@@ -21,9 +21,12 @@ using kernels::Tensor;
 
 DType FromWeightDType(WeightDType dtype) {
   switch (dtype) {
-    case WeightDType::kF32: return DType::kFloat32;
-    case WeightDType::kBF16: return DType::kBFloat16;
-    case WeightDType::kF16: return DType::kFloat16;
+    case WeightDType::kF32:
+      return DType::kFloat32;
+    case WeightDType::kBF16:
+      return DType::kBFloat16;
+    case WeightDType::kF16:
+      return DType::kFloat16;
   }
   return DType::kFloat32;
 }
@@ -77,23 +80,22 @@ absl::StatusOr<LlamaWeights> DummyWeights(kernels::Device& device, const LlamaCo
     LlamaLayerWeights w;
     PAGEDLLM_ASSIGN_OR_RETURN(w.input_norm, DummyTensor(device, {hidden}, dtype, 1.0f, 0.1f));
     PAGEDLLM_ASSIGN_OR_RETURN(
-        w.qkv, DummyTensor(device, {(plan.heads_local + 2 * plan.kv_heads_local) * head_dim, hidden},
-                           dtype, 0.0f, matrix_scale));
-    PAGEDLLM_ASSIGN_OR_RETURN(
-        w.o_proj,
-        DummyTensor(device, {hidden, plan.heads_local * head_dim}, dtype, 0.0f, matrix_scale));
+        w.qkv,
+        DummyTensor(device, {(plan.heads_local + 2 * plan.kv_heads_local) * head_dim, hidden},
+                    dtype, 0.0f, matrix_scale));
+    PAGEDLLM_ASSIGN_OR_RETURN(w.o_proj, DummyTensor(device, {hidden, plan.heads_local * head_dim},
+                                                    dtype, 0.0f, matrix_scale));
     PAGEDLLM_ASSIGN_OR_RETURN(w.post_norm, DummyTensor(device, {hidden}, dtype, 1.0f, 0.1f));
-    PAGEDLLM_ASSIGN_OR_RETURN(
-        w.gate_up,
-        DummyTensor(device, {2 * plan.intermediate_local, hidden}, dtype, 0.0f, matrix_scale));
+    PAGEDLLM_ASSIGN_OR_RETURN(w.gate_up, DummyTensor(device, {2 * plan.intermediate_local, hidden},
+                                                     dtype, 0.0f, matrix_scale));
     PAGEDLLM_ASSIGN_OR_RETURN(
         w.down, DummyTensor(device, {hidden, plan.intermediate_local}, dtype, 0.0f, matrix_scale));
     weights.layers.push_back(std::move(w));
   }
   PAGEDLLM_ASSIGN_OR_RETURN(weights.embed,
                             DummyTensor(device, {plan.vocab_local, hidden}, dtype, 0.0f, 1.0f));
-  PAGEDLLM_ASSIGN_OR_RETURN(weights.lm_head, DummyTensor(device, {plan.vocab_local, hidden}, dtype,
-                                                         0.0f, matrix_scale));
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      weights.lm_head, DummyTensor(device, {plan.vocab_local, hidden}, dtype, 0.0f, matrix_scale));
   PAGEDLLM_ASSIGN_OR_RETURN(weights.final_norm, DummyTensor(device, {hidden}, dtype, 1.0f, 0.1f));
   return weights;
 }
@@ -118,7 +120,8 @@ absl::StatusOr<DType> ChooseDType(const std::string& requested, const LlamaConfi
   return *dtype;
 }
 
-absl::StatusOr<LlamaWeights> CheckpointWeights(kernels::Device& device, const std::string& model_dir,
+absl::StatusOr<LlamaWeights> CheckpointWeights(kernels::Device& device,
+                                               const std::string& model_dir,
                                                const LlamaConfig& config,
                                                const parallel::ShardPlan& plan, DType dtype) {
   PAGEDLLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(model_dir));
@@ -166,9 +169,9 @@ absl::StatusOr<LoadedModel> LoadLlamaModel(const std::string& model_dir, kernels
                                            parallel::Communicator& comm,
                                            const LoadOptions& options) {
   PAGEDLLM_ASSIGN_OR_RETURN(LlamaConfig config, LoadLlamaConfig(model_dir));
-  PAGEDLLM_ASSIGN_OR_RETURN(parallel::ShardPlan plan,
-                            parallel::MakeShardPlan(ModelDimsOf(config), comm.rank(),
-                                                    comm.world_size()));
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      parallel::ShardPlan plan,
+      parallel::MakeShardPlan(ModelDimsOf(config), comm.rank(), comm.world_size()));
   PAGEDLLM_ASSIGN_OR_RETURN(DType dtype, ChooseDType(options.dtype, config, device));
   LlamaWeights weights;
   if (options.load_format == "dummy") {
@@ -198,8 +201,8 @@ absl::StatusOr<LoadedModel> LoadLlamaModel(const std::string& model_dir, kernels
 
   LoadedModel loaded;
   const auto bytes_of = [](const Tensor& t) { return t.empty() ? size_t{0} : t.bytes(); };
-  loaded.weight_bytes = bytes_of(weights.embed) + bytes_of(weights.lm_head) +
-                        bytes_of(weights.final_norm);
+  loaded.weight_bytes =
+      bytes_of(weights.embed) + bytes_of(weights.lm_head) + bytes_of(weights.final_norm);
   for (const LlamaLayerWeights& w : weights.layers) {
     for (const Tensor* t : {&w.input_norm, &w.qkv, &w.o_proj, &w.post_norm, &w.gate_up, &w.down}) {
       loaded.weight_bytes += bytes_of(*t);

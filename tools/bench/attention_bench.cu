@@ -1,15 +1,16 @@
-// attention_bench: CudaOps::PagedAttention speed on one GPU, against floors measured in the
+// attention_bench (CUDA source for its read-bandwidth kernel): CudaOps::PagedAttention speed on one GPU, against floors measured in the
 // same run.
 //
 //   decode:  batch x context in {1, 8, 32, 128} x {512, 4096, 32768}, Llama-3-8B attention
 //            (32 query heads, 8 KV heads, head_dim 128, bf16, block size 16, shuffled blocks);
 //            achieved bandwidth = (K + V bytes read + Q + output bytes) / time, against the
-//            device-to-device cudaMemcpy bandwidth (bytes read + written).
+//            device-to-device cudaMemcpy bandwidth (bytes read + written; the better of direct
+//            calls and a graph) and a read-only kernel's bandwidth (attention mostly reads).
 //   prefill: 1 x 4096 and 8 x 1024 tokens (whole prompts, causal), TFLOP/s counting
 //            4 * heads * head_dim per (query, key) pair attended.
 //
-// Each op is timed with CUDA events around a CUDA graph of `kReps` back-to-back calls, so host
-// launch overhead is excluded (as in a graph-captured decode step). Prints Markdown tables.
+// Each op is timed with CUDA events around a CUDA graph of `kReps` back-to-back calls (best of 3),
+// so host launch overhead is excluded, as in a graph-captured decode step. Prints Markdown tables.
 //   attention_bench [--quick]   (--quick: contexts up to 4096 only)
 #include <cuda_runtime.h>
 
@@ -52,25 +53,18 @@ Tensor MustUpload(Device& device, std::vector<int64_t> shape, const std::vector<
   return *std::move(tensor);
 }
 
-// Milliseconds per call of `body`, from a graph of kReps calls (direct calls if capture fails).
+// Milliseconds per call of `body`, from a CUDA graph of kReps calls (stream capture).
 double TimeMs(Device& device, const std::function<void()>& body) {
   cudaStream_t stream = static_cast<cudaStream_t>(device.native_stream());
   body();  // warm-up: sizes workspaces before capture
   device.Synchronize();
-  absl::StatusOr<std::unique_ptr<DeviceGraph>> graph = device.CaptureGraph([&] {
-    for (int i = 0; i < kReps; ++i) body();
-    return absl::OkStatus();
-  });
-  const auto run = [&] {
-    if (graph.ok()) {
-      PAGEDLLM_CHECK_OK((*graph)->Replay());
-    } else {
-      for (int i = 0; i < kReps; ++i) body();
-    }
-  };
-  if (!graph.ok()) std::fprintf(stderr, "graph capture failed (%s); timing direct calls\n",
-                                std::string(graph.status().message()).c_str());
-  run();
+  BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < kReps; ++i) body();
+  cudaGraph_t graph = nullptr;
+  BENCH_CUDA(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  BENCH_CUDA(cudaGraphLaunch(exec, stream));
   device.Synchronize();
   cudaEvent_t start, stop;
   BENCH_CUDA(cudaEventCreate(&start));
@@ -78,7 +72,7 @@ double TimeMs(Device& device, const std::function<void()>& body) {
   float best = 1e30f;
   for (int trial = 0; trial < 3; ++trial) {
     BENCH_CUDA(cudaEventRecord(start, stream));
-    run();
+    BENCH_CUDA(cudaGraphLaunch(exec, stream));
     BENCH_CUDA(cudaEventRecord(stop, stream));
     BENCH_CUDA(cudaEventSynchronize(stop));
     float ms = 0.0f;
@@ -87,17 +81,63 @@ double TimeMs(Device& device, const std::function<void()>& body) {
   }
   BENCH_CUDA(cudaEventDestroy(start));
   BENCH_CUDA(cudaEventDestroy(stop));
+  BENCH_CUDA(cudaGraphExecDestroy(exec));
+  BENCH_CUDA(cudaGraphDestroy(graph));
   return best / kReps;
 }
 
-// Device-to-device copy bandwidth in GB/s, counting bytes read plus bytes written.
-double CopyBandwidth(Device& device) {
+// Reads `n` 16-byte words; writes only if their XOR is a value it never is (keeps the loads).
+__global__ void ReadKernel(const uint4* data, int64_t n, uint4* sink) {
+  uint4 acc = make_uint4(0, 0, 0, 0);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint4 v = data[i];
+    acc.x ^= v.x, acc.y ^= v.y, acc.z ^= v.z, acc.w ^= v.w;
+  }
+  if (acc.x == 0x12345678u && acc.y == 0x9abcdef0u) *sink = acc;
+}
+
+struct Floors {
+  double copy_graph_gbs = 0, copy_direct_gbs = 0, read_gbs = 0;
+};
+
+// Device-to-device cudaMemcpy bandwidth (bytes read + written), in a graph and as direct calls,
+// and a read-only kernel's bandwidth, over 1 GiB.
+Floors MeasureFloors(Device& device) {
   const int64_t bytes = int64_t{1} << 30;
+  cudaStream_t stream = static_cast<cudaStream_t>(device.native_stream());
   Tensor a = MustAllocate(device, DType::kInt32, {bytes / 4});
   Tensor b = MustAllocate(device, DType::kInt32, {bytes / 4});
-  BENCH_CUDA(cudaMemsetAsync(a.raw_data(), 1, bytes, static_cast<cudaStream_t>(device.native_stream())));
-  const double ms = TimeMs(device, [&] { device.CopyDeviceToDevice(b.raw_data(), a.raw_data(), bytes); });
-  return 2.0 * bytes / (ms * 1e-3) / 1e9;
+  BENCH_CUDA(cudaMemsetAsync(a.raw_data(), 1, bytes, stream));
+  Floors f;
+  f.copy_graph_gbs = 2.0 * bytes / (TimeMs(device, [&] {
+                       device.CopyDeviceToDevice(b.raw_data(), a.raw_data(), bytes);
+                     }) * 1e-3) / 1e9;
+  cudaEvent_t start, stop;
+  BENCH_CUDA(cudaEventCreate(&start));
+  BENCH_CUDA(cudaEventCreate(&stop));
+  float best = 1e30f;
+  for (int trial = 0; trial < 3; ++trial) {
+    BENCH_CUDA(cudaEventRecord(start, stream));
+    for (int i = 0; i < kReps; ++i) {
+      BENCH_CUDA(cudaMemcpyAsync(b.raw_data(), a.raw_data(), bytes, cudaMemcpyDeviceToDevice, stream));
+    }
+    BENCH_CUDA(cudaEventRecord(stop, stream));
+    BENCH_CUDA(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    best = std::min(best, ms);
+  }
+  BENCH_CUDA(cudaEventDestroy(start));
+  BENCH_CUDA(cudaEventDestroy(stop));
+  f.copy_direct_gbs = 2.0 * bytes / (best / kReps * 1e-3) / 1e9;
+  int sms = 0;
+  BENCH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  f.read_gbs = bytes / (TimeMs(device, [&] {
+                 ReadKernel<<<sms * 8, 256, 0, stream>>>(static_cast<const uint4*>(a.raw_data()),
+                                                         bytes / 16, static_cast<uint4*>(b.raw_data()));
+               }) * 1e-3) / 1e9;
+  return f;
 }
 
 struct Batch {
@@ -144,8 +184,11 @@ int Main(int argc, char** argv) {
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs\n\n", prop.name, prop.multiProcessorCount);
 
-  const double copy_gbs = CopyBandwidth(device);
-  std::printf("copy bandwidth (cudaMemcpy D2D, read + write): %.0f GB/s\n\n", copy_gbs);
+  const Floors floors = MeasureFloors(device);
+  const double copy_gbs = std::max(floors.copy_graph_gbs, floors.copy_direct_gbs);
+  std::printf("cudaMemcpy D2D (read + write): %.0f GB/s direct, %.0f GB/s in a graph; "
+              "read-only kernel: %.0f GB/s\n\n",
+              floors.copy_direct_gbs, floors.copy_graph_gbs, floors.read_gbs);
 
   const std::vector<int> batches = {1, 8, 32, 128};
   const std::vector<int> contexts = quick ? std::vector<int>{512, 4096} : std::vector<int>{512, 4096, 32768};
@@ -161,16 +204,18 @@ int Main(int argc, char** argv) {
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(42));
 
   std::printf("decode (bf16, 32 q heads / 8 kv heads, head_dim 128, block 16):\n\n");
-  std::printf("| batch | context | time (us) | bytes (MB) | floor (us) | GB/s | %% of copy |\n");
-  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  std::printf("| batch | context | time (us) | bytes (MB) | floor at copy BW (us) | GB/s | %% of copy "
+              "| %% of read |\n");
+  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (int context : contexts) {
     for (int batch : batches) {
       Batch b = MakeBatch(device, key_cache, value_cache, shuffled, batch, context, 1);
       const double ms = TimeMs(device, [&] { device.ops().PagedAttention(b.params); });
       const double bytes = b.kv_bytes + b.qo_bytes;
       const double gbs = bytes / (ms * 1e-3) / 1e9;
-      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f%% |\n", batch, context, ms * 1e3,
-                  bytes / 1e6, bytes / (copy_gbs * 1e9) * 1e6, gbs, 100.0 * gbs / copy_gbs);
+      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f%% | %.0f%% |\n", batch, context,
+                  ms * 1e3, bytes / 1e6, bytes / (copy_gbs * 1e9) * 1e6, gbs, 100.0 * gbs / copy_gbs,
+                  100.0 * gbs / floors.read_gbs);
       std::fflush(stdout);
     }
   }
