@@ -90,6 +90,13 @@ class Ops {
   // cache[dst] = cache[src]. cache: [num_blocks, ...], pairs: [num_pairs, 2] int32.
   virtual void CopyBlocks(const Tensor& cache, const Tensor& pairs) = 0;
 
+  // Greedy decoding on the device: for each row, the largest of its first `num_valid_cols`
+  // values (NaN counts as -inf) and its column; ties go to the lowest column. With
+  // num_valid_cols <= 0 a row yields -inf and column 0.
+  // logits: [rows, cols] (any float dtype), max_values: [rows] float32, argmax: [rows] int32.
+  virtual void ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tensor& max_values,
+                          const Tensor& argmax) = 0;
+
   // Converts between float dtypes (and copies when equal). Same shape.
   virtual void Cast(const Tensor& in, const Tensor& out) = 0;
 };

@@ -35,21 +35,27 @@ int DecodeGraphs::BucketSize(int num_seqs) const {
   return std::min(size, max_batch_);
 }
 
-absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(int size) {
-  auto it = buckets_.find(size);
+int DecodeGraphs::TableWidth(int max_blocks) const {
+  int width = 8;
+  while (width < max_blocks) width *= 2;
+  return std::min(width, max_blocks_per_seq_);
+}
+
+absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(int size, int table_width) {
+  auto it = buckets_.find({size, table_width});
   if (it != buckets_.end()) return it->second.get();
   auto bucket = std::make_unique<Bucket>();
   bucket->size = size;
+  bucket->table_width = table_width;
   ForwardBatch& in = bucket->inputs;
   PAGEDLLM_ASSIGN_OR_RETURN(in.token_ids, device_->Allocate(DType::kInt32, {size}));
   PAGEDLLM_ASSIGN_OR_RETURN(in.positions, device_->Allocate(DType::kInt32, {size}));
   PAGEDLLM_ASSIGN_OR_RETURN(in.slot_mapping, device_->Allocate(DType::kInt32, {size}));
-  PAGEDLLM_ASSIGN_OR_RETURN(in.block_tables,
-                            device_->Allocate(DType::kInt32, {size, max_blocks_per_seq_}));
+  PAGEDLLM_ASSIGN_OR_RETURN(in.block_tables, device_->Allocate(DType::kInt32, {size, table_width}));
   PAGEDLLM_ASSIGN_OR_RETURN(in.query_start, device_->Allocate(DType::kInt32, {size + 1}));
   PAGEDLLM_ASSIGN_OR_RETURN(in.context_lens, device_->Allocate(DType::kInt32, {size}));
   PAGEDLLM_ASSIGN_OR_RETURN(in.sample_rows, device_->Allocate(DType::kInt32, {size}));
-  return buckets_.emplace(size, std::move(bucket)).first->second.get();
+  return buckets_.emplace(std::make_pair(size, table_width), std::move(bucket)).first->second.get();
 }
 
 void DecodeGraphs::Fill(const HostBatch& batch, Bucket& bucket) {
@@ -57,7 +63,8 @@ void DecodeGraphs::Fill(const HostBatch& batch, Bucket& bucket) {
   const int seqs = batch.num_seqs();
   std::vector<int32_t> token_ids(size, 0), positions(size, 0), slots(size, -1),
       context_lens(size, 1), query_start(size + 1), rows(size);
-  std::vector<int32_t> tables(static_cast<size_t>(size) * max_blocks_per_seq_, 0);
+  const int width = bucket.table_width;
+  std::vector<int32_t> tables(static_cast<size_t>(size) * width, 0);
   for (int s = 0; s < size; ++s) {
     query_start[s] = s;
     rows[s] = s;
@@ -69,8 +76,7 @@ void DecodeGraphs::Fill(const HostBatch& batch, Bucket& bucket) {
   std::copy(batch.context_lens.begin(), batch.context_lens.end(), context_lens.begin());
   for (int s = 0; s < seqs; ++s) {
     std::copy_n(batch.block_tables.begin() + static_cast<size_t>(s) * batch.max_blocks_per_seq,
-                batch.max_blocks_per_seq,
-                tables.begin() + static_cast<size_t>(s) * max_blocks_per_seq_);
+                batch.max_blocks_per_seq, tables.begin() + static_cast<size_t>(s) * width);
   }
   const ForwardBatch& in = bucket.inputs;
   const auto copy = [&](const Tensor& dst, const std::vector<int32_t>& src) {
@@ -86,7 +92,8 @@ void DecodeGraphs::Fill(const HostBatch& batch, Bucket& bucket) {
 }
 
 absl::StatusOr<Tensor> DecodeGraphs::Run(const HostBatch& batch) {
-  PAGEDLLM_ASSIGN_OR_RETURN(Bucket * bucket, GetBucket(BucketSize(batch.num_seqs())));
+  PAGEDLLM_ASSIGN_OR_RETURN(Bucket * bucket, GetBucket(BucketSize(batch.num_seqs()),
+                                                       TableWidth(batch.max_blocks_per_seq)));
   Fill(batch, *bucket);
   if (bucket->graph == nullptr) {
     // Warm up eagerly (kernels size their workspaces outside the capture), then capture.
@@ -97,8 +104,8 @@ absl::StatusOr<Tensor> DecodeGraphs::Run(const HostBatch& batch) {
           PAGEDLLM_ASSIGN_OR_RETURN(bucket->logits, model_->Forward(bucket->inputs, *cache_));
           return absl::OkStatus();
         }));
-    PAGEDLLM_LOG(INFO) << "captured the decode graph for batch " << bucket->size << " ("
-                       << buckets_.size() << " graphs)";
+    PAGEDLLM_LOG(INFO) << "captured the decode graph for batch " << bucket->size << " x "
+                       << bucket->table_width << " blocks (" << buckets_.size() << " graphs)";
   }
   PAGEDLLM_RETURN_IF_ERROR(bucket->graph->Replay());
   return bucket->logits.Slice(0, batch.num_seqs());

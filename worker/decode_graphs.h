@@ -1,6 +1,8 @@
 // DecodeGraphs: runs decode-only steps (every sequence computes one token and samples) through
-// captured device graphs, one per padded batch size ("bucket": 1, 2, 4, ..., max_batch), so a
-// decode step costs one graph launch instead of hundreds of kernel launches.
+// captured device graphs, one per padded batch size (1, 2, 4, ..., max_batch) and padded
+// block-table width (powers of two: the attention kernel splits long contexts by the table's
+// width, so a table far wider than the batch needs would waste work), so a decode step costs one
+// graph launch instead of hundreds of kernel launches.
 //
 // Each bucket owns static input tensors; a step writes its batch into them, padded to the
 // bucket: padding rows read token 0 at position 0 of block 0 and write nowhere (slot -1), and
@@ -38,13 +40,15 @@ class DecodeGraphs {
  private:
   struct Bucket {
     int size = 0;
-    ForwardBatch inputs;     // static: [size] / [size, max_blocks_per_seq] / [size + 1]
+    int table_width = 0;     // block-table columns
+    ForwardBatch inputs;     // static: [size] / [size, table_width] / [size + 1]
     kernels::Tensor logits;  // [size, vocab_local], written by each replay
     std::unique_ptr<kernels::DeviceGraph> graph;
   };
 
   int BucketSize(int num_seqs) const;
-  absl::StatusOr<Bucket*> GetBucket(int size);
+  int TableWidth(int max_blocks) const;
+  absl::StatusOr<Bucket*> GetBucket(int size, int table_width);
   void Fill(const HostBatch& batch, Bucket& bucket);
 
   kernels::Device* device_;
@@ -52,7 +56,7 @@ class DecodeGraphs {
   KvCache* cache_;
   const int max_batch_;
   const int max_blocks_per_seq_;
-  std::map<int, std::unique_ptr<Bucket>> buckets_;
+  std::map<std::pair<int, int>, std::unique_ptr<Bucket>> buckets_;  // by (size, table_width)
 };
 
 }  // namespace pagedllm::worker

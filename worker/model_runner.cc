@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "common/status.h"
 
@@ -83,6 +84,69 @@ absl::StatusOr<std::vector<float>> ModelRunner::GatherLogits(const Tensor& logit
   return logits;
 }
 
+bool ModelRunner::AllGreedy(const HostBatch& host) {
+  for (uint64_t seq_id : host.sample_seq_ids) {
+    const SamplingConfig& config = state_.sampler(seq_id).config();
+    if (config.temperature != 0.0f || config.num_top_logprobs >= 0) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& logits_local) {
+  const LlamaDims& dims = model_->dims();
+  const int64_t rows = logits_local.dim(0);
+  const int world = comm_->world_size();
+  const int64_t valid = std::min(dims.vocab_local, dims.vocab_size - dims.vocab_begin);
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor values, device_->Allocate(DType::kFloat32, {rows}));
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor ids, device_->Allocate(DType::kInt32, {rows}));
+  device_->ops().ArgmaxRows(logits_local, valid, values, ids);
+  Tensor all_values = values, all_ids = ids;  // [world * P], rank-major
+  if (world > 1) {
+    PAGEDLLM_ASSIGN_OR_RETURN(all_values, device_->Allocate(DType::kFloat32, {world * rows}));
+    PAGEDLLM_ASSIGN_OR_RETURN(all_ids, device_->Allocate(DType::kInt32, {world * rows}));
+    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(values, all_values));
+    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(ids, all_ids));
+  }
+  if (comm_->rank() != 0) return std::vector<int32_t>();
+  const std::vector<float> host_values = device_->ToHost<float>(all_values);
+  const std::vector<int32_t> host_ids = device_->ToHost<int32_t>(all_ids);
+  std::vector<int32_t> tokens(rows, 0);
+  for (int64_t p = 0; p < rows; ++p) {
+    float best = -std::numeric_limits<float>::infinity();
+    for (int r = 0; r < world; ++r) {
+      // Ranks hold ascending id ranges: a strictly larger value is needed to move on, so ties
+      // keep the lowest id, as the host sampler does.
+      if (host_values[r * rows + p] > best) {
+        best = host_values[r * rows + p];
+        tokens[p] = static_cast<int32_t>(host_ids[r * rows + p] + r * dims.vocab_local);
+      }
+    }
+  }
+  return tokens;
+}
+
+absl::Status ModelRunner::SampleOnHost(const HostBatch& host, const Tensor& logits_local,
+                                       wv1::StepResult* result) {
+  PAGEDLLM_ASSIGN_OR_RETURN(std::vector<float> logits, GatherLogits(logits_local));
+  if (comm_->rank() == 0) {
+    const int vocab = static_cast<int>(model_->dims().vocab_size);
+    for (size_t p = 0; p < host.sample_seq_ids.size(); ++p) {
+      const uint64_t seq_id = host.sample_seq_ids[p];
+      const SampledToken sampled = state_.sampler(seq_id).Sample(logits.data() + p * vocab, vocab);
+      wv1::SampledToken* out = result->add_tokens();
+      out->set_seq_id(seq_id);
+      out->set_token_id(sampled.token_id);
+      out->set_logprob(sampled.logprob);
+      for (const auto& top : sampled.top) {
+        wv1::TopToken* top_out = out->add_top();
+        top_out->set_token_id(top.token_id);
+        top_out->set_logprob(top.logprob);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruction& step) {
   const auto start = std::chrono::steady_clock::now();
   HostBatch host;
@@ -108,23 +172,17 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
       PAGEDLLM_ASSIGN_OR_RETURN(ForwardBatch batch, Upload(host));
       PAGEDLLM_ASSIGN_OR_RETURN(logits_local, model_->Forward(batch, cache_));
     }
-    PAGEDLLM_ASSIGN_OR_RETURN(std::vector<float> logits, GatherLogits(logits_local));
-    if (comm_->rank() == 0) {
-      const int vocab = static_cast<int>(model_->dims().vocab_size);
-      for (size_t p = 0; p < host.sample_seq_ids.size(); ++p) {
-        const uint64_t seq_id = host.sample_seq_ids[p];
-        const SampledToken sampled =
-            state_.sampler(seq_id).Sample(logits.data() + p * vocab, vocab);
+    if (host.sample_rows.empty()) {
+      // Only prefill chunks that end before their prompt does: nothing to sample.
+    } else if (AllGreedy(host)) {
+      PAGEDLLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, GreedyTokens(logits_local));
+      for (size_t p = 0; p < tokens.size(); ++p) {
         wv1::SampledToken* out = result.add_tokens();
-        out->set_seq_id(seq_id);
-        out->set_token_id(sampled.token_id);
-        out->set_logprob(sampled.logprob);
-        for (const auto& top : sampled.top) {
-          wv1::TopToken* top_out = out->add_top();
-          top_out->set_token_id(top.token_id);
-          top_out->set_logprob(top.logprob);
-        }
+        out->set_seq_id(host.sample_seq_ids[p]);
+        out->set_token_id(tokens[p]);
       }
+    } else {
+      PAGEDLLM_RETURN_IF_ERROR(SampleOnHost(host, logits_local, &result));
     }
   }
   device_->Synchronize();

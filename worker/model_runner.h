@@ -38,6 +38,14 @@ class ModelRunner {
   // Gathers each rank's [P, vocab_local] logits to float32 rows of the whole vocabulary on
   // rank 0: returns [P * vocab_size] (empty on other ranks).
   absl::StatusOr<std::vector<float>> GatherLogits(const kernels::Tensor& logits_local);
+  // True when every sampled sequence of the step is greedy without logprobs: then the argmax
+  // runs on the device and only one id per sequence (and rank) reaches the host.
+  bool AllGreedy(const HostBatch& host);
+  // Rank 0: the greedy token of each row of the vocab-parallel logits [P, vocab_local].
+  absl::StatusOr<std::vector<int32_t>> GreedyTokens(const kernels::Tensor& logits_local);
+  // Rank 0 samples each row on the host with its sequence's sampler (all ranks gather).
+  absl::Status SampleOnHost(const HostBatch& host, const kernels::Tensor& logits_local,
+                            pagedllm::worker::v1::StepResult* result);
 
   kernels::Device* device_;
   parallel::Communicator* comm_;

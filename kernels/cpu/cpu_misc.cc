@@ -1,5 +1,7 @@
 // Row copies and conversions: Embedding, GatherRows and Cast.
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -94,6 +96,35 @@ void CpuOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& ou
     PAGEDLLM_CHECK(index[i] >= 0 && index[i] < n, kOp, ": indices[", i, "] = ", index[i],
                    " is outside x's ", n, " rows (x ", x.ShapeString(), ")");
     std::memcpy(out_data + i * row_bytes, x_data + index[i] * row_bytes, row_bytes);
+  }
+}
+
+void CpuOps::ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tensor& max_values,
+                        const Tensor& argmax) {
+  constexpr const char* kOp = "ArgmaxRows";
+  CheckTensor(kOp, "logits", logits, device_, DType::kFloat32);
+  CheckTensor(kOp, "max_values", max_values, device_, DType::kFloat32);
+  CheckTensor(kOp, "argmax", argmax, device_, DType::kInt32);
+  CheckRank(kOp, "logits", logits, 2);
+  PAGEDLLM_CHECK(
+      max_values.numel() == logits.dim(0) && argmax.numel() == logits.dim(0), kOp,
+      ": want logits: [rows, cols], max_values and argmax: [rows] (",
+      DescribeTensors({{"logits", &logits}, {"max_values", &max_values}, {"argmax", &argmax}}),
+      ")");
+  const int64_t rows = logits.dim(0), cols = logits.dim(1);
+  const int64_t valid = std::min(num_valid_cols, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = logits.data<float>() + r * cols;
+    float best = -std::numeric_limits<float>::infinity();
+    int32_t best_col = 0;
+    for (int64_t c = 0; c < valid; ++c) {
+      if (row[c] > best) {  // NaN never compares greater; the first maximum wins ties
+        best = row[c];
+        best_col = static_cast<int32_t>(c);
+      }
+    }
+    max_values.data<float>()[r] = best;
+    argmax.data<int32_t>()[r] = best_col;
   }
 }
 

@@ -34,6 +34,8 @@ class CpuOps : public Ops {
                     const Tensor& key_cache, const Tensor& value_cache) override;
   void PagedAttention(const PagedAttentionParams& params) override;
   void GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) override;
+  void ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tensor& max_values,
+                  const Tensor& argmax) override;
   void CopyBlocks(const Tensor& cache, const Tensor& pairs) override;
   void Cast(const Tensor& in, const Tensor& out) override;
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kernels/device.h"
@@ -34,6 +35,10 @@ class CudaDevice final : public Device {
   absl::StatusOr<void*> AllocateBytes(size_t bytes) override;
   void Free(void* data) override;
 
+  // `src` may be reused or freed as soon as this returns: copies of up to 1 MiB are staged
+  // through pinned buffers (asynchronous); larger ones from pageable memory synchronise the stream.
+  // A larger source in pinned memory (cudaHostAlloc) is copied asynchronously: keep it unchanged
+  // until Synchronize().
   void CopyHostToDevice(void* dst, const void* src, size_t bytes) override;
   // Asynchronous on the stream; call Synchronize() before reading `dst`.
   void CopyDeviceToHost(void* dst, const void* src, size_t bytes) override;
@@ -45,7 +50,8 @@ class CudaDevice final : public Device {
   cudaStream_t stream() const { return stream_; }
   int ordinal() const { return ordinal_; }
 
-  // Bytes handed out to live tensors, and bytes held from CUDA (live + cached).
+  // Bytes handed out to live tensors (each counted at its rounded block size: 512 B granules up to
+  // 1 MiB, 2 MiB granules above), and bytes held from CUDA (live + cached).
   size_t bytes_in_use() const { return bytes_in_use_; }
   size_t bytes_reserved() const { return bytes_reserved_; }
   size_t peak_bytes_in_use() const { return peak_bytes_in_use_; }
@@ -61,6 +67,13 @@ class CudaDevice final : public Device {
     return stats;
   }
   void ResetPeakMemory() override { ResetPeak(); }
+
+  // Stream capture (relaxed mode) of `body` into a CUDA graph (cuda_graph.cc). Blocks freed while
+  // capturing belong to the graph until it is destroyed: replays write them.
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> CaptureGraph(
+      std::function<absl::Status()> body) override;
+  // Returns a destroyed graph's blocks to the cache.
+  void ReleaseGraphBlocks(const std::vector<void*>& blocks);
   // Returns every cached (unused) block to CUDA.
   void EmptyCache();
   // cudaMemGetInfo: {free, total} bytes of the GPU.
@@ -69,15 +82,27 @@ class CudaDevice final : public Device {
  private:
   CudaDevice(int ordinal, cudaStream_t stream, std::string name);
 
+  // A pinned host buffer and the event recorded after the copy that last read it.
+  struct StagingSlot {
+    void* host = nullptr;
+    cudaEvent_t done = nullptr;
+  };
+  absl::Status CreateStaging();
+  // A block of exactly `rounded` bytes or more from the cache, else from cudaMalloc.
+  absl::StatusOr<void*> TakeBlock(size_t bytes, size_t rounded);
+
   const int ordinal_;
   cudaStream_t stream_;
   const std::string name_;
   std::unique_ptr<CudaOps> ops_;
   std::multimap<size_t, void*> cached_;           // free blocks by size
+  std::vector<void*>* capture_blocks_ = nullptr;  // while capturing: blocks freed meanwhile
   std::unordered_map<void*, size_t> block_size_;  // every block we hold, by address
   size_t bytes_in_use_ = 0;
   size_t bytes_reserved_ = 0;
   size_t peak_bytes_in_use_ = 0;
+  std::vector<StagingSlot> staging_;
+  size_t next_staging_ = 0;
 };
 
 }  // namespace pagedllm::kernels

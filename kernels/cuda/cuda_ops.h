@@ -8,11 +8,16 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <memory>
+
 #include "kernels/ops.h"
 
 namespace pagedllm::kernels {
 
 class CudaDevice;
+namespace cuda {
+class LinearPlans;  // cuda_linear.h: cuBLASLt descriptors and algorithms per GEMM shape
+}  // namespace cuda
 
 class CudaOps final : public Ops {
  public:
@@ -34,6 +39,9 @@ class CudaOps final : public Ops {
   // In cuda_attention.cu.
   void PagedAttention(const PagedAttentionParams& params) override;
   void GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) override;
+  // In cuda_argmax.cu.
+  void ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tensor& max_values,
+                  const Tensor& argmax) override;
   void CopyBlocks(const Tensor& cache, const Tensor& pairs) override;
   void Cast(const Tensor& in, const Tensor& out) override;
 
@@ -47,6 +55,7 @@ class CudaOps final : public Ops {
   cublasLtHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
   size_t cublas_workspace_bytes_ = 0;
+  std::unique_ptr<cuda::LinearPlans> linear_plans_;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
 };

@@ -27,7 +27,7 @@ run() {  # run NAME COMMAND...: logs to $out/NAME.log, records failure
   fi
 }
 if [[ " $stages " == *" unit "* ]]; then
-  for test in "$bin"/cuda_*_test; do
+  for test in "$bin"/kernels_cuda_*_test; do
     [ -x "$test" ] && run "$(basename "$test")" "$test"
   done
 fi

@@ -1,5 +1,5 @@
-// attention_bench (CUDA source for its read-bandwidth kernel): CudaOps::PagedAttention speed on one GPU, against floors measured in the
-// same run.
+// attention_bench (CUDA source for its read-bandwidth kernel): CudaOps::PagedAttention speed on one
+// GPU, against floors measured in the same run.
 //
 //   decode:  batch x context in {1, 8, 32, 128} x {512, 4096, 32768}, Llama-3-8B attention
 //            (32 query heads, 8 KV heads, head_dim 128, bf16, block size 16, shuffled blocks);
@@ -35,9 +35,9 @@ namespace {
 constexpr int kNumHeads = 32, kNumKvHeads = 8, kHeadDim = 128, kBlockSize = 16;
 constexpr int kReps = 20;
 
-#define BENCH_CUDA(call)                                                                   \
-  do {                                                                                     \
-    const cudaError_t bench_error_ = (call);                                               \
+#define BENCH_CUDA(call)                                                                        \
+  do {                                                                                          \
+    const cudaError_t bench_error_ = (call);                                                    \
     PAGEDLLM_CHECK(bench_error_ == cudaSuccess, #call, ": ", cudaGetErrorString(bench_error_)); \
   } while (0)
 
@@ -110,9 +110,11 @@ Floors MeasureFloors(Device& device) {
   Tensor b = MustAllocate(device, DType::kInt32, {bytes / 4});
   BENCH_CUDA(cudaMemsetAsync(a.raw_data(), 1, bytes, stream));
   Floors f;
-  f.copy_graph_gbs = 2.0 * bytes / (TimeMs(device, [&] {
-                       device.CopyDeviceToDevice(b.raw_data(), a.raw_data(), bytes);
-                     }) * 1e-3) / 1e9;
+  f.copy_graph_gbs =
+      2.0 * bytes /
+      (TimeMs(device, [&] { device.CopyDeviceToDevice(b.raw_data(), a.raw_data(), bytes); }) *
+       1e-3) /
+      1e9;
   cudaEvent_t start, stop;
   BENCH_CUDA(cudaEventCreate(&start));
   BENCH_CUDA(cudaEventCreate(&stop));
@@ -120,7 +122,8 @@ Floors MeasureFloors(Device& device) {
   for (int trial = 0; trial < 3; ++trial) {
     BENCH_CUDA(cudaEventRecord(start, stream));
     for (int i = 0; i < kReps; ++i) {
-      BENCH_CUDA(cudaMemcpyAsync(b.raw_data(), a.raw_data(), bytes, cudaMemcpyDeviceToDevice, stream));
+      BENCH_CUDA(
+          cudaMemcpyAsync(b.raw_data(), a.raw_data(), bytes, cudaMemcpyDeviceToDevice, stream));
     }
     BENCH_CUDA(cudaEventRecord(stop, stream));
     BENCH_CUDA(cudaEventSynchronize(stop));
@@ -133,10 +136,15 @@ Floors MeasureFloors(Device& device) {
   f.copy_direct_gbs = 2.0 * bytes / (best / kReps * 1e-3) / 1e9;
   int sms = 0;
   BENCH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  f.read_gbs = bytes / (TimeMs(device, [&] {
-                 ReadKernel<<<sms * 8, 256, 0, stream>>>(static_cast<const uint4*>(a.raw_data()),
-                                                         bytes / 16, static_cast<uint4*>(b.raw_data()));
-               }) * 1e-3) / 1e9;
+  f.read_gbs = bytes /
+               (TimeMs(device,
+                       [&] {
+                         ReadKernel<<<sms * 8, 256, 0, stream>>>(
+                             static_cast<const uint4*>(a.raw_data()), bytes / 16,
+                             static_cast<uint4*>(b.raw_data()));
+                       }) *
+                1e-3) /
+               1e9;
   return f;
 }
 
@@ -151,7 +159,8 @@ Batch MakeBatch(Device& device, const Tensor& key_cache, const Tensor& value_cac
                 const std::vector<int32_t>& shuffled, int num_seqs, int context, int q_len) {
   Batch b;
   const int blocks_per_seq = (context + kBlockSize - 1) / kBlockSize;
-  PAGEDLLM_CHECK(static_cast<size_t>(num_seqs) * blocks_per_seq <= shuffled.size(), "cache too small");
+  PAGEDLLM_CHECK(static_cast<size_t>(num_seqs) * blocks_per_seq <= shuffled.size(),
+                 "cache too small");
   std::vector<int32_t> tables(shuffled.begin(), shuffled.begin() + num_seqs * blocks_per_seq);
   std::vector<int32_t> query_start(num_seqs + 1), context_lens(num_seqs, context);
   for (int s = 0; s <= num_seqs; ++s) query_start[s] = s * q_len;
@@ -186,16 +195,20 @@ int Main(int argc, char** argv) {
 
   const Floors floors = MeasureFloors(device);
   const double copy_gbs = std::max(floors.copy_graph_gbs, floors.copy_direct_gbs);
-  std::printf("cudaMemcpy D2D (read + write): %.0f GB/s direct, %.0f GB/s in a graph; "
-              "read-only kernel: %.0f GB/s\n\n",
-              floors.copy_direct_gbs, floors.copy_graph_gbs, floors.read_gbs);
+  std::printf(
+      "cudaMemcpy D2D (read + write): %.0f GB/s direct, %.0f GB/s in a graph; "
+      "read-only kernel: %.0f GB/s\n\n",
+      floors.copy_direct_gbs, floors.copy_graph_gbs, floors.read_gbs);
 
   const std::vector<int> batches = {1, 8, 32, 128};
-  const std::vector<int> contexts = quick ? std::vector<int>{512, 4096} : std::vector<int>{512, 4096, 32768};
+  const std::vector<int> contexts =
+      quick ? std::vector<int>{512, 4096} : std::vector<int>{512, 4096, 32768};
   const int64_t max_tokens = int64_t{128} * contexts.back();
   const int64_t num_blocks = max_tokens / kBlockSize;
-  Tensor key_cache = MustAllocate(device, DType::kBFloat16, {num_blocks, kBlockSize, kNumKvHeads, kHeadDim});
-  Tensor value_cache = MustAllocate(device, DType::kBFloat16, {num_blocks, kBlockSize, kNumKvHeads, kHeadDim});
+  Tensor key_cache =
+      MustAllocate(device, DType::kBFloat16, {num_blocks, kBlockSize, kNumKvHeads, kHeadDim});
+  Tensor value_cache =
+      MustAllocate(device, DType::kBFloat16, {num_blocks, kBlockSize, kNumKvHeads, kHeadDim});
   cudaStream_t stream = static_cast<cudaStream_t>(device.native_stream());
   BENCH_CUDA(cudaMemsetAsync(key_cache.raw_data(), 0x3c, key_cache.bytes(), stream));
   BENCH_CUDA(cudaMemsetAsync(value_cache.raw_data(), 0x3b, value_cache.bytes(), stream));
@@ -204,8 +217,9 @@ int Main(int argc, char** argv) {
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(42));
 
   std::printf("decode (bf16, 32 q heads / 8 kv heads, head_dim 128, block 16):\n\n");
-  std::printf("| batch | context | time (us) | bytes (MB) | floor at copy BW (us) | GB/s | %% of copy "
-              "| %% of read |\n");
+  std::printf(
+      "| batch | context | time (us) | bytes (MB) | floor at copy BW (us) | GB/s | %% of copy "
+      "| %% of read |\n");
   std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (int context : contexts) {
     for (int batch : batches) {
@@ -214,19 +228,21 @@ int Main(int argc, char** argv) {
       const double bytes = b.kv_bytes + b.qo_bytes;
       const double gbs = bytes / (ms * 1e-3) / 1e9;
       std::printf("| %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f%% | %.0f%% |\n", batch, context,
-                  ms * 1e3, bytes / 1e6, bytes / (copy_gbs * 1e9) * 1e6, gbs, 100.0 * gbs / copy_gbs,
-                  100.0 * gbs / floors.read_gbs);
+                  ms * 1e3, bytes / 1e6, bytes / (copy_gbs * 1e9) * 1e6, gbs,
+                  100.0 * gbs / copy_gbs, 100.0 * gbs / floors.read_gbs);
       std::fflush(stdout);
     }
   }
 
   std::printf("\nprefill (bf16, whole prompts, causal):\n\n");
-  std::printf("| seqs x tokens | time (ms) | TFLOP/s | %% of 790 |\n| --- | ---: | ---: | ---: |\n");
+  std::printf(
+      "| seqs x tokens | time (ms) | TFLOP/s | %% of 790 |\n| --- | ---: | ---: | ---: |\n");
   for (auto [seqs, len] : {std::pair{1, 4096}, std::pair{8, 1024}}) {
     Batch b = MakeBatch(device, key_cache, value_cache, shuffled, seqs, len, len);
     const double ms = TimeMs(device, [&] { device.ops().PagedAttention(b.params); });
     const double tflops = b.flops / (ms * 1e-3) / 1e12;
-    std::printf("| %d x %d | %.3f | %.0f | %.0f%% |\n", seqs, len, ms, tflops, 100.0 * tflops / 790.0);
+    std::printf("| %d x %d | %.3f | %.0f | %.0f%% |\n", seqs, len, ms, tflops,
+                100.0 * tflops / 790.0);
     std::fflush(stdout);
   }
   // Chunked prefill: 512 new tokens over a 3584-token cached prefix, and a mixed batch.

@@ -1,0 +1,132 @@
+// The copy ops of CudaOps: Embedding, GatherRows, WriteKvCache, CopyBlocks and Cast. Shape checks
+// as the CPU backend's (kernels/cpu/cpu_misc.cc, cpu_cache.cc); kernels in cuda_copy.cu. Like the
+// CPU ops, the row copies take any dtype that agrees between their inputs and outputs.
+#include "kernels/cpu/cpu_checks.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_op_checks.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace pagedllm::kernels {
+namespace {
+
+using cpu::CheckOnDevice;
+using cpu::CheckRank;
+using cpu::CheckTensor;
+using cpu::DescribeTensors;
+
+}  // namespace
+
+// token_ids: [n] int32, table: [vocab_local, hidden] holding ids
+// [vocab_begin, vocab_begin + vocab_local), out: [n, hidden] (same dtype as table).
+void CudaOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t vocab_begin,
+                        const Tensor& out) {
+  constexpr const char* kOp = "Embedding";
+  CheckTensor(kOp, "token_ids", token_ids, device_, DType::kInt32);
+  CheckOnDevice(kOp, "table", table, device_);
+  CheckTensor(kOp, "out", out, device_, table.dtype());
+  CheckRank(kOp, "token_ids", token_ids, 1);
+  CheckRank(kOp, "table", table, 2);
+  CheckRank(kOp, "out", out, 2);
+  PAGEDLLM_CHECK(out.dim(0) == token_ids.dim(0) && out.dim(1) == table.dim(1), kOp,
+                 ": want token_ids: [n], table: [vocab_local, hidden], out: [n, hidden] (",
+                 DescribeTensors({{"token_ids", &token_ids}, {"table", &table}, {"out", &out}}),
+                 ")");
+  const int64_t row_bytes = table.dim(1) * static_cast<int64_t>(DTypeSize(table.dtype()));
+  cuda::LaunchEmbedding(token_ids.data<int32_t>(), table.raw_data(), vocab_begin, table.dim(0),
+                        out.raw_data(), token_ids.dim(0), row_bytes, stream());
+}
+
+// x: [n, d], indices: [m] int32 in [0, n), out: [m, d] (same dtype as x).
+void CudaOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) {
+  constexpr const char* kOp = "GatherRows";
+  CheckOnDevice(kOp, "x", x, device_);
+  CheckTensor(kOp, "indices", indices, device_, DType::kInt32);
+  CheckTensor(kOp, "out", out, device_, x.dtype());
+  CheckRank(kOp, "x", x, 2);
+  CheckRank(kOp, "indices", indices, 1);
+  CheckRank(kOp, "out", out, 2);
+  PAGEDLLM_CHECK(out.dim(0) == indices.dim(0) && out.dim(1) == x.dim(1), kOp,
+                 ": want x: [n, d], indices: [m], out: [m, d] (",
+                 DescribeTensors({{"x", &x}, {"indices", &indices}, {"out", &out}}), ")");
+  const int64_t row_bytes = x.dim(1) * static_cast<int64_t>(DTypeSize(x.dtype()));
+  cuda::LaunchGatherRows(x.raw_data(), x.dim(0), indices.data<int32_t>(), out.raw_data(),
+                         indices.dim(0), row_bytes, stream());
+}
+
+// key, value: [n, num_kv_heads, head_dim], slot_mapping: [n] int32,
+// key_cache, value_cache: [num_blocks, block_size, num_kv_heads, head_dim].
+void CudaOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor& slot_mapping,
+                           const Tensor& key_cache, const Tensor& value_cache) {
+  constexpr const char* kOp = "WriteKvCache";
+  CheckOnDevice(kOp, "key", key, device_);
+  CheckOnDevice(kOp, "value", value, device_);
+  CheckTensor(kOp, "slot_mapping", slot_mapping, device_, DType::kInt32);
+  CheckOnDevice(kOp, "key_cache", key_cache, device_);
+  CheckOnDevice(kOp, "value_cache", value_cache, device_);
+  CheckRank(kOp, "key", key, 3);
+  CheckRank(kOp, "slot_mapping", slot_mapping, 1);
+  CheckRank(kOp, "key_cache", key_cache, 4);
+  const auto shapes = [&] {
+    return DescribeTensors({{"key", &key},
+                            {"value", &value},
+                            {"slot_mapping", &slot_mapping},
+                            {"key_cache", &key_cache},
+                            {"value_cache", &value_cache}});
+  };
+  const int64_t n = key.dim(0);
+  PAGEDLLM_CHECK(value.shape() == key.shape() && slot_mapping.dim(0) == n &&
+                     value_cache.shape() == key_cache.shape() && key_cache.dim(2) == key.dim(1) &&
+                     key_cache.dim(3) == key.dim(2),
+                 kOp, ": want key, value: [n, num_kv_heads, head_dim], slot_mapping: [n], caches: ",
+                 "[num_blocks, block_size, num_kv_heads, head_dim] (", shapes(), ")");
+  PAGEDLLM_CHECK(value.dtype() == key.dtype() && key_cache.dtype() == key.dtype() &&
+                     value_cache.dtype() == key.dtype(),
+                 kOp, ": dtypes differ (", shapes(), ")");
+  const int64_t row_bytes = key.dim(1) * key.dim(2) * static_cast<int64_t>(DTypeSize(key.dtype()));
+  cuda::LaunchWriteKvCache(key.raw_data(), value.raw_data(), slot_mapping.data<int32_t>(),
+                           key_cache.raw_data(), value_cache.raw_data(), n,
+                           key_cache.dim(0) * key_cache.dim(1), row_bytes, stream());
+}
+
+// cache: [num_blocks, ...], pairs: [num_pairs, 2] int32 of (src, dst). All pairs are copied in
+// one launch, in parallel: callers keep destinations distinct from every source.
+void CudaOps::CopyBlocks(const Tensor& cache, const Tensor& pairs) {
+  constexpr const char* kOp = "CopyBlocks";
+  CheckOnDevice(kOp, "cache", cache, device_);
+  CheckTensor(kOp, "pairs", pairs, device_, DType::kInt32);
+  PAGEDLLM_CHECK(cache.rank() >= 1, kOp, ": cache must be [num_blocks, ...], got ",
+                 cache.ShapeString());
+  PAGEDLLM_CHECK(pairs.rank() == 2 && pairs.dim(1) == 2, kOp, ": pairs must be [num_pairs, 2], ",
+                 "got ", pairs.ShapeString());
+  const int64_t num_blocks = cache.dim(0);
+  const int64_t block_bytes =
+      num_blocks == 0 ? 0 : static_cast<int64_t>(cache.bytes()) / num_blocks;
+  cuda::LaunchCopyBlocks(cache.raw_data(), pairs.data<int32_t>(), pairs.dim(0), num_blocks,
+                         block_bytes, stream());
+}
+
+// in, out: the same shape; float32, bfloat16 and float16 convert to each other (rounding to
+// nearest even), and any dtype copies to itself.
+void CudaOps::Cast(const Tensor& in, const Tensor& out) {
+  constexpr const char* kOp = "Cast";
+  CheckOnDevice(kOp, "in", in, device_);
+  CheckOnDevice(kOp, "out", out, device_);
+  PAGEDLLM_CHECK(in.shape() == out.shape(), kOp, ": shapes differ (",
+                 DescribeTensors({{"in", &in}, {"out", &out}}), ")");
+  if (in.dtype() == out.dtype()) {
+    if (in.raw_data() != out.raw_data() && in.bytes() > 0) {
+      PAGEDLLM_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), in.raw_data(), in.bytes(),
+                                          cudaMemcpyDeviceToDevice, stream()));
+    }
+    return;
+  }
+  PAGEDLLM_CHECK(in.dtype() != DType::kInt32 && out.dtype() != DType::kInt32, kOp,
+                 ": only float dtypes convert (", DescribeTensors({{"in", &in}, {"out", &out}}),
+                 ")");
+  cuda::LaunchCast(cuda::ToFloatType(kOp, "in", in), in.raw_data(),
+                   cuda::ToFloatType(kOp, "out", out), out.raw_data(), in.numel(), stream());
+}
+
+}  // namespace pagedllm::kernels
