@@ -12,31 +12,7 @@ namespace pagedllm::kernels::cpu {
 // key_cache, value_cache: [num_blocks, block_size, num_kv_heads, head_dim].
 void CpuOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor& slot_mapping,
                           const Tensor& key_cache, const Tensor& value_cache) {
-  constexpr const char* kOp = "WriteKvCache";
-  CheckOnDevice(kOp, "key", key, device_);
-  CheckOnDevice(kOp, "value", value, device_);
-  CheckTensor(kOp, "slot_mapping", slot_mapping, device_, DType::kInt32);
-  CheckOnDevice(kOp, "key_cache", key_cache, device_);
-  CheckOnDevice(kOp, "value_cache", value_cache, device_);
-  CheckRank(kOp, "key", key, 3);
-  CheckRank(kOp, "slot_mapping", slot_mapping, 1);
-  CheckRank(kOp, "key_cache", key_cache, 4);
-  const auto shapes = [&] {
-    return DescribeTensors({{"key", &key},
-                            {"value", &value},
-                            {"slot_mapping", &slot_mapping},
-                            {"key_cache", &key_cache},
-                            {"value_cache", &value_cache}});
-  };
-  const int64_t n = key.dim(0);
-  PAGEDLLM_CHECK(value.shape() == key.shape() && slot_mapping.dim(0) == n &&
-                     value_cache.shape() == key_cache.shape() && key_cache.dim(2) == key.dim(1) &&
-                     key_cache.dim(3) == key.dim(2),
-                 kOp, ": want key, value: [n, num_kv_heads, head_dim], slot_mapping: [n], caches: ",
-                 "[num_blocks, block_size, num_kv_heads, head_dim] (", shapes(), ")");
-  PAGEDLLM_CHECK(value.dtype() == key.dtype() && key_cache.dtype() == key.dtype() &&
-                     value_cache.dtype() == key.dtype(),
-                 kOp, ": dtypes differ (", shapes(), ")");
+  CheckWriteKvCacheArgs(device_, key, value, slot_mapping, key_cache, value_cache);
   const int64_t num_slots = key_cache.dim(0) * key_cache.dim(1);
   const size_t row_bytes = static_cast<size_t>(key.dim(1) * key.dim(2)) * DTypeSize(key.dtype());
   const int32_t* slots = slot_mapping.data<int32_t>();
@@ -44,11 +20,12 @@ void CpuOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor& 
   const char* value_data = static_cast<const char*>(value.raw_data());
   char* key_cache_data = static_cast<char*>(key_cache.raw_data());
   char* value_cache_data = static_cast<char*>(value_cache.raw_data());
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < key.dim(0); ++i) {
     const int64_t slot = slots[i];
     if (slot < 0) continue;  // a padding token
-    PAGEDLLM_CHECK(slot < num_slots, kOp, ": slot_mapping[", i, "] = ", slot,
-                   " is outside the cache's ", num_slots, " slots (", shapes(), ")");
+    PAGEDLLM_CHECK(slot < num_slots, "WriteKvCache: slot_mapping[", i, "] = ", slot,
+                   " is outside the cache's ", num_slots, " slots (key_cache ",
+                   key_cache.ShapeString(), ")");
     std::memcpy(key_cache_data + slot * row_bytes, key_data + i * row_bytes, row_bytes);
     std::memcpy(value_cache_data + slot * row_bytes, value_data + i * row_bytes, row_bytes);
   }

@@ -32,4 +32,66 @@ void CheckRank(const char* op, const char* name, const Tensor& tensor, int rank)
                  tensor.ShapeString());
 }
 
+// Whole-op argument checks (shapes, dtypes, devices), shared by the CPU and CUDA backends so both
+// accept exactly the same calls and name the same problems.
+
+void CheckEmbeddingArgs(const Device* device, const Tensor& token_ids, const Tensor& table,
+                        const Tensor& out) {
+  constexpr const char* kOp = "Embedding";
+  CheckTensor(kOp, "token_ids", token_ids, device, DType::kInt32);
+  CheckOnDevice(kOp, "table", table, device);
+  CheckTensor(kOp, "out", out, device, table.dtype());
+  CheckRank(kOp, "token_ids", token_ids, 1);
+  CheckRank(kOp, "table", table, 2);
+  CheckRank(kOp, "out", out, 2);
+  PAGEDLLM_CHECK(out.dim(0) == token_ids.dim(0) && out.dim(1) == table.dim(1), kOp,
+                 ": want token_ids: [n], table: [vocab_local, hidden], out: [n, hidden] (",
+                 DescribeTensors({{"token_ids", &token_ids}, {"table", &table}, {"out", &out}}),
+                 ")");
+}
+
+void CheckGatherRowsArgs(const Device* device, const Tensor& x, const Tensor& indices,
+                         const Tensor& out) {
+  constexpr const char* kOp = "GatherRows";
+  CheckOnDevice(kOp, "x", x, device);
+  CheckTensor(kOp, "indices", indices, device, DType::kInt32);
+  CheckTensor(kOp, "out", out, device, x.dtype());
+  CheckRank(kOp, "x", x, 2);
+  CheckRank(kOp, "indices", indices, 1);
+  CheckRank(kOp, "out", out, 2);
+  PAGEDLLM_CHECK(out.dim(0) == indices.dim(0) && out.dim(1) == x.dim(1), kOp,
+                 ": want x: [n, d], indices: [m], out: [m, d] (",
+                 DescribeTensors({{"x", &x}, {"indices", &indices}, {"out", &out}}), ")");
+}
+
+void CheckWriteKvCacheArgs(const Device* device, const Tensor& key, const Tensor& value,
+                           const Tensor& slot_mapping, const Tensor& key_cache,
+                           const Tensor& value_cache) {
+  constexpr const char* kOp = "WriteKvCache";
+  CheckOnDevice(kOp, "key", key, device);
+  CheckOnDevice(kOp, "value", value, device);
+  CheckTensor(kOp, "slot_mapping", slot_mapping, device, DType::kInt32);
+  CheckOnDevice(kOp, "key_cache", key_cache, device);
+  CheckOnDevice(kOp, "value_cache", value_cache, device);
+  CheckRank(kOp, "key", key, 3);
+  CheckRank(kOp, "slot_mapping", slot_mapping, 1);
+  CheckRank(kOp, "key_cache", key_cache, 4);
+  const auto shapes = [&] {
+    return DescribeTensors({{"key", &key},
+                            {"value", &value},
+                            {"slot_mapping", &slot_mapping},
+                            {"key_cache", &key_cache},
+                            {"value_cache", &value_cache}});
+  };
+  const int64_t n = key.dim(0);
+  PAGEDLLM_CHECK(value.shape() == key.shape() && slot_mapping.dim(0) == n &&
+                     value_cache.shape() == key_cache.shape() && key_cache.dim(2) == key.dim(1) &&
+                     key_cache.dim(3) == key.dim(2),
+                 kOp, ": want key, value: [n, num_kv_heads, head_dim], slot_mapping: [n], caches: ",
+                 "[num_blocks, block_size, num_kv_heads, head_dim] (", shapes(), ")");
+  PAGEDLLM_CHECK(value.dtype() == key.dtype() && key_cache.dtype() == key.dtype() &&
+                     value_cache.dtype() == key.dtype(),
+                 kOp, ": dtypes differ (", shapes(), ")");
+}
+
 }  // namespace pagedllm::kernels::cpu

@@ -23,4 +23,13 @@ void CheckOnDevice(const char* op, const char* name, const Tensor& tensor, const
 // Aborts unless `tensor` has rank `rank`.
 void CheckRank(const char* op, const char* name, const Tensor& tensor, int rank);
 
+// Argument checks of whole ops, shared by every backend (abort with the shapes on mismatch).
+void CheckEmbeddingArgs(const Device* device, const Tensor& token_ids, const Tensor& table,
+                        const Tensor& out);
+void CheckGatherRowsArgs(const Device* device, const Tensor& x, const Tensor& indices,
+                         const Tensor& out);
+void CheckWriteKvCacheArgs(const Device* device, const Tensor& key, const Tensor& value,
+                           const Tensor& slot_mapping, const Tensor& key_cache,
+                           const Tensor& value_cache);
+
 }  // namespace pagedllm::kernels::cpu

@@ -49,17 +49,7 @@ void StoreFloat(float value, DType dtype, void* data, int64_t i) {
 // [vocab_begin, vocab_begin + vocab_local), out: [n, hidden] (same dtype as table).
 void CpuOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t vocab_begin,
                        const Tensor& out) {
-  constexpr const char* kOp = "Embedding";
-  CheckTensor(kOp, "token_ids", token_ids, device_, DType::kInt32);
-  CheckOnDevice(kOp, "table", table, device_);
-  CheckTensor(kOp, "out", out, device_, table.dtype());
-  CheckRank(kOp, "token_ids", token_ids, 1);
-  CheckRank(kOp, "table", table, 2);
-  CheckRank(kOp, "out", out, 2);
-  PAGEDLLM_CHECK(out.dim(0) == token_ids.dim(0) && out.dim(1) == table.dim(1), kOp,
-                 ": want token_ids: [n], table: [vocab_local, hidden], out: [n, hidden] (",
-                 DescribeTensors({{"token_ids", &token_ids}, {"table", &table}, {"out", &out}}),
-                 ")");
+  CheckEmbeddingArgs(device_, token_ids, table, out);
   const int64_t vocab_local = table.dim(0);
   const size_t row_bytes = static_cast<size_t>(table.dim(1)) * DTypeSize(table.dtype());
   const int32_t* ids = token_ids.data<int32_t>();
@@ -77,23 +67,14 @@ void CpuOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t voc
 
 // x: [n, d], indices: [m] int32 in [0, n), out: [m, d] (same dtype as x).
 void CpuOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) {
-  constexpr const char* kOp = "GatherRows";
-  CheckOnDevice(kOp, "x", x, device_);
-  CheckTensor(kOp, "indices", indices, device_, DType::kInt32);
-  CheckTensor(kOp, "out", out, device_, x.dtype());
-  CheckRank(kOp, "x", x, 2);
-  CheckRank(kOp, "indices", indices, 1);
-  CheckRank(kOp, "out", out, 2);
-  PAGEDLLM_CHECK(out.dim(0) == indices.dim(0) && out.dim(1) == x.dim(1), kOp,
-                 ": want x: [n, d], indices: [m], out: [m, d] (",
-                 DescribeTensors({{"x", &x}, {"indices", &indices}, {"out", &out}}), ")");
+  CheckGatherRowsArgs(device_, x, indices, out);
   const int64_t n = x.dim(0);
   const size_t row_bytes = static_cast<size_t>(x.dim(1)) * DTypeSize(x.dtype());
   const int32_t* index = indices.data<int32_t>();
   const char* x_data = static_cast<const char*>(x.raw_data());
   char* out_data = static_cast<char*>(out.raw_data());
   for (int64_t i = 0; i < indices.dim(0); ++i) {
-    PAGEDLLM_CHECK(index[i] >= 0 && index[i] < n, kOp, ": indices[", i, "] = ", index[i],
+    PAGEDLLM_CHECK(index[i] >= 0 && index[i] < n, "GatherRows: indices[", i, "] = ", index[i],
                    " is outside x's ", n, " rows (x ", x.ShapeString(), ")");
     std::memcpy(out_data + i * row_bytes, x_data + index[i] * row_bytes, row_bytes);
   }

@@ -22,17 +22,7 @@ using cpu::DescribeTensors;
 // [vocab_begin, vocab_begin + vocab_local), out: [n, hidden] (same dtype as table).
 void CudaOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t vocab_begin,
                         const Tensor& out) {
-  constexpr const char* kOp = "Embedding";
-  CheckTensor(kOp, "token_ids", token_ids, device_, DType::kInt32);
-  CheckOnDevice(kOp, "table", table, device_);
-  CheckTensor(kOp, "out", out, device_, table.dtype());
-  CheckRank(kOp, "token_ids", token_ids, 1);
-  CheckRank(kOp, "table", table, 2);
-  CheckRank(kOp, "out", out, 2);
-  PAGEDLLM_CHECK(out.dim(0) == token_ids.dim(0) && out.dim(1) == table.dim(1), kOp,
-                 ": want token_ids: [n], table: [vocab_local, hidden], out: [n, hidden] (",
-                 DescribeTensors({{"token_ids", &token_ids}, {"table", &table}, {"out", &out}}),
-                 ")");
+  cpu::CheckEmbeddingArgs(device_, token_ids, table, out);
   const int64_t row_bytes = table.dim(1) * static_cast<int64_t>(DTypeSize(table.dtype()));
   cuda::LaunchEmbedding(token_ids.data<int32_t>(), table.raw_data(), vocab_begin, table.dim(0),
                         out.raw_data(), token_ids.dim(0), row_bytes, stream());
@@ -40,16 +30,7 @@ void CudaOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t vo
 
 // x: [n, d], indices: [m] int32 in [0, n), out: [m, d] (same dtype as x).
 void CudaOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) {
-  constexpr const char* kOp = "GatherRows";
-  CheckOnDevice(kOp, "x", x, device_);
-  CheckTensor(kOp, "indices", indices, device_, DType::kInt32);
-  CheckTensor(kOp, "out", out, device_, x.dtype());
-  CheckRank(kOp, "x", x, 2);
-  CheckRank(kOp, "indices", indices, 1);
-  CheckRank(kOp, "out", out, 2);
-  PAGEDLLM_CHECK(out.dim(0) == indices.dim(0) && out.dim(1) == x.dim(1), kOp,
-                 ": want x: [n, d], indices: [m], out: [m, d] (",
-                 DescribeTensors({{"x", &x}, {"indices", &indices}, {"out", &out}}), ")");
+  cpu::CheckGatherRowsArgs(device_, x, indices, out);
   const int64_t row_bytes = x.dim(1) * static_cast<int64_t>(DTypeSize(x.dtype()));
   cuda::LaunchGatherRows(x.raw_data(), x.dim(0), indices.data<int32_t>(), out.raw_data(),
                          indices.dim(0), row_bytes, stream());
@@ -59,34 +40,10 @@ void CudaOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& o
 // key_cache, value_cache: [num_blocks, block_size, num_kv_heads, head_dim].
 void CudaOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor& slot_mapping,
                            const Tensor& key_cache, const Tensor& value_cache) {
-  constexpr const char* kOp = "WriteKvCache";
-  CheckOnDevice(kOp, "key", key, device_);
-  CheckOnDevice(kOp, "value", value, device_);
-  CheckTensor(kOp, "slot_mapping", slot_mapping, device_, DType::kInt32);
-  CheckOnDevice(kOp, "key_cache", key_cache, device_);
-  CheckOnDevice(kOp, "value_cache", value_cache, device_);
-  CheckRank(kOp, "key", key, 3);
-  CheckRank(kOp, "slot_mapping", slot_mapping, 1);
-  CheckRank(kOp, "key_cache", key_cache, 4);
-  const auto shapes = [&] {
-    return DescribeTensors({{"key", &key},
-                            {"value", &value},
-                            {"slot_mapping", &slot_mapping},
-                            {"key_cache", &key_cache},
-                            {"value_cache", &value_cache}});
-  };
-  const int64_t n = key.dim(0);
-  PAGEDLLM_CHECK(value.shape() == key.shape() && slot_mapping.dim(0) == n &&
-                     value_cache.shape() == key_cache.shape() && key_cache.dim(2) == key.dim(1) &&
-                     key_cache.dim(3) == key.dim(2),
-                 kOp, ": want key, value: [n, num_kv_heads, head_dim], slot_mapping: [n], caches: ",
-                 "[num_blocks, block_size, num_kv_heads, head_dim] (", shapes(), ")");
-  PAGEDLLM_CHECK(value.dtype() == key.dtype() && key_cache.dtype() == key.dtype() &&
-                     value_cache.dtype() == key.dtype(),
-                 kOp, ": dtypes differ (", shapes(), ")");
+  cpu::CheckWriteKvCacheArgs(device_, key, value, slot_mapping, key_cache, value_cache);
   const int64_t row_bytes = key.dim(1) * key.dim(2) * static_cast<int64_t>(DTypeSize(key.dtype()));
   cuda::LaunchWriteKvCache(key.raw_data(), value.raw_data(), slot_mapping.data<int32_t>(),
-                           key_cache.raw_data(), value_cache.raw_data(), n,
+                           key_cache.raw_data(), value_cache.raw_data(), key.dim(0),
                            key_cache.dim(0) * key_cache.dim(1), row_bytes, stream());
 }
 
