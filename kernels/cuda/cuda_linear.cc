@@ -1,12 +1,16 @@
-// Linear through cuBLASLt: y = x · weightᵀ for float32, bfloat16 and float16 with float32
-// accumulation (see cuda_linear.h for the column-major mapping).
+// Linear: y = x · weightᵀ for float32, bfloat16 and float16 with float32 accumulation, through
+// the GEMV kernel (cuda_gemv.cu) for bf16/fp16 at m <= 2 and cuBLASLt otherwise (see
+// cuda_linear.h for the column-major mapping).
 #include "kernels/cuda/cuda_linear.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cpu/cpu_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_op_checks.h"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace pagedllm::kernels {
@@ -41,6 +45,14 @@ int PointerAlignment(const void* pointer) {
   int alignment = 256;
   while (alignment > 1 && address % static_cast<uintptr_t>(alignment) != 0) alignment /= 2;
   return alignment;
+}
+
+bool GemvEnabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("PAGEDLLM_CUDA_GEMV");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return enabled;
 }
 
 LinearPlans::~LinearPlans() {
@@ -117,6 +129,11 @@ void CudaOps::Linear(const Tensor& x, const Tensor& weight, const Tensor& y) {
   if (k == 0) {  // an empty sum
     PAGEDLLM_CUDA_CHECK(cudaMemsetAsync(y.raw_data(), 0, y.bytes(), stream()));
     return;
+  }
+  if (dtype != DType::kFloat32 && m <= cuda::kGemvLinearMaxRows && cuda::GemvEnabled() &&
+      cuda::LaunchGemv(cuda::ToFloatType(kOp, "x", x), x.raw_data(), weight.raw_data(),
+                       y.raw_data(), m, n, k, stream())) {
+    return;  // decode-sized m: the memory-bound GEMV, no cuBLASLt fixed cost
   }
   const cuda::LinearPlans::Plan& plan = linear_plans_->Get(
       m, n, k, dtype, cuda::PointerAlignment(x.raw_data()),

@@ -9,11 +9,13 @@
 #pragma once
 
 #include <cublasLt.h>
+#include <cuda_runtime.h>
 
 #include <cstdint>
 #include <map>
 #include <tuple>
 
+#include "kernels/cuda/cuda_kernels.h"
 #include "kernels/tensor.h"
 
 namespace pagedllm::kernels::cuda {
@@ -53,5 +55,30 @@ class LinearPlans {
 
 // The largest power of two <= 256 that divides the address.
 int PointerAlignment(const void* pointer);
+
+// GEMV for small batches (cuda_gemv.cu) -----------------------------------------------------
+// y[m, n] = x[m, k] · w[n, k]ᵀ without cuBLASLt: each warp streams a few rows of w with 16-byte
+// loads, accumulates in float32 and rounds each y element once. Handles m <= kGemvMaxRows;
+// CudaOps::Linear uses it for bf16/fp16 at m <= kGemvLinearMaxRows, where it beat cuBLASLt at
+// every Llama-3-8B shape on the H100 (benchmarks/RESULTS.md, "GEMV for small batches"): 4-14%
+// faster at m = 1 and 2, but at m = 4 only on two of the four shapes and at m = 8 on none
+// (6-30% slower), as its loads are not pipelined across steps.
+
+constexpr int64_t kGemvMaxRows = 8;
+constexpr int64_t kGemvLinearMaxRows = 2;
+
+// True when LaunchGemv handles this call: bfloat16 or float16, 1 <= m <= kGemvMaxRows, n, k >= 1,
+// k a multiple of 8 and x, w 16-byte aligned (y may have any alignment).
+bool GemvApplies(FloatType dtype, const void* x, const void* w, int64_t m, int64_t n, int64_t k);
+
+// Enqueues the GEMV on `stream` and returns true, or returns false (enqueuing nothing) when
+// GemvApplies does not hold. x: [m, k], w: [n, k], y: [m, n], all contiguous. No workspace, no
+// synchronisation: capturable in a CUDA graph.
+bool LaunchGemv(FloatType dtype, const void* x, const void* w, void* y, int64_t m, int64_t n,
+                int64_t k, cudaStream_t stream);
+
+// False when the environment sets PAGEDLLM_CUDA_GEMV=0 (read once), so that Linear uses cuBLASLt
+// at every m: for A/B measurements.
+bool GemvEnabled();
 
 }  // namespace pagedllm::kernels::cuda

@@ -4,7 +4,9 @@
 // with the copy bandwidth measured in this run (cudaMemcpy device to device, bytes read plus
 // written) and the matrix rate both as the nominal 790 TFLOP/s and as measured on an 8192³ bf16
 // Linear. Inputs are random (never zeros) and rotate among enough copies to overflow the 50 MB L2,
-// so the figures are DRAM figures. Usage: cuda_ops_bench [ordinal]
+// so the figures are DRAM figures. The Linear table is cuBLASLt at every m (the bench sets
+// PAGEDLLM_CUDA_GEMV=0); the GEMV table times the small-batch kernel (cuda::LaunchGemv) against
+// cuBLASLt at m = 1, 2, 4, 8. Usage: cuda_ops_bench [ordinal]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include "common/check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_linear.h"
 #include "kernels/ops.h"
 
 namespace pagedllm::kernels {
@@ -135,6 +138,44 @@ void BenchLinear(CudaDevice& device, double bandwidth, double measured_tflops) {
       bandwidth / 1e12, kNominalTflops, measured_tflops);
 }
 
+// Small-batch GEMV (cuda::LaunchGemv) against cuBLASLt (Linear with the GEMV off) on the same
+// rotating weights; floor = bytes (weights + x + y) / measured copy bandwidth.
+void BenchGemv(CudaDevice& device, double bandwidth) {
+  std::printf("\nGEMV (m <= 8), bf16, fp32 accumulation: cuda::LaunchGemv against cuBLASLt\n");
+  std::printf("%3s %6s %6s %9s %8s %8s %11s %9s %8s\n", "m", "n", "k", "gemv us", "GB/s", "% floor",
+              "cublaslt us", "% floor", "floor us");
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
+  for (const auto& [n, k] : shapes) {
+    const size_t weight_bytes = static_cast<size_t>(n * k) * 2;
+    const int copies = Copies(weight_bytes);
+    std::vector<Tensor> weights;
+    for (int c = 0; c < copies; ++c) {
+      weights.push_back(RandomTensor(device, {n, k}, static_cast<uint64_t>(n + k + c)));
+    }
+    for (int64_t m : {1, 2, 4, 8}) {
+      const Tensor x = RandomTensor(device, {m, k}, 3);
+      absl::StatusOr<Tensor> y = device.Allocate(DType::kBFloat16, {m, n});
+      PAGEDLLM_CHECK_OK(y.status());
+      const double gemv_ms = MedianMs(device, 40, [&](int i) {
+        PAGEDLLM_CHECK(cuda::LaunchGemv(cuda::FloatType::kBFloat16, x.raw_data(),
+                                        weights[i % copies].raw_data(), y->raw_data(), m, n, k,
+                                        device.stream()),
+                       "GEMV does not apply");
+      });
+      const double cublas_ms =
+          MedianMs(device, 40, [&](int i) { device.ops().Linear(x, weights[i % copies], *y); });
+      const double bytes = static_cast<double>(weight_bytes) + 2.0 * (m * k + m * n);
+      const double floor = bytes / bandwidth;
+      std::printf("%3lld %6lld %6lld %9.2f %8.0f %7.0f%% %11.2f %8.0f%% %8.2f\n",
+                  static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k),
+                  gemv_ms * 1e3, bytes / (gemv_ms * 1e-3) / 1e9, floor / (gemv_ms * 1e-3) * 100,
+                  cublas_ms * 1e3, floor / (cublas_ms * 1e-3) * 100, floor * 1e6);
+    }
+  }
+  std::printf("(floor: bytes / %.2f TB/s measured copy)\n", bandwidth / 1e12);
+}
+
 double MeasureGemmPeak(CudaDevice& device) {
   const int64_t s = 8192;
   const Tensor x = RandomTensor(device, {s, s}, 1), w = RandomTensor(device, {s, s}, 2);
@@ -186,6 +227,7 @@ void BenchRowOps(CudaDevice& device, double bandwidth) {
 
 int Main(int argc, char** argv) {
   const int ordinal = argc > 1 ? std::atoi(argv[1]) : 0;
+  setenv("PAGEDLLM_CUDA_GEMV", "0", 1);  // Linear = cuBLASLt; BenchGemv calls the GEMV itself
   absl::StatusOr<std::unique_ptr<CudaDevice>> made = CudaDevice::Create(ordinal);
   PAGEDLLM_CHECK_OK(made.status());
   CudaDevice& device = **made;
@@ -201,6 +243,8 @@ int Main(int argc, char** argv) {
   std::printf("bf16 Linear 8192x8192x8192: %.0f TFLOP/s\n", tflops);
   device.EmptyCache();
   BenchLinear(device, bandwidth, tflops);
+  device.EmptyCache();
+  BenchGemv(device, bandwidth);
   device.EmptyCache();
   BenchRowOps(device, bandwidth);
   device.Synchronize();
