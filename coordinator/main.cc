@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -250,26 +251,26 @@ int Run() {
                      << hello->num_kv_blocks() << " KV blocks of " << hello->block_size()
                      << " tokens, max_model_len " << limits.max_model_len << ") on port " << port;
 
-  // Health follows the workers: NOT_SERVING as soon as one is lost.
+  // Health follows the workers: NOT_SERVING as soon as one is lost. Joined before the servers
+  // it touches are destroyed.
+  std::atomic<bool> stopping{false};
   std::thread health_watch([&] {
-    sigset_t none;
-    sigemptyset(&none);
     bool serving = true;
-    while (true) {
+    while (!stopping.load()) {
       const bool ok = hub.health().ok();
       if (ok != serving) {
         serving = ok;
         server->GetHealthCheckService()->SetServingStatus(serving);
       }
-      if (!ok) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  health_watch.detach();
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   PAGEDLLM_LOG(INFO) << "received signal " << signal_number << ": shutting down";
+  stopping = true;
+  health_watch.join();
   server->GetHealthCheckService()->SetServingStatus(false);
   engine.Stop();
   hub.Shutdown("coordinator shutting down");
