@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/check.h"
+#include "kernels/ops.h"
 #include "kernels/tensor.h"
 
 namespace pagedllm::kernels::cpu {
@@ -28,6 +29,8 @@ void CheckEmbeddingArgs(const Device* device, const Tensor& token_ids, const Ten
                         const Tensor& out);
 void CheckGatherRowsArgs(const Device* device, const Tensor& x, const Tensor& indices,
                          const Tensor& out);
+// RopeQkv with qkv, query, key and value in `dtype` (inv_freq is always float32).
+void CheckRopeQkvArgs(const Device* device, const RopeQkvParams& p, DType dtype);
 void CheckWriteKvCacheArgs(const Device* device, const Tensor& key, const Tensor& value,
                            const Tensor& slot_mapping, const Tensor& key_cache,
                            const Tensor& value_cache);

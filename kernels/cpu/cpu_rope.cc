@@ -28,40 +28,10 @@ void RotateHead(const float* x, const float* cos, const float* sin, int64_t half
 // positions: [num_tokens] int32, inv_freq: [head_dim / 2] float32,
 // query: [num_tokens, num_heads, head_dim], key/value: [num_tokens, num_kv_heads, head_dim].
 void CpuOps::RopeQkv(const RopeQkvParams& p) {
-  constexpr const char* kOp = "RopeQkv";
-  CheckTensor(kOp, "qkv", p.qkv, device_, DType::kFloat32);
-  CheckTensor(kOp, "positions", p.positions, device_, DType::kInt32);
-  CheckTensor(kOp, "inv_freq", p.inv_freq, device_, DType::kFloat32);
-  CheckTensor(kOp, "query", p.query, device_, DType::kFloat32);
-  CheckTensor(kOp, "key", p.key, device_, DType::kFloat32);
-  CheckTensor(kOp, "value", p.value, device_, DType::kFloat32);
-  CheckRank(kOp, "qkv", p.qkv, 2);
-  CheckRank(kOp, "positions", p.positions, 1);
-  CheckRank(kOp, "inv_freq", p.inv_freq, 1);
-  CheckRank(kOp, "query", p.query, 3);
-  CheckRank(kOp, "key", p.key, 3);
-  CheckRank(kOp, "value", p.value, 3);
+  CheckRopeQkvArgs(device_, p, DType::kFloat32);
   const int64_t num_tokens = p.qkv.dim(0);
   const int64_t num_heads = p.query.dim(1), num_kv_heads = p.key.dim(1);
   const int64_t head_dim = p.query.dim(2), half = head_dim / 2;
-  const auto shapes = [&] {
-    return DescribeTensors({{"qkv", &p.qkv},
-                            {"positions", &p.positions},
-                            {"inv_freq", &p.inv_freq},
-                            {"query", &p.query},
-                            {"key", &p.key},
-                            {"value", &p.value}});
-  };
-  PAGEDLLM_CHECK(head_dim % 2 == 0 && p.inv_freq.dim(0) == half, kOp,
-                 ": want an even head_dim and inv_freq: [head_dim / 2] (", shapes(), ")");
-  PAGEDLLM_CHECK(p.positions.dim(0) == num_tokens && p.query.dim(0) == num_tokens &&
-                     p.key.shape() == p.value.shape() && p.key.dim(0) == num_tokens &&
-                     p.key.dim(2) == head_dim,
-                 kOp, ": want query: [num_tokens, num_heads, head_dim], key and value: ",
-                 "[num_tokens, num_kv_heads, head_dim] (", shapes(), ")");
-  PAGEDLLM_CHECK(p.qkv.dim(1) == (num_heads + 2 * num_kv_heads) * head_dim, kOp,
-                 ": want qkv: [num_tokens, (num_heads + 2 * num_kv_heads) * head_dim] = [",
-                 num_tokens, ", ", (num_heads + 2 * num_kv_heads) * head_dim, "] (", shapes(), ")");
 
   const float* qkv = p.qkv.data<float>();
   const int32_t* positions = p.positions.data<int32_t>();
