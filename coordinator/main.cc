@@ -48,6 +48,8 @@ ABSL_FLAG(std::string, worker_env, "", "K=V,... exported to every worker");
 ABSL_FLAG(int, block_size, 16, "tokens per KV cache block");
 ABSL_FLAG(int, num_kv_blocks, 0, "KV blocks per worker (0: size from memory)");
 ABSL_FLAG(double, cpu_kv_cache_gib, 1.0, "CPU backend: GiB of KV cache per worker");
+ABSL_FLAG(double, swap_space_gib, 0.0,
+          "GiB of pinned host memory per worker for swapped-out KV blocks (0: none)");
 ABSL_FLAG(int, max_num_seqs, 256, "most sequences in one step");
 ABSL_FLAG(int, max_num_batched_tokens, 2048, "most tokens computed in one step");
 ABSL_FLAG(int, max_waiting, 1024, "most queued requests; more is RESOURCE_EXHAUSTED");
@@ -123,6 +125,8 @@ std::vector<std::string> WorkerCommand(int worker_port) {
                            absl::StrCat(absl::GetFlag(FLAGS_num_kv_blocks)),
                            "--cpu_kv_cache_gib",
                            absl::StrCat(absl::GetFlag(FLAGS_cpu_kv_cache_gib)),
+                           "--swap_space_gib",
+                           absl::StrCat(absl::GetFlag(FLAGS_swap_space_gib)),
                            "--dtype",
                            absl::GetFlag(FLAGS_dtype),
                            "--load_format",
@@ -222,6 +226,7 @@ int Run() {
   info.set_vocab_size(limits.vocab_size);
   info.set_weight_bytes_per_worker(hello->weight_bytes());
   info.set_kv_bytes_per_token_per_worker(hello->kv_bytes_per_token());
+  info.set_num_swap_blocks(hello->num_swap_blocks());
   info.set_device(hello->device());
   GenerationService service(&engine, validation, info);
 

@@ -1,5 +1,7 @@
 #include "kernels/device.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <utility>
 
@@ -46,6 +48,18 @@ class RerunGraph final : public DeviceGraph {
 };
 
 }  // namespace
+
+absl::StatusOr<void*> Device::AllocatePinnedHost(size_t bytes) {
+  // 4 KiB alignment: whole pages, like cudaHostAlloc's.
+  void* data = std::aligned_alloc(4096, (std::max<size_t>(bytes, 1) + 4095) / 4096 * 4096);
+  if (data == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("AllocatePinnedHost: no host memory for ", bytes, " bytes"));
+  }
+  return data;
+}
+
+void Device::FreePinnedHost(void* data) { std::free(data); }
 
 absl::StatusOr<std::unique_ptr<DeviceGraph>> Device::CaptureGraph(
     std::function<absl::Status()> body) {

@@ -47,6 +47,17 @@ class Device {
   virtual void CopyDeviceToDevice(void* dst, const void* src, size_t bytes) = 0;
   virtual void Synchronize() = 0;
 
+  // Page-locked host memory for the KV swap space: on CUDA (cudaHostAlloc) the copy engines
+  // move blocks between it and the GPU without staging, asynchronously on the stream. On the
+  // CPU it is ordinary memory. Free it with FreePinnedHost.
+  virtual absl::StatusOr<void*> AllocatePinnedHost(size_t bytes);
+  virtual void FreePinnedHost(void* data);
+  // Copies from pinned host memory (AllocatePinnedHost) to the device, in stream order, without
+  // waiting: keep `src` unchanged until Synchronize(). CopyDeviceToHost is already stream-ordered.
+  virtual void CopyPinnedHostToDevice(void* dst, const void* src, size_t bytes) {
+    CopyHostToDevice(dst, src, bytes);
+  }
+
   virtual Ops& ops() = 0;
 
   // The backend's stream (cudaStream_t on CUDA, as void*); nullptr on the CPU. For

@@ -4,6 +4,9 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -21,6 +24,7 @@
 #endif
 #include "worker/control_loop.h"
 #include "worker/kv_cache_sizing.h"
+#include "worker/model/kv_swap_space.h"
 #include "worker/model/model_loader.h"
 #include "worker/model_runner.h"
 
@@ -30,6 +34,8 @@ ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
 ABSL_FLAG(int, block_size, 16, "tokens per KV cache block");
 ABSL_FLAG(int, num_kv_blocks, 0, "KV blocks (0: size from --cpu_kv_cache_gib)");
 ABSL_FLAG(double, cpu_kv_cache_gib, 1.0, "CPU backend: GiB of KV cache for this rank");
+ABSL_FLAG(double, swap_space_gib, 0.0,
+          "GiB of pinned host memory per rank for swapped-out KV blocks (0: none)");
 ABSL_FLAG(int, connect_timeout_s, 60, "give up reaching the coordinator after this");
 ABSL_FLAG(std::string, dtype, "auto", "auto, float32, bfloat16 or float16 (CPU: float32)");
 ABSL_FLAG(std::string, load_format, "auto", "auto (the checkpoint) or dummy (random weights)");
@@ -112,6 +118,22 @@ absl::Status Run(parallel::MpiSession& mpi) {
   PAGEDLLM_LOG(INFO) << "KV cache: " << num_blocks << " blocks of " << block_size << " tokens ("
                      << (num_blocks * bytes_per_block >> 20) << " MiB)";
 
+  const double swap_gib = absl::GetFlag(FLAGS_swap_space_gib);
+  if (!(swap_gib >= 0.0 && swap_gib <= 1024.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--swap_space_gib must be in [0, 1024], got ", swap_gib));
+  }
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      int64_t num_swap_blocks,
+      mpi.AllReduceMin(static_cast<int64_t>(swap_gib * (1ull << 30) / bytes_per_block)));
+  num_swap_blocks = std::min<int64_t>(num_swap_blocks, std::numeric_limits<int32_t>::max());
+  PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<KvSwapSpace> swap_space,
+                            KvSwapSpace::Create(*device, cache, num_swap_blocks));
+  if (num_swap_blocks > 0) {
+    PAGEDLLM_LOG(INFO) << "KV swap space: " << num_swap_blocks << " host blocks ("
+                       << (num_swap_blocks * bytes_per_block >> 20) << " MiB pinned)";
+  }
+
   pagedllm::worker::v1::WorkerHello hello;
   hello.set_rank(rank);
   hello.set_world_size(mpi.world_size());
@@ -123,6 +145,7 @@ absl::Status Run(parallel::MpiSession& mpi) {
   *hello.mutable_model() = loaded.info;
   hello.set_weight_bytes(static_cast<int64_t>(loaded.weight_bytes));
   hello.set_kv_bytes_per_token(static_cast<int64_t>(bytes_per_block / block_size));
+  hello.set_num_swap_blocks(static_cast<int32_t>(num_swap_blocks));
 
   const std::string graphs = absl::GetFlag(FLAGS_decode_graphs);
   if (graphs != "auto" && graphs != "on" && graphs != "off") {

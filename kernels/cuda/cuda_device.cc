@@ -2,6 +2,7 @@
 // MakeCudaDevice (kernels/device.h).
 #include "kernels/cuda/cuda_device.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -190,6 +191,27 @@ void CudaDevice::CopyDeviceToHost(void* dst, const void* src, size_t bytes) {
 void CudaDevice::CopyDeviceToDevice(void* dst, const void* src, size_t bytes) {
   if (bytes == 0 || dst == src) return;
   PAGEDLLM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+absl::StatusOr<void*> CudaDevice::AllocatePinnedHost(size_t bytes) {
+  void* data = nullptr;
+  const cudaError_t error = cudaHostAlloc(&data, std::max<size_t>(bytes, 1), cudaHostAllocDefault);
+  if (error != cudaSuccess) {
+    cudaGetLastError();  // a failed allocation is not sticky: clear it so later checks pass
+    return absl::ResourceExhaustedError(absl::StrCat("cudaHostAlloc of ", bytes,
+                                                     " bytes of pinned host memory failed: ",
+                                                     cudaGetErrorString(error)));
+  }
+  return data;
+}
+
+void CudaDevice::FreePinnedHost(void* data) {
+  if (data != nullptr) PAGEDLLM_CUDA_CHECK(cudaFreeHost(data));
+}
+
+void CudaDevice::CopyPinnedHostToDevice(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  PAGEDLLM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
 }
 
 void CudaDevice::Synchronize() { PAGEDLLM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }

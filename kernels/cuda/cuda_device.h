@@ -43,6 +43,11 @@ class CudaDevice final : public Device {
   // Asynchronous on the stream; call Synchronize() before reading `dst`.
   void CopyDeviceToHost(void* dst, const void* src, size_t bytes) override;
   void CopyDeviceToDevice(void* dst, const void* src, size_t bytes) override;
+  // cudaHostAlloc / cudaFreeHost (the latter synchronises the device).
+  absl::StatusOr<void*> AllocatePinnedHost(size_t bytes) override;
+  void FreePinnedHost(void* data) override;
+  // cudaMemcpyAsync on the stream, straight from `src` (no staging).
+  void CopyPinnedHostToDevice(void* dst, const void* src, size_t bytes) override;
   void Synchronize() override;
 
   Ops& ops() override;

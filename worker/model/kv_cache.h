@@ -22,6 +22,7 @@ class KvCache {
 
   const kernels::Tensor& key(int layer) const { return keys_[layer]; }
   const kernels::Tensor& value(int layer) const { return values_[layer]; }
+  int num_layers() const { return static_cast<int>(keys_.size()); }
   int num_blocks() const { return num_blocks_; }
   int block_size() const { return block_size_; }
 
