@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_kernel_util.cuh"
+#include "kernels/cuda/pdl.cuh"
 
 namespace pagedllm::kernels::cuda {
 namespace {
@@ -17,6 +18,8 @@ namespace {
 template <typename T, int kVec, int kItems, bool kAdd>
 __global__ void RmsNormKernel(const T* x, T* residual, const T* __restrict__ weight, T* out,
                               int64_t hidden, float eps) {
+  PdlWait();
+  PdlLaunchDependents();
   using V = Vec<T, kVec>;
   const int64_t row = blockIdx.x;
   const int num_vecs = static_cast<int>(hidden / kVec);
@@ -71,6 +74,8 @@ __global__ void RmsNormKernel(const T* x, T* residual, const T* __restrict__ wei
 template <typename T, bool kAdd>
 __global__ void RmsNormLoopKernel(const T* x, T* residual, const T* __restrict__ weight, T* out,
                                   int64_t hidden, float eps) {
+  PdlWait();
+  PdlLaunchDependents();
   const int64_t row = blockIdx.x;
   const T* x_row = x + row * hidden;
   T* residual_row = kAdd ? residual + row * hidden : nullptr;
@@ -101,9 +106,9 @@ constexpr int kTargetNormThreads = 512;
 
 template <typename T, int kVec, int kItems, bool kAdd>
 void LaunchRegisterNorm(const RmsNormArgs& a, int threads, cudaStream_t stream) {
-  RmsNormKernel<T, kVec, kItems, kAdd><<<static_cast<unsigned>(a.rows), threads, 0, stream>>>(
-      static_cast<const T*>(a.x), static_cast<T*>(a.residual), static_cast<const T*>(a.weight),
-      static_cast<T*>(a.out), a.hidden, a.eps);
+  LaunchKernel(RmsNormKernel<T, kVec, kItems, kAdd>, dim3(static_cast<unsigned>(a.rows)),
+               dim3(threads), 0, stream, static_cast<const T*>(a.x), static_cast<T*>(a.residual),
+               static_cast<const T*>(a.weight), static_cast<T*>(a.out), a.hidden, a.eps);
 }
 
 // Picks the fewest items per thread that keep the block at <= 512 threads (<= 1024 at 8 items).
@@ -134,9 +139,10 @@ void LaunchNormTyped(const RmsNormArgs& a, cudaStream_t stream) {
   const bool launched = vectorised ? TryRegisterNorm<T, kVec, kAdd>(a, stream)
                                    : TryRegisterNorm<T, 1, kAdd>(a, stream);
   if (!launched) {
-    RmsNormLoopKernel<T, kAdd><<<static_cast<unsigned>(a.rows), kMaxNormThreads, 0, stream>>>(
-        static_cast<const T*>(a.x), static_cast<T*>(a.residual), static_cast<const T*>(a.weight),
-        static_cast<T*>(a.out), a.hidden, a.eps);
+    LaunchKernel(RmsNormLoopKernel<T, kAdd>, dim3(static_cast<unsigned>(a.rows)),
+                 dim3(kMaxNormThreads), 0, stream, static_cast<const T*>(a.x),
+                 static_cast<T*>(a.residual), static_cast<const T*>(a.weight),
+                 static_cast<T*>(a.out), a.hidden, a.eps);
   }
 }
 
@@ -144,6 +150,8 @@ void LaunchNormTyped(const RmsNormArgs& a, cudaStream_t stream) {
 template <typename T, int kVec>
 __global__ void SiluAndMulKernel(const T* __restrict__ gate_up, T* __restrict__ out,
                                  int64_t total_vecs, int64_t row_vecs) {
+  PdlWait();
+  PdlLaunchDependents();
   using V = Vec<T, kVec>;
   const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (index >= total_vecs) return;
@@ -166,9 +174,9 @@ void LaunchSiluTyped(const void* gate_up, void* out, int64_t rows, int64_t inter
                      cudaStream_t stream) {
   constexpr int kThreads = 256;
   const int64_t row_vecs = intermediate / kVec, total = rows * row_vecs;
-  SiluAndMulKernel<T, kVec>
-      <<<static_cast<unsigned>(CeilDiv(total, kThreads)), kThreads, 0, stream>>>(
-          static_cast<const T*>(gate_up), static_cast<T*>(out), total, row_vecs);
+  LaunchKernel(SiluAndMulKernel<T, kVec>, dim3(static_cast<unsigned>(CeilDiv(total, kThreads))),
+               dim3(kThreads), 0, stream, static_cast<const T*>(gate_up), static_cast<T*>(out),
+               total, row_vecs);
 }
 
 }  // namespace
