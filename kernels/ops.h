@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "kernels/sampling_params.h"
 #include "kernels/tensor.h"
 
 namespace pagedllm::kernels {
@@ -45,6 +46,33 @@ struct RopeQkvParams {
   Tensor query;      // out: [num_tokens, num_heads_local, head_dim], rotated
   Tensor key;        // out: [num_tokens, num_kv_heads_local, head_dim], rotated
   Tensor value;      // out: [num_tokens, num_kv_heads_local, head_dim]
+};
+
+// Sampling on the device (SampleRows): one token per row of logits, and its logprobs.
+//
+// Row p's logits are spread over `num_shards` vocab shards (the rank-major all-gather of
+// vocab-parallel logits): shard r holds ids [r * vocab_local, (r + 1) * vocab_local) in row
+// r * P + p of `logits`; ids >= vocab_size are padding, never sampled or reported.
+// Per row (a SampleRowParams): temperature 0 is the argmax (ties to the lowest id); otherwise
+// p = softmax(logits / temperature), top-k, then top-p over the renormalised top-k set (a mass
+// within 1e-6 of top_p counts as reaching it), then min-p (p >= min_p * p_max), each keeping a
+// prefix of the order (logit descending, id ascending); NaN is never kept. The token is drawn
+// from the renormalised kept set by Gumbel-max with Philox noise keyed by (seed, draw, id): a
+// pure function of the row, the same on every backend (kernels/sampling_math.h). Degenerate rows
+// (a +inf logit, or none above -inf) take the argmax. Logprobs are those of the raw logits.
+struct SampleRowsArgs {
+  Tensor logits;           // [num_shards * P, vocab_local], any float dtype the backend computes in
+  int num_shards = 1;      // 1: logits is [P, vocab_local]
+  int64_t vocab_size = 0;  // <= num_shards * vocab_local
+  Tensor params;           // [P, kSampleRowParamWords] int32: one SampleRowParams per row
+  Tensor token_ids;        // out: [P] int32
+  Tensor logprobs;         // out: [P] float32, log_softmax(logits)[token]
+  // out: [P, N] with N <= kMaxSampleTopLogprobs, or empty tensors for N = 0: row p's
+  // params.num_top_logprobs most likely ids (most likely first, ties to the lower id) and their
+  // logprobs; entries past those (or past the row's non-NaN logits) are -1 and -inf.
+  Tensor top_ids;       // [P, N] int32
+  Tensor top_logprobs;  // [P, N] float32
+  Tensor num_kept;      // optional out: [P] int32, how many tokens the filters kept (1 if greedy)
 };
 
 class Ops {
@@ -99,6 +127,9 @@ class Ops {
 
   // Converts between float dtypes (and copies when equal). Same shape.
   virtual void Cast(const Tensor& in, const Tensor& out) = 0;
+
+  // See SampleRowsArgs. Row params are read on the device: upload them before the call.
+  virtual void SampleRows(const SampleRowsArgs& args) = 0;
 };
 
 }  // namespace pagedllm::kernels

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "common/status.h"
 
 namespace pagedllm::worker {
@@ -54,39 +56,38 @@ absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host) {
   return batch;
 }
 
-absl::StatusOr<std::vector<float>> ModelRunner::GatherLogits(const Tensor& logits_local) {
-  const LlamaDims& dims = model_->dims();
-  const int64_t rows = logits_local.dim(0);
+absl::Status ModelRunner::ApplySwaps(const wv1::StepInstruction& step) {
+  if (step.swap_out().empty() && step.swap_in().empty()) return absl::OkStatus();
+  if (swap_space_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("step ", step.step_id(),
+                     " swaps KV blocks, but this worker has no swap space "
+                     "(--swap_space_gib)"));
+  }
+  const auto to_swaps = [](const auto& list) {
+    std::vector<kernels::BlockSwap> swaps;
+    swaps.reserve(list.size());
+    for (const wv1::BlockSwap& swap : list)
+      swaps.push_back({swap.device_block(), swap.host_block()});
+    return swaps;
+  };
+  PAGEDLLM_RETURN_IF_ERROR(swap_space_->SwapOut(cache_, to_swaps(step.swap_out())));
+  return swap_space_->SwapIn(cache_, to_swaps(step.swap_in()));
+}
+
+absl::StatusOr<Tensor> ModelRunner::GatherLogitsOnDevice(const Tensor& logits_local) {
   const int world = comm_->world_size();
-  Tensor gathered = logits_local;  // [world * P, vocab_local], rank-major
-  if (world > 1) {
-    PAGEDLLM_ASSIGN_OR_RETURN(
-        gathered, device_->Allocate(logits_local.dtype(), {world * rows, dims.vocab_local}));
-    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(logits_local, gathered));
-  }
-  if (comm_->rank() != 0) return std::vector<float>();
-  if (gathered.dtype() != DType::kFloat32) {
-    PAGEDLLM_ASSIGN_OR_RETURN(Tensor as_float,
-                              device_->Allocate(DType::kFloat32, gathered.shape()));
-    device_->ops().Cast(gathered, as_float);
-    gathered = as_float;
-  }
-  const std::vector<float> slices = device_->ToHost<float>(gathered);
-  std::vector<float> logits(static_cast<size_t>(rows) * dims.vocab_size);
-  for (int r = 0; r < world; ++r) {
-    const int64_t begin = r * dims.vocab_local;
-    const int64_t count = std::max<int64_t>(0, std::min(dims.vocab_local, dims.vocab_size - begin));
-    for (int64_t p = 0; p < rows; ++p) {
-      const float* src = slices.data() + (r * rows + p) * dims.vocab_local;
-      std::copy(src, src + count, logits.begin() + p * dims.vocab_size + begin);
-    }
-  }
-  return logits;
+  if (world == 1) return logits_local;
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      Tensor gathered,
+      device_->Allocate(logits_local.dtype(), {world * logits_local.dim(0), logits_local.dim(1)}));
+  PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(logits_local, gathered));
+  return gathered;
 }
 
 bool ModelRunner::AllGreedy(const HostBatch& host) {
   for (uint64_t seq_id : host.sample_seq_ids) {
-    const SamplingConfig& config = state_.sampler(seq_id).config();
+    const SamplingConfig& config = state_.sampling(seq_id);
     if (config.temperature != 0.0f || config.num_top_logprobs >= 0) return false;
   }
   return true;
@@ -115,7 +116,7 @@ absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& log
     float best = -std::numeric_limits<float>::infinity();
     for (int r = 0; r < world; ++r) {
       // Ranks hold ascending id ranges: a strictly larger value is needed to move on, so ties
-      // keep the lowest id, as the host sampler does.
+      // keep the lowest id, as SampleRows does.
       if (host_values[r * rows + p] > best) {
         best = host_values[r * rows + p];
         tokens[p] = static_cast<int32_t>(host_ids[r * rows + p] + r * dims.vocab_local);
@@ -125,23 +126,56 @@ absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& log
   return tokens;
 }
 
-absl::Status ModelRunner::SampleOnHost(const HostBatch& host, const Tensor& logits_local,
-                                       wv1::StepResult* result) {
-  PAGEDLLM_ASSIGN_OR_RETURN(std::vector<float> logits, GatherLogits(logits_local));
-  if (comm_->rank() == 0) {
-    const int vocab = static_cast<int>(model_->dims().vocab_size);
-    for (size_t p = 0; p < host.sample_seq_ids.size(); ++p) {
-      const uint64_t seq_id = host.sample_seq_ids[p];
-      const SampledToken sampled = state_.sampler(seq_id).Sample(logits.data() + p * vocab, vocab);
-      wv1::SampledToken* out = result->add_tokens();
-      out->set_seq_id(seq_id);
-      out->set_token_id(sampled.token_id);
-      out->set_logprob(sampled.logprob);
-      for (const auto& top : sampled.top) {
-        wv1::TopToken* top_out = out->add_top();
-        top_out->set_token_id(top.token_id);
-        top_out->set_logprob(top.logprob);
-      }
+absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& logits_local,
+                                         wv1::StepResult* result) {
+  const int64_t rows = static_cast<int64_t>(host.sample_seq_ids.size());
+  std::vector<kernels::SampleRowParams> params;  // [P]
+  params.reserve(host.sample_seq_ids.size());
+  int num_top = 0;
+  for (uint64_t seq_id : host.sample_seq_ids) {
+    params.push_back(state_.NextSampleParams(seq_id));  // every rank counts the draws
+    num_top = std::max(num_top, params.back().num_top_logprobs);
+  }
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor gathered, GatherLogitsOnDevice(logits_local));
+  if (comm_->rank() != 0) return absl::OkStatus();
+
+  std::vector<int32_t> words(params.size() * kernels::kSampleRowParamWords);  // [P, words]
+  std::memcpy(words.data(), params.data(), params.size() * sizeof(kernels::SampleRowParams));
+  kernels::SampleRowsArgs args;
+  args.logits = gathered;
+  args.num_shards = comm_->world_size();
+  args.vocab_size = model_->dims().vocab_size;
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      args.params, device_->FromHost(DType::kInt32, {rows, kernels::kSampleRowParamWords}, words));
+  PAGEDLLM_ASSIGN_OR_RETURN(args.token_ids, device_->Allocate(DType::kInt32, {rows}));
+  PAGEDLLM_ASSIGN_OR_RETURN(args.logprobs, device_->Allocate(DType::kFloat32, {rows}));
+  if (num_top > 0) {
+    PAGEDLLM_ASSIGN_OR_RETURN(args.top_ids, device_->Allocate(DType::kInt32, {rows, num_top}));
+    PAGEDLLM_ASSIGN_OR_RETURN(args.top_logprobs,
+                              device_->Allocate(DType::kFloat32, {rows, num_top}));
+  }
+  device_->ops().SampleRows(args);
+  const std::vector<int32_t> tokens = device_->ToHost<int32_t>(args.token_ids);
+  const std::vector<float> logprobs = device_->ToHost<float>(args.logprobs);
+  std::vector<int32_t> top_ids;
+  std::vector<float> top_logprobs;
+  if (num_top > 0) {
+    top_ids = device_->ToHost<int32_t>(args.top_ids);
+    top_logprobs = device_->ToHost<float>(args.top_logprobs);
+  }
+  for (int64_t p = 0; p < rows; ++p) {
+    const uint64_t seq_id = host.sample_seq_ids[p];
+    wv1::SampledToken* out = result->add_tokens();
+    out->set_seq_id(seq_id);
+    out->set_token_id(tokens[p]);
+    if (state_.sampling(seq_id).num_top_logprobs < 0) continue;
+    out->set_logprob(logprobs[p]);
+    for (int j = 0; j < params[p].num_top_logprobs; ++j) {
+      const int32_t id = top_ids[p * num_top + j];
+      if (id < 0) break;  // fewer non-NaN logits than asked
+      wv1::TopToken* top_out = out->add_top();
+      top_out->set_token_id(id);
+      top_out->set_logprob(top_logprobs[p * num_top + j]);
     }
   }
   return absl::OkStatus();
@@ -154,6 +188,7 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
 
   wv1::StepResult result;
   result.set_step_id(step.step_id());
+  PAGEDLLM_RETURN_IF_ERROR(ApplySwaps(step));
   if (!host.block_copies.empty()) {
     PAGEDLLM_ASSIGN_OR_RETURN(
         Tensor pairs,
@@ -182,7 +217,7 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
         out->set_token_id(tokens[p]);
       }
     } else {
-      PAGEDLLM_RETURN_IF_ERROR(SampleOnHost(host, logits_local, &result));
+      PAGEDLLM_RETURN_IF_ERROR(SampleOnDevice(host, logits_local, &result));
     }
   }
   device_->Synchronize();

@@ -13,6 +13,7 @@
 #include "parallel/communicator.h"
 #include "worker/decode_graphs.h"
 #include "worker/model/kv_cache.h"
+#include "worker/model/kv_swap_space.h"
 #include "worker/model/llama_model.h"
 #include "worker/step_state.h"
 
@@ -30,22 +31,31 @@ class ModelRunner {
   absl::StatusOr<pagedllm::worker::v1::StepResult> ExecuteStep(
       const pagedllm::worker::v1::StepInstruction& step);
 
+  // The pinned host blocks that steps' swap_out / swap_in lists name (none by default: a step
+  // that swaps is then refused).
+  void set_swap_space(std::unique_ptr<KvSwapSpace> swap_space) {
+    swap_space_ = std::move(swap_space);
+  }
+
   const KvCache& cache() const { return cache_; }
   const LlamaModel& model() const { return *model_; }
 
  private:
   absl::StatusOr<ForwardBatch> Upload(const HostBatch& host);
-  // Gathers each rank's [P, vocab_local] logits to float32 rows of the whole vocabulary on
-  // rank 0: returns [P * vocab_size] (empty on other ranks).
-  absl::StatusOr<std::vector<float>> GatherLogits(const kernels::Tensor& logits_local);
+  // The step's swap_out, then swap_in lists (before its block copies and forward pass).
+  absl::Status ApplySwaps(const pagedllm::worker::v1::StepInstruction& step);
+  // All-gathers each rank's [P, vocab_local] logits on the device: returns
+  // [world * P, vocab_local], rank-major (the input itself when world is 1). Every rank calls it.
+  absl::StatusOr<kernels::Tensor> GatherLogitsOnDevice(const kernels::Tensor& logits_local);
   // True when every sampled sequence of the step is greedy without logprobs: then the argmax
   // runs on the device and only one id per sequence (and rank) reaches the host.
   bool AllGreedy(const HostBatch& host);
   // Rank 0: the greedy token of each row of the vocab-parallel logits [P, vocab_local].
   absl::StatusOr<std::vector<int32_t>> GreedyTokens(const kernels::Tensor& logits_local);
-  // Rank 0 samples each row on the host with its sequence's sampler (all ranks gather).
-  absl::Status SampleOnHost(const HostBatch& host, const kernels::Tensor& logits_local,
-                            pagedllm::worker::v1::StepResult* result);
+  // Rank 0 samples every row on the device (Ops::SampleRows over the gathered vocab shards);
+  // only ids and logprobs reach the host (all ranks gather).
+  absl::Status SampleOnDevice(const HostBatch& host, const kernels::Tensor& logits_local,
+                              pagedllm::worker::v1::StepResult* result);
 
   kernels::Device* device_;
   parallel::Communicator* comm_;
@@ -53,6 +63,7 @@ class ModelRunner {
   KvCache cache_;
   StepState state_;
   std::unique_ptr<DecodeGraphs> graphs_;  // null when steps run eagerly
+  std::unique_ptr<KvSwapSpace> swap_space_;
 };
 
 }  // namespace pagedllm::worker

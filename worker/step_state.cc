@@ -36,13 +36,14 @@ absl::Status StepState::Apply(const wv1::StepInstruction& step, HostBatch* batch
   for (uint64_t seq_id : step.finished_sequence_ids()) sequences_.erase(seq_id);
   for (const wv1::NewSequence& new_seq : step.new_sequences()) {
     SequenceMirror& mirror = sequences_[new_seq.seq_id()];
-    if (mirror.sampler != nullptr) {
+    if (mirror.sampling.has_value()) {
       return absl::FailedPreconditionError(
           absl::StrCat("step ", step.step_id(), ": sequence ", new_seq.seq_id(), " is not new"));
     }
     const SamplingConfig config = FromProto(new_seq.sampling());
     PAGEDLLM_RETURN_IF_ERROR(ValidateSamplingConfig(config, vocab_size_));
-    mirror.sampler = std::make_unique<SequenceSampler>(config, new_seq.sampling().seed());
+    mirror.sampling = config;
+    mirror.seed = config.seed.value_or(new_seq.sampling().seed());
   }
   for (const wv1::BlockCopy& copy : step.block_copies()) {
     if (copy.src() < 0 || copy.src() >= num_blocks_ || copy.dst() < 0 ||
@@ -127,11 +128,28 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
   return absl::OkStatus();
 }
 
-SequenceSampler& StepState::sampler(uint64_t seq_id) {
+const SamplingConfig& StepState::sampling(uint64_t seq_id) const {
   auto it = sequences_.find(seq_id);
-  PAGEDLLM_CHECK(it != sequences_.end() && it->second.sampler != nullptr,
-                 "no sampler for sequence ", seq_id);
-  return *it->second.sampler;
+  PAGEDLLM_CHECK(it != sequences_.end() && it->second.sampling.has_value(),
+                 "no sampling config for sequence ", seq_id);
+  return *it->second.sampling;
+}
+
+kernels::SampleRowParams StepState::NextSampleParams(uint64_t seq_id) {
+  auto it = sequences_.find(seq_id);
+  PAGEDLLM_CHECK(it != sequences_.end() && it->second.sampling.has_value(),
+                 "no sampling config for sequence ", seq_id);
+  SequenceMirror& mirror = it->second;
+  const SamplingConfig& config = *mirror.sampling;
+  kernels::SampleRowParams params;
+  params.temperature = config.temperature;
+  params.top_k = config.top_k;
+  params.top_p = config.top_p;
+  params.min_p = config.min_p;
+  params.set_seed(mirror.seed);
+  params.set_draw(mirror.num_draws++);
+  params.num_top_logprobs = config.num_top_logprobs > 0 ? config.num_top_logprobs : 0;
+  return params;
 }
 
 }  // namespace pagedllm::worker

@@ -1,17 +1,19 @@
 // The worker's mirror of the coordinator's per-sequence state: block tables (append-only, reset
-// on preemption, entries replaced by copy-on-write) and each sequence's sampler (its RNG lives
-// here, so seeded sampling is reproducible). Applying a StepInstruction updates the mirror and
-// yields the step's flat host-side batch. Not thread safe; used by the step thread.
+// on preemption, entries replaced by copy-on-write) and each sequence's sampling state (config,
+// seed and draw counter: seeded sampling is reproducible). Applying a StepInstruction updates the
+// mirror and yields the step's flat host-side batch. Not thread safe; used by the step thread.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "kernels/sampling_params.h"
 #include "pagedllm/worker/v1/worker.pb.h"
-#include "worker/sampling/sampler.h"
+#include "worker/sampling/sampling_config.h"
 
 namespace pagedllm::worker {
 
@@ -42,14 +44,21 @@ class StepState {
   // positions, token id out of range) is FAILED_PRECONDITION / INVALID_ARGUMENT naming it.
   absl::Status Apply(const pagedllm::worker::v1::StepInstruction& step, HostBatch* batch);
 
-  SequenceSampler& sampler(uint64_t seq_id);
+  // The sampling configuration the sequence arrived with.
+  const SamplingConfig& sampling(uint64_t seq_id) const;
+  // The device sampler's parameters for the sequence's next token (kernels::SampleRows): its
+  // config, its seed (the fallback seed its step gave when the config has none) and how many
+  // tokens it sampled before; counts this draw.
+  kernels::SampleRowParams NextSampleParams(uint64_t seq_id);
   int num_sequences() const { return static_cast<int>(sequences_.size()); }
   uint64_t last_step_id() const { return last_step_id_; }
 
  private:
   struct SequenceMirror {
     std::vector<int32_t> block_table;
-    std::unique_ptr<SequenceSampler> sampler;
+    std::optional<SamplingConfig> sampling;  // set once the sequence has arrived
+    uint64_t seed = 0;                       // config.seed, or the fallback seed
+    uint64_t num_draws = 0;  // tokens sampled so far (the device sampler's Philox counter)
   };
 
   absl::Status ApplySequenceStep(const pagedllm::worker::v1::SequenceStep& seq_step,

@@ -38,6 +38,8 @@ class CpuOps : public Ops {
                   const Tensor& argmax) override;
   void CopyBlocks(const Tensor& cache, const Tensor& pairs) override;
   void Cast(const Tensor& in, const Tensor& out) override;
+  // In cpu_sampling.cc.
+  void SampleRows(const SampleRowsArgs& args) override;
 
  private:
   const Device* device_;

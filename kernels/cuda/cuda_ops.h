@@ -44,6 +44,8 @@ class CudaOps final : public Ops {
                   const Tensor& argmax) override;
   void CopyBlocks(const Tensor& cache, const Tensor& pairs) override;
   void Cast(const Tensor& in, const Tensor& out) override;
+  // In cuda_sampling.cu.
+  void SampleRows(const SampleRowsArgs& args) override;
 
   cudaStream_t stream() const;
   // Device scratch memory of at least `bytes`, valid until the next call on this stream that
