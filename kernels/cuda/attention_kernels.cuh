@@ -23,7 +23,6 @@
 
 #include "kernels/cuda/attention_primitives.cuh"
 #include "kernels/cuda/attention_warp_math.cuh"
-#include "kernels/cuda/pdl.cuh"
 
 namespace pagedllm::kernels::attention {
 
@@ -179,8 +178,6 @@ __global__ void __launch_bounds__(Config<T, kHeadDim, kDecode>::kThreads)
   constexpr int kKeyTiles = Math::kKeyTiles, kDimTiles = Math::kDimTiles;
   const float kNegInf = __int_as_float(0xff800000);  // -infinity
   extern __shared__ __align__(16) unsigned char smem[];
-  cuda::PdlWait();  // launched with PDL (pdl.cuh): inputs are ready after this
-  cuda::PdlLaunchDependents();
 
   // --- Which rows and keys this CTA owns.
   int seq, kv_head, row_base, split = 0;
@@ -416,8 +413,6 @@ __global__ void __launch_bounds__(128) ReduceSplitsKernel(const AttentionArgs ar
   const float kNegInf = __int_as_float(0xff800000);  // -infinity
   __shared__ float4 group_sums[kGroups][kQuads];
   __shared__ float warp_values[kThreads / 32];
-  cuda::PdlWait();
-  cuda::PdlLaunchDependents();
   const int seq = blockIdx.y, row = blockIdx.z;
   const int kv_head = blockIdx.x / args.head_tiles;
   const int row_base = (blockIdx.x % args.head_tiles) * kDecodeRows;

@@ -15,14 +15,12 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 
 #include "common/check.h"
 #include "kernels/cuda/attention_kernels.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_ops.h"
-#include "kernels/cuda/pdl.cuh"
 
 namespace pagedllm::kernels {
 namespace {
@@ -35,17 +33,6 @@ using attention::kDecodeRows;
 // 128 beats 256 and 512: short contexts are latency-bound, so more, shorter CTAs win even with
 // the merge kernel.
 constexpr int kMinSplitKeys = 128;
-
-// How many waves of resident CTAs a split decode aims for (default 2). A tuning knob read once
-// from PAGEDLLM_ATTENTION_DECODE_WAVES (1-8), for measuring the split plan on a new GPU.
-int64_t DecodeWaves() {
-  static const int64_t waves = [] {
-    const char* text = std::getenv("PAGEDLLM_ATTENTION_DECODE_WAVES");
-    const int64_t value = text != nullptr ? std::atoll(text) : 2;
-    return value >= 1 && value <= 8 ? value : int64_t{2};
-  }();
-  return waves;
-}
 
 int MultiprocessorCount() {
   static const int count = [] {
@@ -101,9 +88,8 @@ void Launch(AttentionArgs args, int64_t num_tokens, CudaOps& ops) {
       static_cast<int64_t>(args.num_kv_heads) * args.head_tiles * args.num_seqs;
   const int64_t max_context = static_cast<int64_t>(args.max_blocks) * args.block_size;
   const int64_t slots = DecodeSlots<T, kHeadDim>();
-  const int64_t waves = DecodeWaves();
   const int64_t wanted_splits =
-      2 * decode_ctas <= slots ? (waves * slots + decode_ctas - 1) / decode_ctas : 1;
+      2 * decode_ctas <= slots ? (2 * slots + decode_ctas - 1) / decode_ctas : 1;
   int64_t split_keys = (max_context + wanted_splits - 1) / wanted_splits;
   split_keys = std::max<int64_t>(split_keys, kMinSplitKeys);
   split_keys = (split_keys + Decode::kTileKeys - 1) / Decode::kTileKeys * Decode::kTileKeys;
@@ -120,11 +106,12 @@ void Launch(AttentionArgs args, int64_t num_tokens, CudaOps& ops) {
   }
   const dim3 decode_grid(static_cast<unsigned>(args.num_kv_heads * args.head_tiles),
                          static_cast<unsigned>(args.num_seqs), static_cast<unsigned>(max_splits));
-  cuda::LaunchKernel(decode_kernel, decode_grid, dim3(Decode::kThreads), Decode::kSmemBytes, stream,
-                     args);
+  decode_kernel<<<decode_grid, Decode::kThreads, Decode::kSmemBytes, stream>>>(args);
+  PAGEDLLM_CUDA_CHECK(cudaGetLastError());
   if (max_splits > 1) {
-    cuda::LaunchKernel(attention::ReduceSplitsKernel<T, kHeadDim>,
-                       dim3(decode_grid.x, decode_grid.y, kDecodeRows), dim3(128), 0, stream, args);
+    attention::ReduceSplitsKernel<T, kHeadDim>
+        <<<dim3(decode_grid.x, decode_grid.y, kDecodeRows), 128, 0, stream>>>(args);
+    PAGEDLLM_CUDA_CHECK(cudaGetLastError());
   }
 
   // Prefill: a sequence of q_len rows needs ceil(q_len * group / kRows) tiles, and only
@@ -136,8 +123,8 @@ void Launch(AttentionArgs args, int64_t num_tokens, CudaOps& ops) {
         (num_tokens * args.group + Prefill::kRows - 1) / Prefill::kRows + max_prefill_seqs;
     PAGEDLLM_CHECK(tiles <= INT32_MAX, "PagedAttention: ", num_tokens, " tokens is too many");
     const dim3 prefill_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(args.num_kv_heads));
-    cuda::LaunchKernel(prefill_kernel, prefill_grid, dim3(Prefill::kThreads), Prefill::kSmemBytes,
-                       stream, args);
+    prefill_kernel<<<prefill_grid, Prefill::kThreads, Prefill::kSmemBytes, stream>>>(args);
+    PAGEDLLM_CUDA_CHECK(cudaGetLastError());
   }
 }
 

@@ -7,7 +7,6 @@
 #include <cstdio>
 
 #include "kernels/cuda/cuda_kernel_util.cuh"
-#include "kernels/cuda/pdl.cuh"
 
 namespace pagedllm::kernels::cuda {
 namespace {
@@ -44,8 +43,6 @@ template <typename W>
 __global__ void EmbeddingKernel(const int32_t* __restrict__ ids, const W* __restrict__ table,
                                 int64_t vocab_begin, int64_t vocab_rows, W* __restrict__ out,
                                 int64_t row_words) {
-  PdlWait();
-  PdlLaunchDependents();
   const int64_t i = blockIdx.x;
   const int64_t row = static_cast<int64_t>(ids[i]) - vocab_begin;
   W* target = out + i * row_words;
@@ -61,8 +58,6 @@ template <typename W>
 __global__ void GatherRowsKernel(const W* __restrict__ x, int64_t x_rows,
                                  const int32_t* __restrict__ indices, W* __restrict__ out,
                                  int64_t row_words) {
-  PdlWait();
-  PdlLaunchDependents();
   const int64_t i = blockIdx.x;
   const int64_t row = indices[i];
   if (row < 0 || row >= x_rows) {
@@ -83,8 +78,6 @@ __global__ void WriteKvCacheKernel(const W* __restrict__ key, const W* __restric
                                    const int32_t* __restrict__ slots, W* __restrict__ key_cache,
                                    W* __restrict__ value_cache, int64_t num_slots,
                                    int64_t row_words) {
-  PdlWait();
-  PdlLaunchDependents();
   const int64_t i = blockIdx.x;
   const int64_t slot = slots[i];
   if (slot < 0) return;  // a padding token
@@ -154,9 +147,9 @@ void LaunchEmbedding(const int32_t* ids, const void* table, int64_t vocab_begin,
   DispatchWord(row_bytes, table, out, nullptr, nullptr, [&](auto tag) {
     using W = decltype(tag);
     const int64_t row_words = row_bytes / static_cast<int64_t>(sizeof(W));
-    LaunchKernel(EmbeddingKernel<W>, dim3(static_cast<unsigned>(n)), dim3(CopyThreads(row_words)),
-                 0, stream, ids, static_cast<const W*>(table), vocab_begin, vocab_rows,
-                 static_cast<W*>(out), row_words);
+    EmbeddingKernel<W><<<static_cast<unsigned>(n), CopyThreads(row_words), 0, stream>>>(
+        ids, static_cast<const W*>(table), vocab_begin, vocab_rows, static_cast<W*>(out),
+        row_words);
   });
   CheckLaunch("Embedding");
 }
@@ -167,9 +160,8 @@ void LaunchGatherRows(const void* x, int64_t x_rows, const int32_t* indices, voi
   DispatchWord(row_bytes, x, out, nullptr, nullptr, [&](auto tag) {
     using W = decltype(tag);
     const int64_t row_words = row_bytes / static_cast<int64_t>(sizeof(W));
-    LaunchKernel(GatherRowsKernel<W>, dim3(static_cast<unsigned>(n)), dim3(CopyThreads(row_words)),
-                 0, stream, static_cast<const W*>(x), x_rows, indices, static_cast<W*>(out),
-                 row_words);
+    GatherRowsKernel<W><<<static_cast<unsigned>(n), CopyThreads(row_words), 0, stream>>>(
+        static_cast<const W*>(x), x_rows, indices, static_cast<W*>(out), row_words);
   });
   CheckLaunch("GatherRows");
 }
@@ -181,10 +173,9 @@ void LaunchWriteKvCache(const void* key, const void* value, const int32_t* slots
   DispatchWord(row_bytes, key, value, key_cache, value_cache, [&](auto tag) {
     using W = decltype(tag);
     const int64_t row_words = row_bytes / static_cast<int64_t>(sizeof(W));
-    LaunchKernel(WriteKvCacheKernel<W>, dim3(static_cast<unsigned>(n)),
-                 dim3(CopyThreads(row_words)), 0, stream, static_cast<const W*>(key),
-                 static_cast<const W*>(value), slots, static_cast<W*>(key_cache),
-                 static_cast<W*>(value_cache), num_slots, row_words);
+    WriteKvCacheKernel<W><<<static_cast<unsigned>(n), CopyThreads(row_words), 0, stream>>>(
+        static_cast<const W*>(key), static_cast<const W*>(value), slots, static_cast<W*>(key_cache),
+        static_cast<W*>(value_cache), num_slots, row_words);
   });
   CheckLaunch("WriteKvCache");
 }

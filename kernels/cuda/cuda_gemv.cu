@@ -14,7 +14,6 @@
 
 #include "kernels/cuda/cuda_kernel_util.cuh"
 #include "kernels/cuda/cuda_linear.h"
-#include "kernels/cuda/pdl.cuh"
 
 namespace pagedllm::kernels::cuda {
 namespace {
@@ -80,9 +79,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     for (int r = 0; r < R; ++r) acc[i][r] = 0.0f;
   }
 
-  // Issues every weight load of one step before any is used: U * R * 16 bytes per lane in flight.
-  uint4 wr[U][R];
-  const auto load_weights = [&](int64_t base) {
+  for (int64_t base = lane; base < kv; base += 32 * U) {
+    // Issue every weight load of this step before using any: U * R * 16 bytes per lane in flight.
+    uint4 wr[U][R];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t idx = base + 32 * u;
@@ -91,15 +90,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
         wr[u][r] = idx < kv ? LoadStreaming(wv[r] + idx) : make_uint4(0u, 0u, 0u, 0u);
       }
     }
-  };
-  // Weights are never written during a step, so the first loads go out before waiting for the
-  // kernel that produces x (launched with PDL, pdl.cuh): DRAM is busy while that one finishes.
-  load_weights(lane);
-  PdlWait();
-  PdlLaunchDependents();
-
-  for (int64_t base = lane; base < kv; base += 32 * U) {
-    if (base != lane) load_weights(base);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t idx = base + 32 * u;
@@ -140,9 +130,8 @@ void LaunchRows(const void* x, const void* w, void* y, int64_t n, int64_t k, cud
   constexpr int R = M <= 2 ? 2 : 4;
   constexpr int U = 8 / R;
   const int64_t blocks = CeilDiv(n, int64_t{R} * kWarpsPerBlock);
-  LaunchKernel(GemvKernel<T, M, R, U>, dim3(static_cast<unsigned>(blocks)),
-               dim3(kWarpsPerBlock * 32), 0, stream, static_cast<const T*>(x),
-               static_cast<const T*>(w), static_cast<T*>(y), n, k);
+  GemvKernel<T, M, R, U><<<static_cast<unsigned>(blocks), kWarpsPerBlock * 32, 0, stream>>>(
+      static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y), n, k);
 }
 
 template <typename T>

@@ -8,7 +8,6 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_kernel_util.cuh"
-#include "kernels/cuda/pdl.cuh"
 
 namespace pagedllm::kernels::cuda {
 namespace {
@@ -18,8 +17,6 @@ namespace {
 template <typename T, int kVec, int kItems, bool kAdd>
 __global__ void RmsNormKernel(const T* x, T* residual, const T* __restrict__ weight, T* out,
                               int64_t hidden, float eps) {
-  PdlWait();
-  PdlLaunchDependents();
   using V = Vec<T, kVec>;
   const int64_t row = blockIdx.x;
   const int num_vecs = static_cast<int>(hidden / kVec);
@@ -74,8 +71,6 @@ __global__ void RmsNormKernel(const T* x, T* residual, const T* __restrict__ wei
 template <typename T, bool kAdd>
 __global__ void RmsNormLoopKernel(const T* x, T* residual, const T* __restrict__ weight, T* out,
                                   int64_t hidden, float eps) {
-  PdlWait();
-  PdlLaunchDependents();
   const int64_t row = blockIdx.x;
   const T* x_row = x + row * hidden;
   T* residual_row = kAdd ? residual + row * hidden : nullptr;
@@ -106,9 +101,9 @@ constexpr int kTargetNormThreads = 512;
 
 template <typename T, int kVec, int kItems, bool kAdd>
 void LaunchRegisterNorm(const RmsNormArgs& a, int threads, cudaStream_t stream) {
-  LaunchKernel(RmsNormKernel<T, kVec, kItems, kAdd>, dim3(static_cast<unsigned>(a.rows)),
-               dim3(threads), 0, stream, static_cast<const T*>(a.x), static_cast<T*>(a.residual),
-               static_cast<const T*>(a.weight), static_cast<T*>(a.out), a.hidden, a.eps);
+  RmsNormKernel<T, kVec, kItems, kAdd><<<static_cast<unsigned>(a.rows), threads, 0, stream>>>(
+      static_cast<const T*>(a.x), static_cast<T*>(a.residual), static_cast<const T*>(a.weight),
+      static_cast<T*>(a.out), a.hidden, a.eps);
 }
 
 // Picks the fewest items per thread that keep the block at <= 512 threads (<= 1024 at 8 items).
@@ -139,10 +134,9 @@ void LaunchNormTyped(const RmsNormArgs& a, cudaStream_t stream) {
   const bool launched = vectorised ? TryRegisterNorm<T, kVec, kAdd>(a, stream)
                                    : TryRegisterNorm<T, 1, kAdd>(a, stream);
   if (!launched) {
-    LaunchKernel(RmsNormLoopKernel<T, kAdd>, dim3(static_cast<unsigned>(a.rows)),
-                 dim3(kMaxNormThreads), 0, stream, static_cast<const T*>(a.x),
-                 static_cast<T*>(a.residual), static_cast<const T*>(a.weight),
-                 static_cast<T*>(a.out), a.hidden, a.eps);
+    RmsNormLoopKernel<T, kAdd><<<static_cast<unsigned>(a.rows), kMaxNormThreads, 0, stream>>>(
+        static_cast<const T*>(a.x), static_cast<T*>(a.residual), static_cast<const T*>(a.weight),
+        static_cast<T*>(a.out), a.hidden, a.eps);
   }
 }
 
@@ -150,8 +144,6 @@ void LaunchNormTyped(const RmsNormArgs& a, cudaStream_t stream) {
 template <typename T, int kVec>
 __global__ void SiluAndMulKernel(const T* __restrict__ gate_up, T* __restrict__ out,
                                  int64_t total_vecs, int64_t row_vecs) {
-  PdlWait();
-  PdlLaunchDependents();
   using V = Vec<T, kVec>;
   const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (index >= total_vecs) return;
@@ -174,9 +166,9 @@ void LaunchSiluTyped(const void* gate_up, void* out, int64_t rows, int64_t inter
                      cudaStream_t stream) {
   constexpr int kThreads = 256;
   const int64_t row_vecs = intermediate / kVec, total = rows * row_vecs;
-  LaunchKernel(SiluAndMulKernel<T, kVec>, dim3(static_cast<unsigned>(CeilDiv(total, kThreads))),
-               dim3(kThreads), 0, stream, static_cast<const T*>(gate_up), static_cast<T*>(out),
-               total, row_vecs);
+  SiluAndMulKernel<T, kVec>
+      <<<static_cast<unsigned>(CeilDiv(total, kThreads)), kThreads, 0, stream>>>(
+          static_cast<const T*>(gate_up), static_cast<T*>(out), total, row_vecs);
 }
 
 }  // namespace

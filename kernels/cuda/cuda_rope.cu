@@ -8,7 +8,6 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_kernel_util.cuh"
-#include "kernels/cuda/pdl.cuh"
 
 namespace pagedllm::kernels::cuda {
 namespace {
@@ -19,8 +18,6 @@ __global__ void RopeQkvKernel(const T* __restrict__ qkv, const int32_t* __restri
                               const float* __restrict__ inv_freq, T* __restrict__ query,
                               T* __restrict__ key, T* __restrict__ value, int num_heads,
                               int num_kv_heads, int head_dim) {
-  PdlWait();
-  PdlLaunchDependents();
   extern __shared__ float cos_sin[];
   const int half = head_dim / 2;
   const int64_t token = blockIdx.x;
@@ -63,11 +60,10 @@ void LaunchRopeQkv(const RopeQkvArgs& a, cudaStream_t stream) {
   const size_t shared_bytes = static_cast<size_t>(a.head_dim) * sizeof(float);
   DispatchFloat(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    LaunchKernel(RopeQkvKernel<T>, dim3(static_cast<unsigned>(a.num_tokens)), dim3(threads),
-                 shared_bytes, stream, static_cast<const T*>(a.qkv), a.positions, a.inv_freq,
-                 static_cast<T*>(a.query), static_cast<T*>(a.key), static_cast<T*>(a.value),
-                 static_cast<int>(a.num_heads), static_cast<int>(a.num_kv_heads),
-                 static_cast<int>(a.head_dim));
+    RopeQkvKernel<T><<<static_cast<unsigned>(a.num_tokens), threads, shared_bytes, stream>>>(
+        static_cast<const T*>(a.qkv), a.positions, a.inv_freq, static_cast<T*>(a.query),
+        static_cast<T*>(a.key), static_cast<T*>(a.value), static_cast<int>(a.num_heads),
+        static_cast<int>(a.num_kv_heads), static_cast<int>(a.head_dim));
   });
   CheckLaunch("RopeQkv");
 }
