@@ -10,6 +10,11 @@ find_package(GTest CONFIG REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
 find_package(BLAS REQUIRED)
 
+# PCRE2 (regex pre-tokenizers, JIT) and utf8proc (Unicode normalization) for the tokenizer.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+
 # OpenBLAS's cblas.h lives in the multiarch include dir on Debian.
 find_path(CBLAS_INCLUDE_DIR cblas.h PATHS /usr/include/x86_64-linux-gnu /usr/include/openblas)
 find_library(OPENBLAS_LIBRARY NAMES openblas)

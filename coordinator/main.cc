@@ -15,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -23,6 +24,7 @@
 #include "coordinator/frontend/generation_service.h"
 #include "coordinator/launcher/cluster_config.h"
 #include "coordinator/launcher/worker_launcher.h"
+#include "coordinator/tokenizer/tokenizer.h"
 #include "coordinator/worker_link/grpc_step_executor.h"
 #include "coordinator/worker_link/worker_hub.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -32,6 +34,9 @@
 
 ABSL_FLAG(std::string, config, "", "cluster description (YAML, see cluster-configs/)");
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (passed to the workers)");
+ABSL_FLAG(std::string, tokenizer, "",
+          "directory with tokenizer.json (default: --model; without one, only token ids are "
+          "served); \"none\" serves token ids only");
 ABSL_FLAG(int, tp, 1, "tensor-parallel size: number of worker processes");
 ABSL_FLAG(std::string, device, "cpu", "worker device: cpu or cuda");
 ABSL_FLAG(std::string, host, "0.0.0.0", "address the public gRPC server listens on");
@@ -81,6 +86,28 @@ std::string AbsolutePath(const std::string& path) {
   return std::string(cwd) + "/" + path;
 }
 
+// The served tokenizer: --tokenizer's directory, else --model's. Null (token ids only) when the
+// model directory has no tokenizer.json or --tokenizer is "none"; an error when a directory named
+// by --tokenizer has none, or when tokenizer.json is malformed or uses what is not supported.
+absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> LoadTokenizer() {
+  const std::string named = absl::GetFlag(FLAGS_tokenizer);
+  if (named == "none") return nullptr;
+  const std::string dir = named.empty() ? absl::GetFlag(FLAGS_model) : named;
+  if (dir.empty()) return nullptr;
+  absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> loaded = tokenizer::Tokenizer::Load(dir);
+  if (loaded.ok()) {
+    PAGEDLLM_LOG(INFO) << "tokenizer: " << dir << "/tokenizer.json (" << (*loaded)->vocab_size()
+                       << " ids)";
+    return loaded;
+  }
+  if (absl::IsNotFound(loaded.status()) && named.empty()) {
+    PAGEDLLM_LOG(INFO) << "no tokenizer.json in " << dir << ": serving token ids only";
+    return nullptr;
+  }
+  return absl::Status(loaded.status().code(),
+                      absl::StrCat("--tokenizer: ", loaded.status().message()));
+}
+
 std::vector<std::string> WorkerCommand(int worker_port) {
   std::vector<std::string> argv = {absl::GetFlag(FLAGS_mpirun)};
   if (geteuid() == 0) argv.push_back("--allow-run-as-root");
@@ -92,8 +119,12 @@ std::vector<std::string> WorkerCommand(int worker_port) {
        absl::StrSplit(absl::GetFlag(FLAGS_worker_env), ',', absl::SkipEmpty())) {
     argv.insert(argv.end(), {"-x", std::string(var)});
   }
-  for (const char* var : {"PAGEDLLM_LOG_LEVEL", "PAGEDLLM_SHARE_ONE_GPU"}) {
-    if (getenv(var) != nullptr) argv.insert(argv.end(), {"-x", var});
+  // Every PAGEDLLM_* setting (log level, GPU sharing, kernel switches such as
+  // PAGEDLLM_CUDA_PDL) reaches the workers on every host, not only on this one.
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const absl::string_view variable(*entry);
+    if (!absl::StartsWith(variable, "PAGEDLLM_")) continue;
+    argv.insert(argv.end(), {"-x", std::string(variable.substr(0, variable.find('=')))});
   }
   // CPU workers on one host share its cores: give each its share of kernel threads unless the
   // user chose (each worker would otherwise start a thread per core and oversubscribe).
@@ -157,6 +188,14 @@ int Run() {
   }
   if (absl::GetFlag(FLAGS_launch_workers) && absl::GetFlag(FLAGS_model).empty()) {
     PAGEDLLM_LOG(ERROR) << "--model is required (a Hugging Face model directory)";
+    return 2;
+  }
+
+  // The tokenizer first: a malformed or unsupported tokenizer.json stops start-up before any
+  // worker is launched.
+  absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tokenizer = LoadTokenizer();
+  if (!tokenizer.ok()) {
+    PAGEDLLM_LOG(ERROR) << tokenizer.status();
     return 2;
   }
 
@@ -228,7 +267,12 @@ int Run() {
   info.set_kv_bytes_per_token_per_worker(hello->kv_bytes_per_token());
   info.set_num_swap_blocks(hello->num_swap_blocks());
   info.set_device(hello->device());
-  GenerationService service(&engine, validation, info);
+  if (*tokenizer != nullptr && (*tokenizer)->vocab_size() > limits.vocab_size) {
+    PAGEDLLM_LOG(WARNING) << "the tokenizer knows " << (*tokenizer)->vocab_size()
+                          << " ids, the model " << limits.vocab_size
+                          << ": prompts that use the others are refused";
+  }
+  GenerationService service(&engine, validation, info, tokenizer->get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

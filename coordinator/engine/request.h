@@ -27,6 +27,10 @@ struct RequestSpec {
   SamplingOptions sampling;
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
+  // Text output (the frontend's business; the engine ignores them).
+  std::vector<std::string> stop_strings;
+  bool include_stop_str_in_output = false;
+  bool skip_special_tokens = true;
 };
 
 enum class FinishReason { kNone, kLength, kStop, kAbort };

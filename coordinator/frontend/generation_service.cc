@@ -1,7 +1,11 @@
 #include "coordinator/frontend/generation_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "coordinator/frontend/grpc_status.h"
+#include "coordinator/frontend/text_stream.h"
 
 namespace pagedllm::coordinator {
 
@@ -28,8 +32,10 @@ constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(20);
 
 }  // namespace
 
-GenerationService::GenerationService(Engine* engine, ValidationLimits limits, v1::ServerStats info)
+GenerationService::GenerationService(Engine* engine, ValidationLimits limits, v1::ServerStats info,
+                                     const tokenizer::Tokenizer* tokenizer)
     : engine_(engine),
+      tokenizer_(tokenizer),
       limits_(limits),
       info_(std::move(info)),
       seed_source_(std::random_device{}()) {}
@@ -42,12 +48,18 @@ uint64_t GenerationService::NextSeed() {
 grpc::Status GenerationService::Generate(grpc::ServerContext* context,
                                          const v1::GenerateRequest* request,
                                          grpc::ServerWriter<v1::GenerateResponse>* writer) {
-  absl::StatusOr<RequestSpec> spec = ValidateGenerateRequest(*request, limits_, NextSeed());
+  absl::StatusOr<RequestSpec> spec =
+      ValidateGenerateRequest(*request, limits_, NextSeed(), tokenizer_);
   if (!spec.ok()) return ToGrpcStatus(spec.status());
   if (spec->request_id.empty()) {
     spec->request_id = absl::StrCat("req-", next_request_number_.fetch_add(1));
   }
   const std::string request_id = spec->request_id;
+  std::optional<TextStream> text;
+  if (tokenizer_ != nullptr) {
+    text.emplace(*tokenizer_, spec->skip_special_tokens, spec->stop_strings,
+                 spec->include_stop_str_in_output);
+  }
   std::shared_ptr<RequestHandle> handle = engine_->Submit(*std::move(spec));
 
   std::vector<GenerationChunk> chunks;
@@ -62,10 +74,17 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
     response.set_request_id(request_id);
     v1::Choice* choice = response.add_choices();
     choice->set_index(0);
-    bool finished = false;
+    FinishReason finish = FinishReason::kNone;
     for (GenerationChunk& chunk : chunks) {
       if (!chunk.error.ok()) return ToGrpcStatus(chunk.error);
-      for (size_t i = 0; i < chunk.token_ids.size(); ++i) {
+      size_t num_tokens = chunk.token_ids.size();
+      if (text.has_value()) {
+        TextStream::Update update = text->Append(chunk.token_ids);
+        choice->mutable_text()->append(update.text);
+        num_tokens = update.num_tokens;
+        if (update.stopped) finish = FinishReason::kStop;
+      }
+      for (size_t i = 0; i < num_tokens; ++i) {
         choice->add_token_ids(chunk.token_ids[i]);
         if (i < chunk.logprobs.size()) {
           v1::TokenLogprob* logprob = choice->add_logprobs();
@@ -78,29 +97,63 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
           }
         }
       }
-      if (chunk.finish_reason != FinishReason::kNone) {
-        choice->set_finish_reason(ToProto(chunk.finish_reason));
-        finished = true;
+      if (finish == FinishReason::kStop && chunk.finish_reason == FinishReason::kNone) {
+        // A stop string matched: the engine is still generating; stop it and free the blocks.
+        engine_->Abort(request_id);
+        break;
       }
+      if (finish == FinishReason::kNone && chunk.finish_reason != FinishReason::kNone) {
+        finish = chunk.finish_reason;
+        if (text.has_value()) {
+          TextStream::Update rest = text->Finish();
+          choice->mutable_text()->append(rest.text);
+          if (rest.stopped) finish = FinishReason::kStop;
+        }
+      }
+      if (finish != FinishReason::kNone) break;
     }
+    if (finish != FinishReason::kNone) choice->set_finish_reason(ToProto(finish));
     if (!writer->Write(response)) {
       engine_->Abort(request_id);
       return grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading");
     }
-    if (finished) return grpc::Status::OK;
+    if (finish != FinishReason::kNone) return grpc::Status::OK;
   }
 }
 
-grpc::Status GenerationService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest*,
-                                         v1::TokenizeResponse*) {
-  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                      "Tokenize: this server has no tokenizer loaded yet");
+grpc::Status GenerationService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
+                                         v1::TokenizeResponse* response) {
+  if (tokenizer_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "Tokenize: this server's model directory has no tokenizer.json");
+  }
+  absl::StatusOr<std::vector<int32_t>> ids =
+      tokenizer_->Encode(request->text(), request->add_special_tokens());
+  if (!ids.ok()) {
+    return ToGrpcStatus(
+        absl::Status(ids.status().code(), absl::StrCat("text: ", ids.status().message())));
+  }
+  response->mutable_ids()->Add(ids->begin(), ids->end());
+  return grpc::Status::OK;
 }
 
-grpc::Status GenerationService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest*,
-                                           v1::DetokenizeResponse*) {
-  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                      "Detokenize: this server has no tokenizer loaded yet");
+grpc::Status GenerationService::Detokenize(grpc::ServerContext*,
+                                           const v1::DetokenizeRequest* request,
+                                           v1::DetokenizeResponse* response) {
+  if (tokenizer_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "Detokenize: this server's model directory has no tokenizer.json");
+  }
+  const auto& ids = request->ids();
+  absl::StatusOr<std::string> text =
+      tokenizer_->Decode(absl::MakeConstSpan(ids.data(), static_cast<size_t>(ids.size())),
+                         request->skip_special_tokens());
+  if (!text.ok()) {
+    return ToGrpcStatus(
+        absl::Status(text.status().code(), absl::StrCat("ids: ", text.status().message())));
+  }
+  response->set_text(*std::move(text));
+  return grpc::Status::OK;
 }
 
 grpc::Status GenerationService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,

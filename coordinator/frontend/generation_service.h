@@ -10,14 +10,17 @@
 
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/request_validation.h"
+#include "coordinator/tokenizer/tokenizer.h"
 #include "pagedllm/v1/generation.grpc.pb.h"
 
 namespace pagedllm::coordinator {
 
 class GenerationService final : public pagedllm::v1::Generation::Service {
  public:
-  // `info` fills the static fields of GetStats (model, tp_size, block_size, ...).
-  GenerationService(Engine* engine, ValidationLimits limits, pagedllm::v1::ServerStats info);
+  // `info` fills the static fields of GetStats (model, tp_size, block_size, ...). `tokenizer`
+  // (may be null: token ids only) outlives the service.
+  GenerationService(Engine* engine, ValidationLimits limits, pagedllm::v1::ServerStats info,
+                    const tokenizer::Tokenizer* tokenizer);
 
   grpc::Status Generate(grpc::ServerContext* context, const pagedllm::v1::GenerateRequest* request,
                         grpc::ServerWriter<pagedllm::v1::GenerateResponse>* writer) override;
@@ -33,6 +36,7 @@ class GenerationService final : public pagedllm::v1::Generation::Service {
   uint64_t NextSeed();
 
   Engine* engine_;
+  const tokenizer::Tokenizer* const tokenizer_;
   const ValidationLimits limits_;
   const pagedllm::v1::ServerStats info_;
   std::atomic<uint64_t> next_request_number_{1};

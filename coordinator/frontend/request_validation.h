@@ -1,5 +1,5 @@
 // Checks a public GenerateRequest field by field and turns it into the engine's RequestSpec.
-// Every error is INVALID_ARGUMENT (or FAILED_PRECONDITION for what the server cannot do yet) and
+// Every error is INVALID_ARGUMENT (or FAILED_PRECONDITION for what the server cannot do) and
 // names the field, the bound and the value: "sampling.top_p must be in (0, 1], got 1.5".
 #pragma once
 
@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/engine/engine.h"
+#include "coordinator/tokenizer/tokenizer.h"
 #include "pagedllm/v1/generation.pb.h"
 
 namespace pagedllm::coordinator {
@@ -15,11 +16,15 @@ struct ValidationLimits {
   int vocab_size = 0;
   int max_model_len = 0;
   int max_request_id_length = 256;
+  int max_stop_strings = 16;
+  int max_stop_string_bytes = 1024;
 };
 
-// `fallback_seed` is used when the request sets no seed.
+// `fallback_seed` is used when the request sets no seed. `tokenizer` (null when the server has
+// none) encodes text prompts; without it text prompts and stop strings are FAILED_PRECONDITION.
 absl::StatusOr<RequestSpec> ValidateGenerateRequest(const pagedllm::v1::GenerateRequest& request,
                                                     const ValidationLimits& limits,
-                                                    uint64_t fallback_seed);
+                                                    uint64_t fallback_seed,
+                                                    const tokenizer::Tokenizer* tokenizer);
 
 }  // namespace pagedllm::coordinator

@@ -12,6 +12,12 @@ nlohmann::json LoadJson(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
+std::string GenerateOutcome::text() const {
+  std::string all;
+  for (const std::string& chunk : texts) all += chunk;
+  return all;
+}
+
 GenerateOutcome Generate(pagedllm::v1::Generation::Stub& stub,
                          const pagedllm::v1::GenerateRequest& request, int timeout_s) {
   GenerateOutcome outcome;
@@ -26,6 +32,7 @@ GenerateOutcome Generate(pagedllm::v1::Generation::Stub& stub,
                                choice.token_ids().end());
       outcome.logprobs.insert(outcome.logprobs.end(), choice.logprobs().begin(),
                               choice.logprobs().end());
+      outcome.texts.push_back(choice.text());
       if (choice.finish_reason() != pagedllm::v1::FINISH_REASON_UNSPECIFIED) {
         outcome.finish_reason = choice.finish_reason();
       }

@@ -19,6 +19,8 @@ struct GenerateOutcome {
   std::vector<pagedllm::v1::TokenLogprob> logprobs;
   pagedllm::v1::FinishReason finish_reason = pagedllm::v1::FINISH_REASON_UNSPECIFIED;
   int num_chunks = 0;
+  std::vector<std::string> texts;  // each chunk's text, in order (when the server has a tokenizer)
+  std::string text() const;        // all of them
 };
 
 // One Generate call, read to the end.

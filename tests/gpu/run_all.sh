@@ -3,13 +3,13 @@
 #   (build machine) cmake -S . -B build-cuda -DPAGEDLLM_CUDA=ON ... && cmake --build build-cuda -j
 #                   launch/make-bundle.sh .bundle/pagedllm.tar.xz  $(ls build-cuda/bin/*)
 #   (GPU node, repo root) tests/gpu/run_all.sh .bundle/pagedllm.tar.xz OUT_DIR [STAGES]
-# STAGES (default all): unit e2e compare bench serve. Logs go to OUT_DIR; exit status is non-zero
+# STAGES (default all): unit e2e compare bench serve sampled. Logs go to OUT_DIR; exit status is non-zero
 # when any stage failed.
 set -uo pipefail
 bundle="${1:?usage: run_all.sh BUNDLE.tar.xz OUT_DIR [unit] [e2e] [compare] [bench]}"
 out="${2:?usage: run_all.sh BUNDLE.tar.xz OUT_DIR [STAGES]}"
 shift 2
-stages="${*:-unit e2e compare bench serve}"
+stages="${*:-unit e2e compare bench serve sampled}"
 mkdir -p "$out" /tmp/pagedllm-gpu
 tar -xJf "$bundle" -C /tmp/pagedllm-gpu
 bin=/tmp/pagedllm-gpu/pagedllm/bin
@@ -35,7 +35,7 @@ if [[ " $stages " == *" e2e "* ]]; then
   # The CPU end-to-end suites again, on the GPU in float32 (exact against transformers' float32);
   # tp > 1 shares the one GPU (PAGEDLLM_SHARE_ONE_GPU: NCCL over sockets, correctness only).
   export PAGEDLLM_TEST_DEVICE=cuda PAGEDLLM_TEST_DTYPE=float32 PAGEDLLM_SHARE_ONE_GPU=1
-  for test in golden_models_test bundled_model_test serving_errors_test; do
+  for test in golden_models_test bundled_model_test serving_errors_test text_serving_test; do
     run "$test" "$bin/$test"
   done
   unset PAGEDLLM_TEST_DEVICE PAGEDLLM_TEST_DTYPE PAGEDLLM_SHARE_ONE_GPU
@@ -48,21 +48,31 @@ if [[ " $stages " == *" bench "* ]]; then
     [ -x "$bench" ] && run "$(basename "$bench")" "$bench"
   done
 fi
+serve_bench() {  # serve_bench MODEL NAME_SUFFIX BENCH_FLAGS...: batch 1, 32, 256 decode steps
+  local model="$1" suffix="$2"; shift 2
+  local port_file="/tmp/pagedllm-bench-port-$model"
+  rm -f "$port_file"
+  "$bin/pagedllm-coordinator" --model "benchmarks/models/$model" --load_format dummy --tp 1 \
+    --device cuda --port 0 --port_file "$port_file" > "$out/serve-$model$suffix.log" 2>&1 &
+  local server=$!
+  for _ in $(seq 600); do [ -f "$port_file" ] && break; sleep 0.2; done
+  if [ ! -f "$port_file" ]; then
+    echo "=== serve $model FAILED to start"; tail -20 "$out/serve-$model$suffix.log"; status=1
+    kill $server; return
+  fi
+  for batch in 1 32 256; do
+    run "bench-$model$suffix-b$batch" "$bin/pagedllm-bench" --address "127.0.0.1:$(cat "$port_file")" \
+      --num_requests "$batch" --concurrency "$batch" --prompt_len 128 --output_len 128 "$@"
+  done
+  kill -TERM $server; wait $server
+}
 if [[ " $stages " == *" serve "* ]]; then
   # Decode steps of 7B/8B shapes (random weights) at batch 1, 32, 256 against the bytes floor.
-  for model in llama-2-7b llama-3-8b; do
-    port_file="/tmp/pagedllm-bench-port-$model"
-    rm -f "$port_file"
-    "$bin/pagedllm-coordinator" --model "benchmarks/models/$model" --load_format dummy --tp 1 \
-      --device cuda --port 0 --port_file "$port_file" > "$out/serve-$model.log" 2>&1 &
-    server=$!
-    for _ in $(seq 600); do [ -f "$port_file" ] && break; sleep 0.2; done
-    if [ ! -f "$port_file" ]; then echo "=== serve $model FAILED to start"; tail -20 "$out/serve-$model.log"; status=1; kill $server; continue; fi
-    for batch in 1 32 256; do
-      run "bench-$model-b$batch" "$bin/pagedllm-bench" --address "127.0.0.1:$(cat "$port_file")" \
-        --num_requests "$batch" --concurrency "$batch" --prompt_len 128 --output_len 128
-    done
-    kill -TERM $server; wait $server
-  done
+  # SERVE_MODELS narrows the list (e.g. for an A/B run of one model).
+  for model in ${SERVE_MODELS:-llama-2-7b llama-3-8b}; do serve_bench "$model" ""; done
+fi
+if [[ " $stages " == *" sampled "* ]]; then
+  # The same with sampling on the GPU (SampleRows) instead of the greedy argmax.
+  serve_bench llama-3-8b "-sampled" --temperature 0.8 --top_p 0.9 --top_k 50
 fi
 exit $status

@@ -26,6 +26,9 @@ ABSL_FLAG(int, output_len, 128, "generated tokens per request");
 ABSL_FLAG(int, vocab_low, 3, "prompt ids are drawn from [vocab_low, vocab_high)");
 ABSL_FLAG(int, vocab_high, 0, "upper bound of prompt ids (0: the server's vocab size)");
 ABSL_FLAG(uint64_t, seed, 1234, "seed of the prompts");
+ABSL_FLAG(double, temperature, 0.0, "sampling temperature (0: greedy)");
+ABSL_FLAG(double, top_p, 1.0, "nucleus mass (1: off)");
+ABSL_FLAG(int, top_k, 0, "top-k (0: off)");
 ABSL_FLAG(double, memory_gbps, 3000.0,
           "device memory bandwidth for the decode floor (H100: ~3000 GB/s measured by a D2D copy)");
 
@@ -70,12 +73,17 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
   std::uniform_int_distribution<int> token(absl::GetFlag(FLAGS_vocab_low), vocab_high - 1);
   std::vector<pagedllm::v1::GenerateRequest> requests(num_requests);
-  for (auto& request : requests) {
+  for (size_t r = 0; r < requests.size(); ++r) {
+    pagedllm::v1::GenerateRequest& request = requests[r];
     for (int i = 0; i < absl::GetFlag(FLAGS_prompt_len); ++i) {
       request.mutable_token_ids()->add_ids(token(rng));
     }
     request.mutable_sampling()->set_max_tokens(absl::GetFlag(FLAGS_output_len));
-    request.mutable_sampling()->set_temperature(0.0f);
+    request.mutable_sampling()->set_temperature(
+        static_cast<float>(absl::GetFlag(FLAGS_temperature)));
+    request.mutable_sampling()->set_top_p(static_cast<float>(absl::GetFlag(FLAGS_top_p)));
+    request.mutable_sampling()->set_top_k(absl::GetFlag(FLAGS_top_k));
+    request.mutable_sampling()->set_seed(absl::GetFlag(FLAGS_seed) + r);
     request.mutable_sampling()->set_ignore_eos(true);
   }
 

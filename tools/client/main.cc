@@ -1,4 +1,6 @@
-// pagedllm-client: sends one Generate call and prints the streamed tokens as they arrive.
+// pagedllm-client: sends one Generate call and prints the streamed text (or token ids, when the
+// server has no tokenizer or --show_ids is set) as it arrives.
+//   pagedllm-client --address localhost:50051 --prompt "def fib(n):" --max_tokens 32
 //   pagedllm-client --address localhost:50051 --prompt_ids 0,476,290 --max_tokens 32
 // Exit status: 0 when the call finished OK, 1 on a gRPC error (printed with its code).
 #include <iostream>
@@ -12,10 +14,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/create_channel.h"
+#include "nlohmann/json.hpp"
 #include "pagedllm/v1/generation.grpc.pb.h"
 
 ABSL_FLAG(std::string, address, "localhost:50051", "coordinator address");
-ABSL_FLAG(std::string, prompt_ids, "", "comma-separated prompt token ids");
+ABSL_FLAG(std::string, prompt, "", "prompt text (the server's tokenizer encodes it)");
+ABSL_FLAG(std::string, prompt_ids, "", "comma-separated prompt token ids (instead of --prompt)");
 ABSL_FLAG(std::string, request_id, "", "request id (optional)");
 ABSL_FLAG(int, max_tokens, 16, "tokens to generate");
 ABSL_FLAG(double, temperature, 0.0, "0 = greedy");
@@ -26,6 +30,10 @@ ABSL_FLAG(int64_t, seed, -1, "sampling seed (-1: the server picks)");
 ABSL_FLAG(int, logprobs, -1, "top logprobs per token (-1: none)");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating past EOS");
 ABSL_FLAG(std::string, stop_token_ids, "", "comma-separated stop token ids");
+ABSL_FLAG(std::vector<std::string>, stop, {}, "comma-separated stop strings");
+ABSL_FLAG(bool, include_stop_str, false, "keep the matched stop string in the text");
+ABSL_FLAG(bool, skip_special_tokens, true, "special tokens add no text");
+ABSL_FLAG(bool, show_ids, false, "print token ids even when text comes back");
 ABSL_FLAG(int, timeout_s, 300, "deadline of the call");
 ABSL_FLAG(bool, json, false, "print one JSON object at the end instead of streaming text");
 
@@ -59,7 +67,8 @@ bool ParseIds(const std::string& text, const char* flag, std::vector<int32_t>* i
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("pagedllm-client --address HOST:PORT --prompt_ids 0,1,2 [options]");
+  absl::SetProgramUsageMessage(
+      "pagedllm-client --address HOST:PORT (--prompt TEXT | --prompt_ids 0,1,2) [options]");
   absl::ParseCommandLine(argc, argv);
 
   pagedllm::v1::GenerateRequest request;
@@ -69,7 +78,15 @@ int main(int argc, char** argv) {
       !ParseIds(absl::GetFlag(FLAGS_stop_token_ids), "stop_token_ids", &stops)) {
     return 2;
   }
-  request.mutable_token_ids()->mutable_ids()->Add(prompt.begin(), prompt.end());
+  if (!absl::GetFlag(FLAGS_prompt).empty() && !prompt.empty()) {
+    std::cerr << "give --prompt or --prompt_ids, not both\n";
+    return 2;
+  }
+  if (!absl::GetFlag(FLAGS_prompt).empty()) {
+    request.set_text(absl::GetFlag(FLAGS_prompt));
+  } else {
+    request.mutable_token_ids()->mutable_ids()->Add(prompt.begin(), prompt.end());
+  }
   pagedllm::v1::SamplingParams* sampling = request.mutable_sampling();
   sampling->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
   sampling->set_temperature(static_cast<float>(absl::GetFlag(FLAGS_temperature)));
@@ -80,6 +97,9 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_logprobs) >= 0) sampling->set_logprobs(absl::GetFlag(FLAGS_logprobs));
   sampling->set_ignore_eos(absl::GetFlag(FLAGS_ignore_eos));
   sampling->mutable_stop_token_ids()->Add(stops.begin(), stops.end());
+  for (const std::string& stop : absl::GetFlag(FLAGS_stop)) sampling->add_stop(stop);
+  sampling->set_include_stop_str_in_output(absl::GetFlag(FLAGS_include_stop_str));
+  sampling->set_skip_special_tokens(absl::GetFlag(FLAGS_skip_special_tokens));
 
   auto channel =
       grpc::CreateChannel(absl::GetFlag(FLAGS_address), grpc::InsecureChannelCredentials());
@@ -92,15 +112,21 @@ int main(int argc, char** argv) {
   std::vector<int32_t> all_tokens;
   std::vector<float> all_logprobs;
   std::string request_id;
+  std::string all_text;
   std::string finish = "unspecified";
   const bool json = absl::GetFlag(FLAGS_json);
+  const bool show_ids = absl::GetFlag(FLAGS_show_ids) || absl::GetFlag(FLAGS_logprobs) >= 0;
+  bool got_text = false;
   while (reader->Read(&response)) {
     request_id = response.request_id();
     for (const pagedllm::v1::Choice& choice : response.choices()) {
+      all_text += choice.text();
+      got_text = got_text || !choice.text().empty();
+      if (!json && !show_ids && got_text) std::cout << choice.text() << std::flush;
       for (int i = 0; i < choice.token_ids_size(); ++i) {
         all_tokens.push_back(choice.token_ids(i));
         if (i < choice.logprobs_size()) all_logprobs.push_back(choice.logprobs(i).logprob());
-        if (json) continue;
+        if (json || (got_text && !show_ids)) continue;
         std::cout << choice.token_ids(i);
         if (i < choice.logprobs_size())
           std::cout << " (logprob " << choice.logprobs(i).logprob() << ")";
@@ -116,10 +142,14 @@ int main(int argc, char** argv) {
   }
   const grpc::Status status = reader->Finish();
   if (json && status.ok()) {
-    std::cout << "{\"request_id\": \"" << request_id << "\", \"token_ids\": ["
-              << absl::StrJoin(all_tokens, ", ") << "], \"logprobs\": ["
-              << absl::StrJoin(all_logprobs, ", ") << "], \"finish_reason\": \"" << finish << "\"}"
-              << std::endl;
+    nlohmann::json out;
+    out["request_id"] = request_id;
+    out["token_ids"] = all_tokens;
+    out["logprobs"] = all_logprobs;
+    out["text"] = all_text;
+    out["finish_reason"] = finish;
+    // Invalid UTF-8 never comes from the server; replace rather than throw if it ever did.
+    std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   }
   if (!status.ok()) {
     std::cerr << "error: " << status.error_code() << " " << status.error_message() << "\n";
