@@ -82,14 +82,16 @@ void Launch(AttentionArgs args, int64_t num_tokens, CudaOps& ops) {
   AllowSharedMemory<T, kHeadDim, false>();
 
   // Decode: when the batch fills less than half of the GPU's resident CTAs, split the longest
-  // possible context (the block table's width) for about two waves, so that even one sequence
-  // fills the GPU. A fuller batch is not split: splitting it only adds the merge (measured).
+  // possible context (the block table's width) into floor(slots / CTAs) parts, so that even one
+  // sequence fills the GPU once and no partial second wave runs with most SMs idle. A fuller
+  // batch is not split: splitting it only adds the merge (measured). On H100, against the earlier
+  // ceil(2 * slots / CTAs): 1 x 32k went from 69% to 75% of the copy bandwidth, 8 x 32k from 79%
+  // to 92%, 8 x 4096 from 69% to 75%; short contexts split the same (the 128-key minimum rules).
   const int64_t decode_ctas =
       static_cast<int64_t>(args.num_kv_heads) * args.head_tiles * args.num_seqs;
   const int64_t max_context = static_cast<int64_t>(args.max_blocks) * args.block_size;
   const int64_t slots = DecodeSlots<T, kHeadDim>();
-  const int64_t wanted_splits =
-      2 * decode_ctas <= slots ? (2 * slots + decode_ctas - 1) / decode_ctas : 1;
+  const int64_t wanted_splits = 2 * decode_ctas <= slots ? slots / decode_ctas : 1;
   int64_t split_keys = (max_context + wanted_splits - 1) / wanted_splits;
   split_keys = std::max<int64_t>(split_keys, kMinSplitKeys);
   split_keys = (split_keys + Decode::kTileKeys - 1) / Decode::kTileKeys * Decode::kTileKeys;

@@ -2,6 +2,8 @@
 // SiluAndMul and RopeQkv: shape checks here, kernels in cuda_norm.cu and cuda_rope.cu.
 #include "kernels/cuda/cuda_ops.h"
 
+#include <algorithm>
+
 #include "kernels/cpu/cpu_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
@@ -59,6 +61,7 @@ CudaOps::~CudaOps() {
   // The device synchronises its stream before destroying us; failures here are not actionable.
   linear_plans_.reset();
   if (workspace_ != nullptr) cudaFree(workspace_);
+  for (void* outgrown : outgrown_workspaces_) cudaFree(outgrown);
   if (cublas_workspace_ != nullptr) cudaFree(cublas_workspace_);
   if (cublas_ != nullptr) cublasLtDestroy(cublas_);
 }
@@ -67,14 +70,13 @@ cudaStream_t CudaOps::stream() const { return device_->stream(); }
 
 void* CudaOps::Workspace(size_t bytes) {
   if (bytes <= workspace_bytes_) return workspace_;
-  // Kernels still queued may use the old buffer: wait for them before freeing it.
-  PAGEDLLM_CUDA_CHECK(cudaStreamSynchronize(stream()));
-  if (workspace_ != nullptr) PAGEDLLM_CUDA_CHECK(cudaFree(workspace_));
-  workspace_ = nullptr;
-  workspace_bytes_ = 0;
   constexpr size_t kGranule = size_t{1} << 20;
-  const size_t rounded = (bytes + kGranule - 1) / kGranule * kGranule;
-  PAGEDLLM_CUDA_CHECK(cudaMalloc(&workspace_, rounded));
+  const size_t rounded =
+      std::max((bytes + kGranule - 1) / kGranule * kGranule, 2 * workspace_bytes_);
+  void* grown = nullptr;
+  PAGEDLLM_CUDA_CHECK(cudaMalloc(&grown, rounded));
+  if (workspace_ != nullptr) outgrown_workspaces_.push_back(workspace_);
+  workspace_ = grown;
   workspace_bytes_ = rounded;
   return workspace_;
 }

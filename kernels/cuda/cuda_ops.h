@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <vector>
 
 #include "kernels/ops.h"
 
@@ -48,8 +49,11 @@ class CudaOps final : public Ops {
   void SampleRows(const SampleRowsArgs& args) override;
 
   cudaStream_t stream() const;
-  // Device scratch memory of at least `bytes`, valid until the next call on this stream that
-  // asks for more. Grows with cudaMalloc, so size it before capturing a CUDA graph.
+  // Device scratch memory of at least `bytes`, for ops run in stream order. Grows with cudaMalloc
+  // (so size it before capturing a CUDA graph: warm up first). A buffer that is outgrown is kept
+  // until the ops are destroyed, never freed: a captured graph may still point at it, and
+  // replaying that graph must not write memory handed to someone else. Growth at least doubles,
+  // so the kept buffers add up to less than the current one.
   void* Workspace(size_t bytes);
 
  private:
@@ -60,6 +64,7 @@ class CudaOps final : public Ops {
   std::unique_ptr<cuda::LinearPlans> linear_plans_;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
+  std::vector<void*> outgrown_workspaces_;  // see Workspace()
 };
 
 }  // namespace pagedllm::kernels

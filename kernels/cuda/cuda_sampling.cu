@@ -1,19 +1,32 @@
-// CudaOps::SampleRows: temperature / top-k / top-p / min-p sampling and logprobs on the GPU, one
-// thread block per row, picking the same token as the CPU reference (kernels/cpu/cpu_sampling.cc)
-// bit for bit: both use the arithmetic of kernels/sampling_math.h.
+// CudaOps::SampleRows: temperature / top-k / top-p / min-p sampling and logprobs on the GPU,
+// picking the same token as the CPU reference (kernels/cpu/cpu_sampling.cc) bit for bit: both use
+// the arithmetic of kernels/sampling_math.h.
 //
-// Per row, passes over its logits (the later ones mostly hit L2):
-//   1. max, argmax, number of non-NaN logits;
-//   2. the raw log-normaliser (double sums) and the fixed-point mass of all weights;
-//   3. selections of prefixes of the order (logit descending, id ascending), each a radix select
-//      on the 32-bit order key (4 histogram passes of 8 bits, warp-aggregated shared atomics;
-//      the bins carry counts and fixed-point masses, integers, so any order of additions gives
-//      the same sums) plus, where the prefix ends inside a group of equal logits, a select on
-//      the ids of that group: the top-N logprobs (count N), top-k (count k), top-p (mass);
-//   4. the Gumbel-max draw over the kept set, the kept count, and the top-N ids.
-// Nothing depends on the order in which threads or atomics run, so results are deterministic.
+// Each row is cut into S slices of the vocabulary (S > 1 when the batch is too small to fill the
+// GPU with one block per row), and three kernels run:
+//   1. SliceStatsKernel, one block per (slice, row), in one pass over the slice: its maximum and
+//      argmax, its number of non-NaN logits, and sum(exp(l - reference)) for the log-normaliser;
+//      then its `count` first elements of the order (logit descending, id ascending), the
+//      candidates: every element at or above the count-th largest of the threads' own first
+//      elements is gathered into shared memory and sorted there (a radix select over the slice,
+//      cuda_sampling_select.cuh, when count > the block size or too many are gathered). The
+//      row's first `count` elements are among the union of its slices' candidates, so top-k
+//      (k <= count), the top-N logprobs, and a top-p nucleus that fits in `count` are decided on
+//      the candidates alone.
+//   2. SliceDrawKernel, for rows whose kept set is not confined to the candidates: without top-k
+//      and top-p, each slice's Gumbel-max draw and kept count (a token whose scaled logit is more
+//      than the largest Gumbel noise below a score already seen cannot win and needs no noise);
+//      with top-p only, each slice's fixed-point mass.
+//   3. MergeKernel, one block per row: merges the slices, sorts the candidates in shared memory
+//      and draws over them (top-k / top-p / min-p decided on the sorted prefix), writes the
+//      top-N logprobs. A rare row whose kept set is not decided by its candidates (top-k above
+//      `count`, or a nucleus larger than it) is sampled by this block over the whole row with
+//      the selections of cuda_sampling_select.cuh.
+// The plan (slices, candidate counts, row kinds) and the block helpers are in
+// cuda_sampling_plan.cuh. Sums are of integers or in a fixed order, so results are deterministic.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "common/check.h"
@@ -22,486 +35,416 @@
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_kernel_util.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cuda_sampling_plan.cuh"
+#include "kernels/cuda/cuda_sampling_select.cuh"
 #include "kernels/sampling_math.h"
 
 namespace pagedllm::kernels {
 namespace {
 
 namespace sm = sampling;
-using cuda::ToFloat;
-using cuda::Vec;
+using sample_select::BitonicSortDescending;
+using sample_select::BlockReduce;
+using sample_select::CandidateCount;
+using sample_select::Criterion;
+using sample_select::FirstReaching;
+using sample_select::ForEachGroup;
+using sample_select::KeptByWeight;
+using sample_select::KernelArgs;
+using sample_select::KeyToLogit;
+using sample_select::kGatherCapacity;
+using sample_select::KindOf;
+using sample_select::kMaxCandidates;
+using sample_select::kMaxGumbel;
+using sample_select::kMaxSlices;
+using sample_select::kMergeCapacity;
+using sample_select::kMinSliceIds;
+using sample_select::kThreads;
+using sample_select::kWholeOrder;
+using sample_select::MaxU64;
+using sample_select::NoiseBlockOf;
+using sample_select::Pack;
+using sample_select::PackedId;
+using sample_select::PackedKey;
+using sample_select::RowKind;
+using sample_select::RowReader;
+using sample_select::RowState;
+using sample_select::RowSummary;
+using sample_select::Score;
+using sample_select::SelectPrefix;
+using sample_select::SetSlice;
+using sample_select::Shared;
+using sample_select::SlicePartial;
+using sample_select::SumDouble;
+using sample_select::SummarizeRow;
+using sample_select::SumU64;
+using sample_select::WarpAppend;
 
-constexpr int kThreads = 512;
-constexpr int kWarps = kThreads / 32;
-constexpr int kBins = 256;  // 8-bit radix digits
-constexpr int kUnroll = 4;  // groups of 4 logits each thread loads before using them
-constexpr uint32_t kNoBin = 0xFFFFFFFFu;
-constexpr uint32_t kFullMask = 0xFFFFFFFFu;
-constexpr int32_t kAllIds = 0x7FFFFFFF;
-
-// Every non-NaN logit: the prefix end that keeps all of them.
-__device__ constexpr sm::PrefixEnd kWholeOrder{0u, kAllIds};
-
-// The logit whose order key is `key` (the inverse of sm::OrderKey).
-__device__ __forceinline__ float KeyToLogit(uint32_t key) {
-  return __uint_as_float((key & 0x80000000u) != 0 ? (key & 0x7FFFFFFFu) : ~key);
-}
-
-// (key, id) packed so that a larger value is earlier in the order; 0 means none.
-__device__ __forceinline__ unsigned long long Pack(uint32_t key, int32_t id) {
-  return (static_cast<unsigned long long>(key) << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(id));
-}
-__device__ __forceinline__ int32_t PackedId(unsigned long long packed) {
-  return static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(packed));
-}
-
-// One row's logits across its vocab shards. Ids >= vocab read as NaN (never eligible).
-template <typename T>
-struct RowReader {
-  const T* shard0;       // row p of shard 0
-  int64_t shard_stride;  // elements from a row of shard r to the same row of shard r + 1
-  int32_t vocab_local;
-  int32_t vocab;
-  int32_t num_groups;  // groups of 4 ids: ceil(vocab / 4)
-  bool vectorized;     // one shard and rows aligned to 4 elements: a group is one load
-
-  __device__ float Load(int32_t id) const {
-    const int32_t shard = id / vocab_local;
-    return ToFloat(shard0[shard * shard_stride + (id - shard * vocab_local)]);
-  }
-
-  __device__ void LoadGroup(int32_t group, float (&v)[4]) const {
-    const int32_t id0 = 4 * group;
-    if (vectorized && id0 + 3 < vocab) {
-      const Vec<T, 4> x = *reinterpret_cast<const Vec<T, 4>*>(shard0 + id0);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) v[k] = ToFloat(x.v[k]);
-      return;
-    }
-    int32_t shard = id0 / vocab_local;
-    int32_t col = id0 - shard * vocab_local;
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      if (id0 + k >= vocab) {
-        v[k] = __uint_as_float(0x7FC00000u);
-        continue;
-      }
-      if (col == vocab_local) {
-        ++shard;
-        col = 0;
-      }
-      v[k] = ToFloat(shard0[shard * shard_stride + col]);
-      ++col;
-    }
-  }
-};
-
-// Calls fn(group, v) for every group of the row, with v its 4 logits; groups past the end come
-// with NaN. Every lane of a warp makes the same calls (warp collectives inside fn are safe).
-template <typename T, typename Fn>
-__device__ __forceinline__ void ForEachGroup(const RowReader<T>& reader, Fn&& fn) {
-  const int lane = threadIdx.x & 31;
-  for (int32_t chunk = 0; chunk < reader.num_groups; chunk += kThreads * kUnroll) {
-    const int32_t first = chunk + (threadIdx.x & ~31) * kUnroll + lane;
-    float v[kUnroll][4];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int32_t group = first + 32 * u;
-      if (group < reader.num_groups) {
-        reader.LoadGroup(group, v[u]);
-      } else {
-#pragma unroll
-        for (int k = 0; k < 4; ++k) v[u][k] = __uint_as_float(0x7FC00000u);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) fn(first + 32 * u, v[u]);
-  }
-}
-
-struct Shared {
-  uint32_t bin_count[kBins];
-  unsigned long long bin_mass[kBins];
-  // The bin a histogram scan chose: what lies before it in the scan order, and its contents.
-  uint32_t chosen_bin;
-  uint32_t count_before;
-  unsigned long long mass_before;
-  uint32_t chosen_count;
-  unsigned long long chosen_mass;
-  // Block reductions: one value per warp.
-  unsigned long long reduce_u64[kWarps];
-  double reduce_double[kWarps];
-  // The top-N entries the last pass collects.
-  int top_count;
-  unsigned long long top_packed[kMaxSampleTopLogprobs];
-};
-
-// The reduction of `value` over the block with `op` (associative and commutative), in a fixed
-// order, so every run gives the same bits; every thread gets the result.
-template <typename V, typename Op>
-__device__ __forceinline__ V BlockReduce(V value, V* scratch, Op op) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    value = op(value, __shfl_xor_sync(kFullMask, value, offset));
-  }
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = value;
-  __syncthreads();
-  V result = scratch[0];
-#pragma unroll
-  for (int w = 1; w < kWarps; ++w) result = op(result, scratch[w]);
-  __syncthreads();
-  return result;
-}
-
-__device__ __forceinline__ unsigned long long SumU64(unsigned long long a, unsigned long long b) {
-  return a + b;
-}
-__device__ __forceinline__ unsigned long long MaxU64(unsigned long long a, unsigned long long b) {
-  return a > b ? a : b;
-}
-__device__ __forceinline__ unsigned long long MinU64(unsigned long long a, unsigned long long b) {
-  return a < b ? a : b;
-}
-__device__ __forceinline__ double SumDouble(double a, double b) { return a + b; }
-
-// Adds (1, mass) to `bin` of the shared histogram for each lane whose bin is not kNoBin, one
-// atomic per distinct bin and warp. Every lane of the warp must call it.
-template <bool kMass>
-__device__ __forceinline__ void HistogramAdd(Shared& sh, uint32_t bin, uint64_t mass) {
-  if (!__any_sync(kFullMask, bin != kNoBin)) return;
-  const uint32_t peers = __match_any_sync(kFullMask, bin);
-  if (bin == kNoBin) return;
-  const bool leader = (threadIdx.x & 31) == static_cast<unsigned>(__ffs(peers) - 1);
-  if (kMass) {
-    // Weights are below 2^41: sum the high and low 20-bit parts separately in 32 bits.
-    const uint32_t high = __reduce_add_sync(peers, static_cast<uint32_t>(mass >> 20));
-    const uint32_t low = __reduce_add_sync(peers, static_cast<uint32_t>(mass & 0xFFFFFu));
-    if (leader) atomicAdd(&sh.bin_mass[bin], (static_cast<unsigned long long>(high) << 20) + low);
-  }
-  if (leader) atomicAdd(&sh.bin_count[bin], static_cast<uint32_t>(__popc(peers)));
-}
-
-// What a prefix must reach: `min_count` elements, and (kMass) a mass of at least `threshold`.
-struct Criterion {
-  uint32_t min_count;
-  double threshold;
-};
-template <bool kMass>
-__device__ __forceinline__ bool Reached(const Criterion& c, uint32_t count, uint64_t mass) {
-  return count >= c.min_count && (!kMass || static_cast<double>(mass) >= c.threshold);
-}
-
-// Warp 0 scans the histogram in order (bins descending when `descending`) from a prefix of
-// (count, mass) and stores in sh the first bin where the criterion is reached, with the count and
-// mass of the bins scanned before it. Returns through sh.chosen_bin = kNoBin when none reaches it.
-// Call from every thread; ends with a barrier.
-template <bool kMass, bool kDescending>
-__device__ void ScanBins(Shared& sh, const Criterion& criterion, uint32_t count0, uint64_t mass0) {
-  if (threadIdx.x < 32) {
-    const int lane = threadIdx.x;
-    constexpr int kPerLane = kBins / 32;
-    auto bin_at = [](int lane_index, int j) {
-      return kDescending ? kBins - 1 - (lane_index * kPerLane + j) : lane_index * kPerLane + j;
-    };
-    uint32_t lane_count = 0;
-    uint64_t lane_mass = 0;
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
-      lane_count += sh.bin_count[bin_at(lane, j)];
-      if (kMass) lane_mass += sh.bin_mass[bin_at(lane, j)];
-    }
-    uint32_t count = lane_count;  // inclusive scan over lanes
-    uint64_t mass = lane_mass;
-#pragma unroll
-    for (int offset = 1; offset < 32; offset <<= 1) {
-      const uint32_t c = __shfl_up_sync(kFullMask, count, offset);
-      const uint64_t m = __shfl_up_sync(kFullMask, static_cast<unsigned long long>(mass), offset);
-      if (lane >= offset) {
-        count += c;
-        mass += m;
-      }
-    }
-    count = count - lane_count + count0;
-    mass = mass - lane_mass + mass0;
-    uint32_t found_bin = kNoBin, before_count = 0;
-    uint64_t before_mass = 0;
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
-      const int bin = bin_at(lane, j);
-      const uint32_t next_count = count + sh.bin_count[bin];
-      const uint64_t next_mass = mass + (kMass ? sh.bin_mass[bin] : 0);
-      if (found_bin == kNoBin && sh.bin_count[bin] > 0 &&
-          Reached<kMass>(criterion, next_count, next_mass)) {
-        found_bin = static_cast<uint32_t>(bin);
-        before_count = count - count0;
-        before_mass = mass - mass0;
-      }
-      count = next_count;
-      mass = next_mass;
-    }
-    const uint32_t found_lanes = __ballot_sync(kFullMask, found_bin != kNoBin);
-    if (found_lanes == 0) {
-      if (lane == 0) sh.chosen_bin = kNoBin;
-    } else if (lane == __ffs(found_lanes) - 1) {
-      sh.chosen_bin = found_bin;
-      sh.count_before = before_count;
-      sh.mass_before = before_mass;
-      sh.chosen_count = sh.bin_count[found_bin];
-      sh.chosen_mass = kMass ? sh.bin_mass[found_bin] : 0;
-    }
-  }
-  __syncthreads();
-}
-
-__device__ __forceinline__ void ClearBins(Shared& sh) {
-  for (int b = threadIdx.x; b < kBins; b += kThreads) {
-    sh.bin_count[b] = 0;
-    sh.bin_mass[b] = 0;
-  }
-  __syncthreads();
-}
-
-// The row's sampling state shared by the passes.
-struct RowState {
-  float max_logit;
-  float temperature;
-};
-
-// The fixed-point weight of a logit (kernels/sampling_math.h).
-__device__ __forceinline__ uint64_t FixedWeightOf(float logit, const RowState& row) {
-  return sm::FixedWeight(
-      sm::ExpNonPositive(sm::Div(sm::Sub(logit, row.max_logit), row.temperature)));
-}
-
-// The shortest prefix of the order (over non-NaN logits) that reaches `criterion`, and (kMass)
-// its mass; the whole order if none does. Radix select on the order key, then on the ids of the
-// last key's group.
-template <bool kMass, typename T>
-__device__ sm::PrefixEnd SelectPrefix(const RowReader<T>& reader, const RowState& row,
-                                      const Criterion& criterion, Shared& sh,
-                                      uint64_t* prefix_mass = nullptr) {
-  uint32_t prefix = 0, prefix_mask = 0;
-  uint32_t count_above = 0;  // elements with a key above the prefix's range
-  uint64_t mass_above = 0;
-  uint32_t group_count = 0;  // elements whose key is the final prefix
-  uint64_t group_mass = 0;
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    ClearBins(sh);
-    ForEachGroup(reader, [&](int32_t, const float(&v)[4]) {
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        uint32_t bin = kNoBin;
-        uint64_t mass = 0;
-        if (!sm::IsNan(v[k])) {
-          const uint32_t key = sm::OrderKey(v[k]);
-          if ((key & prefix_mask) == prefix) {
-            bin = (key >> shift) & (kBins - 1);
-            if (kMass) mass = FixedWeightOf(v[k], row);
-          }
-        }
-        HistogramAdd<kMass>(sh, bin, mass);
-      }
-    });
-    __syncthreads();
-    ScanBins<kMass, /*kDescending=*/true>(sh, criterion, count_above, mass_above);
-    if (sh.chosen_bin == kNoBin) return kWholeOrder;
-    count_above += sh.count_before;
-    mass_above += sh.mass_before;
-    prefix |= sh.chosen_bin << shift;
-    prefix_mask |= static_cast<uint32_t>(kBins - 1) << shift;
-    group_count = sh.chosen_count;
-    group_mass = sh.chosen_mass;
-  }
-  // The group of equal logits (key == prefix) holds the end: keep its m lowest ids.
-  const uint64_t weight = kMass ? group_mass / group_count : 0;
-  uint32_t lo = 1, hi = group_count;  // the smallest m in [1, group_count] that reaches
-  while (lo < hi) {
-    const uint32_t mid = lo + (hi - lo) / 2;
-    if (Reached<kMass>(criterion, count_above + mid, mass_above + mid * weight)) {
-      hi = mid;
-    } else {
-      lo = mid + 1;
-    }
-  }
-  const uint32_t m = lo;
-  if (prefix_mass != nullptr) *prefix_mass = mass_above + m * weight;
-  // The group's lowest and highest ids settle the common cases in one pass.
-  unsigned long long min_id = ~0ull, max_id = 0;
-  ForEachGroup(reader, [&](int32_t group, const float(&v)[4]) {
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      if (!sm::IsNan(v[k]) && sm::OrderKey(v[k]) == prefix) {
-        const unsigned long long id = static_cast<unsigned long long>(4 * group + k);
-        min_id = id < min_id ? id : min_id;
-        max_id = id > max_id ? id : max_id;
-      }
-    }
-  });
-  min_id = BlockReduce(min_id, sh.reduce_u64, MinU64);
-  max_id = BlockReduce(max_id, sh.reduce_u64, MaxU64);
-  if (m == 1) return {prefix, static_cast<int32_t>(min_id)};
-  if (m == group_count) return {prefix, static_cast<int32_t>(max_id)};
-  // Otherwise the m-th lowest id of the group: radix select on the id (ids < 2^24).
-  uint32_t id_prefix = 0, id_mask = 0, count_below = 0;
-  const Criterion id_criterion{m, 0.0};
-  for (int shift = 16; shift >= 0; shift -= 8) {
-    ClearBins(sh);
-    ForEachGroup(reader, [&](int32_t group, const float(&v)[4]) {
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const uint32_t id = static_cast<uint32_t>(4 * group + k);
-        const bool in_group =
-            !sm::IsNan(v[k]) && sm::OrderKey(v[k]) == prefix && (id & id_mask) == id_prefix;
-        HistogramAdd<false>(sh, in_group ? (id >> shift) & (kBins - 1) : kNoBin, 0);
-      }
-    });
-    __syncthreads();
-    ScanBins<false, /*kDescending=*/false>(sh, id_criterion, count_below, 0);
-    if (sh.chosen_bin == kNoBin) return {prefix, static_cast<int32_t>(max_id)};  // unreachable
-    count_below += sh.count_before;
-    id_prefix |= sh.chosen_bin << shift;
-    id_mask |= static_cast<uint32_t>(kBins - 1) << shift;
-  }
-  return {prefix, static_cast<int32_t>(id_prefix)};
-}
-
-struct SampleKernelArgs {
-  const SampleRowParams* params;  // [P]
-  int32_t* token_ids;             // [P]
-  float* logprobs;                // [P]
-  int32_t* top_ids;               // [P, num_top] or null
-  float* top_logprobs;            // [P, num_top] or null
-  int32_t* num_kept;              // [P] or null
-  int num_top;
-};
-
+// Kernel 1: grid (num_slices, P).
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 2)
-    SampleRowsKernel(RowReader<T> reader, SampleKernelArgs args) {
+    SliceStatsKernel(RowReader<T> reader, KernelArgs args) {
   __shared__ Shared sh;
-  const int64_t p = blockIdx.x;
-  reader.shard0 += p * reader.vocab_local;
+  const int slice = blockIdx.x;
+  const int64_t p = blockIdx.y;
+  SetSlice(reader, p, slice, args);
   const SampleRowParams params = args.params[p];
-  const int num_top = min(max(params.num_top_logprobs, 0), args.num_top);
-  if (threadIdx.x == 0) sh.top_count = 0;
 
-  // Pass 1: the maximum (first maximum; NaN and -inf never count) and the non-NaN logits.
-  unsigned long long best = 0, eligible = 0;
+  __shared__ unsigned long long gathered[kGatherCapacity];
+
+  // One pass: each thread's first element of the order, non-NaN count, smallest logit above
+  // -inf, and sum of exp(l - reference), the reference a logit it has seen, moved up when a
+  // logit exceeds it by more than 8 (so terms stay below e^8). The log-normaliser only feeds
+  // logprobs (within 2e-5 of the CPU's): the fast exp will do.
+  unsigned long long top = 0;
+  uint32_t eligible = 0;
+  float lowest = INFINITY, reference = -INFINITY;
+  double running_sum = 0.0;
   ForEachGroup(reader, [&](int32_t group, const float(&v)[4]) {
+    const float group_max = fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3]));  // NaN-ignoring
+    if (group_max > reference + 8.0f) {
+      running_sum *= exp(static_cast<double>(reference) - static_cast<double>(group_max));
+      reference = group_max;
+    }
+    float part = 0.0f;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       if (sm::IsNan(v[k])) continue;
       ++eligible;
-      if (v[k] > -INFINITY) best = MaxU64(best, Pack(sm::OrderKey(v[k]), 4 * group + k));
+      top = MaxU64(top, Pack(sm::OrderKey(v[k]), 4 * group + k));
+      if (v[k] > -INFINITY) lowest = fminf(lowest, v[k]);
+      part += __expf(v[k] - reference);
     }
+    if (isfinite(reference)) running_sum += part;
   });
-  best = BlockReduce(best, sh.reduce_u64, MaxU64);
-  eligible = BlockReduce(eligible, sh.reduce_u64, SumU64);
-  const float max_logit = best == 0 ? -INFINITY : KeyToLogit(static_cast<uint32_t>(best >> 32));
-  const int32_t argmax = best == 0 ? 0 : PackedId(best);
-  const bool degenerate = !isfinite(max_logit);
-  const bool sampling = params.temperature > 0.0f && !degenerate;
-  const RowState row{max_logit, sampling ? params.temperature : 1.0f};
+  const unsigned long long thread_top = top;
+  // The first maximum above -inf (a -inf maximum means none).
+  unsigned long long best = BlockReduce(top, sh.reduce_u64, MaxU64);
+  if (PackedKey(best) <= sm::OrderKey(-INFINITY)) best = 0;
+  const unsigned long long slice_eligible =
+      BlockReduce(static_cast<unsigned long long>(eligible), sh.reduce_u64, SumU64);
+  lowest = BlockReduce(lowest, sh.reduce_float, [](float a, float b) { return fminf(a, b); });
+  double sum_exp = 0.0;
+  const float slice_max = best == 0 ? -INFINITY : KeyToLogit(PackedKey(best));
+  if (isfinite(slice_max)) {
+    const double term =
+        isfinite(reference)
+            ? running_sum * exp(static_cast<double>(reference) - static_cast<double>(slice_max))
+            : 0.0;
+    sum_exp = BlockReduce(term, sh.reduce_double, SumDouble);
+  }
 
-  // Pass 2: the raw log-normaliser and the total fixed-point mass.
-  double log_normalizer = 0.0;
-  uint64_t total_mass = 0;
-  if (!degenerate) {
-    double sum = 0.0;
+  const int count =
+      CandidateCount(params, reader.vocab, min(max(params.num_top_logprobs, 0), args.num_top),
+                     args.max_candidates);
+  unsigned long long* out = args.candidates + (p * args.num_slices + slice) * args.max_candidates;
+  bool done = count == 0;
+  if (!done && slice_eligible > static_cast<unsigned long long>(count) && count <= kThreads) {
+    // The count-th largest of the threads' first elements: the slice's first `count` elements
+    // are at or above it, and usually few others are.
+    gathered[threadIdx.x] = thread_top;
+    __syncthreads();
+    BitonicSortDescending(gathered, kThreads);
+    const unsigned long long threshold = gathered[count - 1];
+    __syncthreads();
+    if (threadIdx.x == 0) sh.counter = 0;
+    __syncthreads();
+    ForEachGroup(reader, [&](int32_t group, const float(&v)[4]) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const unsigned long long packed =
+            sm::IsNan(v[k]) ? 0 : Pack(sm::OrderKey(v[k]), 4 * group + k);
+        WarpAppend(packed != 0 && packed >= threshold, packed, gathered, &sh.counter,
+                   kGatherCapacity);
+      }
+    });
+    __syncthreads();
+    const int num_gathered = sh.counter;
+    if (num_gathered <= kGatherCapacity) {
+      int n_pow2 = 1;
+      while (n_pow2 < num_gathered) n_pow2 <<= 1;
+      for (int i = num_gathered + threadIdx.x; i < n_pow2; i += kThreads) gathered[i] = 0;
+      __syncthreads();
+      BitonicSortDescending(gathered, n_pow2);
+      for (int i = threadIdx.x; i < count; i += kThreads) out[i] = gathered[i];
+      done = true;
+    }
+  }
+  if (!done) {  // radix select of the count-th element, then a gather
+    const sm::PrefixEnd end =
+        slice_eligible > static_cast<unsigned long long>(count)
+            ? SelectPrefix<false>(reader, RowState{0.0f, 1.0f},
+                                  Criterion{static_cast<uint32_t>(count), 0.0}, sh)
+            : kWholeOrder;
+    if (threadIdx.x == 0) sh.counter = 0;
+    __syncthreads();
+    ForEachGroup(reader, [&](int32_t group, const float(&v)[4]) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int32_t id = 4 * group + k;
+        const bool take = !sm::IsNan(v[k]) && sm::InPrefix(sm::OrderKey(v[k]), id, end);
+        WarpAppend(take, take ? Pack(sm::OrderKey(v[k]), id) : 0, out, &sh.counter, count);
+      }
+    });
+    __syncthreads();
+    for (int i = sh.counter + threadIdx.x; i < count; i += kThreads) out[i] = 0;
+  }
+  if (threadIdx.x == 0) {
+    SlicePartial& partial = args.partials[p * args.num_slices + slice];
+    partial.best = best;
+    partial.sum_exp = sum_exp;
+    partial.eligible = static_cast<uint32_t>(slice_eligible);
+    partial.lowest = lowest;
+  }
+}
+
+// Kernel 2: grid (num_slices, P); only kFull and kNucleus rows do work.
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 2)
+    SliceDrawKernel(RowReader<T> reader, KernelArgs args) {
+  __shared__ Shared sh;
+  const int slice = blockIdx.x;
+  const int64_t p = blockIdx.y;
+  const SampleRowParams params = args.params[p];
+  if (!(params.temperature > 0.0f)) return;
+  const RowSummary row = SummarizeRow(args.partials + p * args.num_slices, args.num_slices, sh);
+  const RowKind kind = KindOf(params, row, args.max_candidates);
+  if (kind != RowKind::kFull && kind != RowKind::kNucleus) return;
+  SetSlice(reader, p, slice, args);
+  SlicePartial& partial = args.partials[p * args.num_slices + slice];
+  const float max_logit = row.max_logit, temperature = params.temperature;
+
+  if (kind == RowKind::kNucleus) {
+    // Weights below 2^-40 are 0 in fixed point: skip what lies far below the maximum.
+    const float cutoff = sm::Mul(-28.5f, temperature);
     unsigned long long mass = 0;
     ForEachGroup(reader, [&](int32_t, const float(&v)[4]) {
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        sum += static_cast<double>(sm::ExpNonPositive(sm::Sub(v[k], max_logit)));
-        if (sampling && !sm::IsNan(v[k])) mass += FixedWeightOf(v[k], row);
+        const float diff = sm::Sub(v[k], max_logit);
+        if (!(diff >= cutoff)) continue;  // also NaN
+        mass += sm::FixedWeight(sm::ExpNonPositive(sm::Div(diff, temperature)));
       }
     });
-    sum = BlockReduce(sum, sh.reduce_double, SumDouble);
-    total_mass = BlockReduce(mass, sh.reduce_u64, SumU64);
-    log_normalizer = static_cast<double>(max_logit) + log(sum);
+    mass = BlockReduce(mass, sh.reduce_u64, SumU64);
+    if (threadIdx.x == 0) partial.mass = mass;
+    return;
   }
 
-  // Prefix selections.
-  sm::PrefixEnd top_end = kWholeOrder;
-  if (num_top > 0 && static_cast<unsigned long long>(num_top) < eligible) {
-    top_end = SelectPrefix<false>(reader, row, {static_cast<uint32_t>(num_top), 0.0}, sh);
+  // A lower bound on the row's best score: the argmax (scaled logit 0, always kept) and, where
+  // the slice reaches far enough below the maximum for the bound to skip anything, the slice's
+  // tokens near the maximum.
+  unsigned long long best = Score(0.0f, row.argmax, NoiseBlockOf(row.argmax, params));
+  if (sm::Div(sm::Sub(partial.lowest, max_logit), temperature) < -19.0f) {
+    const float near = sm::Mul(-3.0f, temperature);
+    ForEachGroup(reader, [&](int32_t group, const float(&v)[4]) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const float diff = sm::Sub(v[k], max_logit);
+        if (!(diff >= near)) continue;  // also NaN
+        const float scaled = sm::Div(diff, temperature);
+        if (!KeptByWeight(scaled, params.min_p)) continue;
+        const int32_t id = 4 * group + k;
+        best = MaxU64(best, Score(scaled, id, NoiseBlockOf(id, params)));
+      }
+    });
+    best = BlockReduce(best, sh.reduce_u64, MaxU64);
   }
-  sm::PrefixEnd end = kWholeOrder;
-  if (sampling) {
-    uint64_t candidate_mass = total_mass;
-    const bool top_p = params.top_p < 1.0f;
-    if (params.top_k > 0 && static_cast<unsigned long long>(params.top_k) < eligible) {
-      const Criterion top_k{static_cast<uint32_t>(params.top_k), 0.0};
-      // With top-p, top-p's threshold is a share of the top-k set's mass.
-      end = top_p ? SelectPrefix<true>(reader, row, top_k, sh, &candidate_mass)
-                  : SelectPrefix<false>(reader, row, top_k, sh);
-    }
-    if (top_p) {
-      const Criterion p_criterion{1u, sm::TopPThreshold(params.top_p, candidate_mass)};
-      end = sm::ShorterPrefix(end, SelectPrefix<true>(reader, row, p_criterion, sh));
-    }
-  }
-
-  // Last pass: the draw, the kept count and the top-N entries.
-  unsigned long long best_score = 0, kept = 0;
+  // A token scaled below the bound scores below `best` whatever its noise.
+  const float bound = fmaxf(sm::Sub(KeyToLogit(PackedKey(best)), kMaxGumbel), sm::kNeverWinsBelow);
+  // Without min-p, a token with diff = l - max >= surely_kept is kept (scaled >= -80), and one
+  // with diff < surely_below scales below the bound (a 1e-5 margin over the rounding): neither
+  // needs the division.
+  const bool no_min_p = params.min_p == 0.0f;
+  const float surely_kept = sm::Mul(-79.0f, temperature);
+  const float surely_below = sm::Mul(sm::Mul(bound, temperature), 1.00001f);
+  uint32_t kept = 0;
   ForEachGroup(reader, [&](int32_t group, const float(&v)[4]) {
     sm::Philox4 noise;
     bool have_noise = false;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      if (sm::IsNan(v[k])) continue;
-      const int32_t id = 4 * group + k;
-      const uint32_t key = sm::OrderKey(v[k]);
-      if (num_top > 0 && sm::InPrefix(key, id, top_end)) {
-        const int slot = atomicAdd(&sh.top_count, 1);
-        if (slot < kMaxSampleTopLogprobs) sh.top_packed[slot] = Pack(key, id);
+      const float diff = sm::Sub(v[k], max_logit);
+      if (no_min_p && diff >= surely_kept) {
+        ++kept;
+        if (diff < surely_below) continue;
+      } else {
+        if (sm::IsNan(v[k])) continue;
+        if (!KeptByWeight(sm::Div(diff, temperature), params.min_p)) continue;
+        ++kept;
       }
-      if (!sampling || !sm::InPrefix(key, id, end)) continue;
-      const float scaled = sm::Div(sm::Sub(v[k], max_logit), row.temperature);
-      const float weight = sm::ExpNonPositive(scaled);
-      if (!(weight > 0.0f && weight >= params.min_p)) continue;
-      ++kept;
-      if (scaled < sm::kNeverWinsBelow) continue;
+      const float scaled = sm::Div(diff, temperature);
+      if (scaled < bound) continue;
       if (!have_noise) {
-        noise = sm::NoiseBlock(static_cast<uint32_t>(group), params.seed_lo, params.seed_hi,
-                               params.draw_lo, params.draw_hi);
+        noise = NoiseBlockOf(4 * group, params);
         have_noise = true;
       }
-      const float score = sm::Add(scaled, sm::GumbelFromBits(noise.v[k]));
-      best_score = MaxU64(best_score, Pack(sm::OrderKey(score), id));
+      best = MaxU64(best, Score(scaled, 4 * group + k, noise));
     }
   });
-  __syncthreads();  // the top-N entries are in shared memory
-  if (sampling) {
-    best_score = BlockReduce(best_score, sh.reduce_u64, MaxU64);
-    kept = BlockReduce(kept, sh.reduce_u64, SumU64);
+  best = BlockReduce(best, sh.reduce_u64, MaxU64);
+  const unsigned long long slice_kept =
+      BlockReduce(static_cast<unsigned long long>(kept), sh.reduce_u64, SumU64);
+  if (threadIdx.x == 0) {
+    partial.draw = best;
+    partial.kept = static_cast<uint32_t>(slice_kept);
+  }
+}
+
+// The draw over the whole row, for rows the candidates do not decide (one block, many passes).
+template <typename T>
+__device__ void DrawOverRow(const RowReader<T>& reader, const RowState& row,
+                            const SampleRowParams& params, RowKind kind, uint64_t total_mass,
+                            Shared& sh, unsigned long long* best, unsigned long long* kept) {
+  sm::PrefixEnd end = kWholeOrder;
+  uint64_t candidate_mass = total_mass;
+  const bool top_p = params.top_p < 1.0f;
+  if (kind == RowKind::kSlow) {
+    const Criterion top_k{static_cast<uint32_t>(params.top_k), 0.0};
+    // With top-p, top-p's threshold is a share of the top-k set's mass.
+    end = top_p ? SelectPrefix<true>(reader, row, top_k, sh, &candidate_mass)
+                : SelectPrefix<false>(reader, row, top_k, sh);
+  }
+  if (top_p) {
+    const Criterion p_criterion{1u, sm::TopPThreshold(params.top_p, candidate_mass)};
+    end = sm::ShorterPrefix(end, SelectPrefix<true>(reader, row, p_criterion, sh));
+  }
+  unsigned long long best_score = 0, count = 0;
+  ForEachGroup(reader, [&](int32_t group, const float(&v)[4]) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int32_t id = 4 * group + k;
+      if (sm::IsNan(v[k]) || !sm::InPrefix(sm::OrderKey(v[k]), id, end)) continue;
+      const float scaled = sm::Div(sm::Sub(v[k], row.max_logit), row.temperature);
+      if (!KeptByWeight(scaled, params.min_p)) continue;
+      ++count;
+      if (scaled < sm::kNeverWinsBelow) continue;
+      best_score = MaxU64(best_score, Score(scaled, id, NoiseBlockOf(id, params)));
+    }
+  });
+  *best = BlockReduce(best_score, sh.reduce_u64, MaxU64);
+  *kept = BlockReduce(count, sh.reduce_u64, SumU64);
+}
+
+// Kernel 3: one block per row; dynamic shared memory for the sorted candidates.
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 2) MergeKernel(RowReader<T> reader, KernelArgs args) {
+  extern __shared__ unsigned long long sorted[];  // [pow2 >= num_slices * count]
+  __shared__ Shared sh;
+  __shared__ uint64_t weights[kMaxCandidates];  // fixed-point weights of sorted[0, scan)
+  const int64_t p = blockIdx.x;
+  const int num_slices = args.num_slices;
+  reader.shard0 += p * reader.vocab_local;
+  const SampleRowParams params = args.params[p];
+  const int num_top = min(max(params.num_top_logprobs, 0), args.num_top);
+  const SlicePartial* partials = args.partials + p * num_slices;
+  const RowSummary row = SummarizeRow(partials, num_slices, sh);
+  const bool mine = static_cast<int>(threadIdx.x) < num_slices;
+
+  double log_normalizer = 0.0;
+  if (!row.degenerate) {
+    double term = 0.0;
+    if (mine && partials[threadIdx.x].best != 0) {
+      const double slice_max = KeyToLogit(PackedKey(partials[threadIdx.x].best));
+      term = partials[threadIdx.x].sum_exp * exp(slice_max - static_cast<double>(row.max_logit));
+    }
+    log_normalizer =
+        static_cast<double>(row.max_logit) + log(BlockReduce(term, sh.reduce_double, SumDouble));
+  }
+
+  // The union of the slices' candidates, sorted: it starts with the row's first `count`.
+  const int count = CandidateCount(params, reader.vocab, num_top, args.max_candidates);
+  const int n = num_slices * count;
+  int n_pow2 = 1;
+  while (n_pow2 < n) n_pow2 <<= 1;
+  unsigned long long valid = 0;
+  if (count > 0) {
+    for (int i = threadIdx.x; i < n_pow2; i += kThreads) {
+      sorted[i] =
+          i < n ? args.candidates[(p * num_slices + i / count) * args.max_candidates + i % count]
+                : 0;
+      valid += i < n && sorted[i] != 0;
+    }
+    __syncthreads();
+    BitonicSortDescending(sorted, n_pow2);
+  }
+  valid = BlockReduce(valid, sh.reduce_u64, SumU64);
+
+  const RowKind kind = KindOf(params, row, args.max_candidates);
+  const RowState state{row.max_logit, params.temperature};
+  unsigned long long best = Pack(0u, row.argmax), kept = 1;
+  auto scaled_of = [&](unsigned long long packed) {
+    return sm::Div(sm::Sub(KeyToLogit(PackedKey(packed)), row.max_logit), params.temperature);
+  };
+  if (kind == RowKind::kFull) {
+    unsigned long long draw = 0, slice_kept = 0;
+    if (mine) {
+      draw = partials[threadIdx.x].draw;
+      slice_kept = partials[threadIdx.x].kept;
+    }
+    best = BlockReduce(draw, sh.reduce_u64, MaxU64);
+    kept = BlockReduce(slice_kept, sh.reduce_u64, SumU64);
+  } else if (kind == RowKind::kTopK || kind == RowKind::kNucleus) {
+    // The kept set is a prefix of sorted[0, scan): the top-k set, or the row's first `count`.
+    const int scan = kind == RowKind::kTopK ? params.top_k : min(count, static_cast<int>(valid));
+    for (int i = threadIdx.x; i < scan; i += kThreads) {
+      weights[i] = sm::FixedWeight(sm::ExpNonPositive(scaled_of(sorted[i])));
+    }
+    __syncthreads();
+    int last = scan - 1;
+    bool decided = true;
+    if (params.top_p < 1.0f) {
+      unsigned long long total = 0;
+      if (kind == RowKind::kTopK) {
+        for (int i = threadIdx.x; i < scan; i += kThreads) total += weights[i];
+      } else if (mine) {
+        total = partials[threadIdx.x].mass;
+      }
+      total = BlockReduce(total, sh.reduce_u64, SumU64);
+      const int first = FirstReaching(weights, scan, sm::TopPThreshold(params.top_p, total), sh);
+      if (first >= 0) {
+        last = first;
+      } else {
+        decided = kind == RowKind::kTopK;
+      }
+    }
+    if (decided) {
+      unsigned long long best_score = 0, count_kept = 0;
+      for (int i = threadIdx.x; i <= last; i += kThreads) {
+        const float scaled = scaled_of(sorted[i]);
+        if (!KeptByWeight(scaled, params.min_p)) continue;
+        ++count_kept;
+        if (scaled < sm::kNeverWinsBelow) continue;
+        const int32_t id = PackedId(sorted[i]);
+        best_score = MaxU64(best_score, Score(scaled, id, NoiseBlockOf(id, params)));
+      }
+      best = BlockReduce(best_score, sh.reduce_u64, MaxU64);
+      kept = BlockReduce(count_kept, sh.reduce_u64, SumU64);
+    } else {
+      unsigned long long total = mine ? partials[threadIdx.x].mass : 0;
+      total = BlockReduce(total, sh.reduce_u64, SumU64);
+      DrawOverRow(reader, state, params, kind, total, sh, &best, &kept);
+    }
+  } else if (kind == RowKind::kSlow) {
+    DrawOverRow(reader, state, params, kind, 0, sh, &best, &kept);
   }
   if (threadIdx.x != 0) return;
 
   auto logprob_of = [&](int32_t id) {
     const float logit = reader.Load(id);
-    if (degenerate) return logit == max_logit ? 0.0f : -INFINITY;
+    if (row.degenerate) return logit == row.max_logit ? 0.0f : -INFINITY;
     return static_cast<float>(static_cast<double>(logit) - log_normalizer);
   };
-  const int32_t token = sampling ? PackedId(best_score) : argmax;
+  const int32_t token = PackedId(best);
   args.token_ids[p] = token;
   args.logprobs[p] = logprob_of(token);
-  if (args.num_kept != nullptr) args.num_kept[p] = sampling ? static_cast<int32_t>(kept) : 1;
-  if (args.num_top > 0) {
-    const int count = min(sh.top_count, num_top);
-    // Insertion sort, most likely first (a larger packed value is earlier in the order).
-    for (int i = 1; i < count; ++i) {
-      const unsigned long long x = sh.top_packed[i];
-      int j = i;
-      for (; j > 0 && sh.top_packed[j - 1] < x; --j) sh.top_packed[j] = sh.top_packed[j - 1];
-      sh.top_packed[j] = x;
-    }
-    for (int j = 0; j < args.num_top; ++j) {
-      const bool has = j < count;
-      const int32_t id = has ? PackedId(sh.top_packed[j]) : -1;
-      args.top_ids[p * args.num_top + j] = id;
-      args.top_logprobs[p * args.num_top + j] = has ? logprob_of(id) : -INFINITY;
-    }
+  if (args.num_kept != nullptr) args.num_kept[p] = static_cast<int32_t>(kept);
+  const int reported = min(num_top, static_cast<int>(valid));
+  for (int j = 0; j < args.num_top; ++j) {
+    const bool has = j < reported;
+    const int32_t id = has ? PackedId(sorted[j]) : -1;
+    args.top_ids[p * args.num_top + j] = id;
+    args.top_logprobs[p * args.num_top + j] = has ? logprob_of(id) : -INFINITY;
   }
 }
 
@@ -511,14 +454,40 @@ void CudaOps::SampleRows(const SampleRowsArgs& args) {
   const cpu::SampleRowsShape shape =
       cpu::CheckSampleRowsArgs(device_, args, /*float32_logits_only=*/false);
   if (shape.rows == 0) return;
-  SampleKernelArgs kernel_args;
+  const int64_t rows = shape.rows;
+  const int32_t num_groups = static_cast<int32_t>((args.vocab_size + 3) / 4);
+  int num_sms = 0;
+  PAGEDLLM_CUDA_CHECK(
+      cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device_->ordinal()));
+  // Enough slices for about two blocks per SM, each of at least kMinSliceIds ids.
+  int64_t slices = std::min<int64_t>({kMaxSlices, cuda::CeilDiv(args.vocab_size, kMinSliceIds),
+                                      std::max<int64_t>(1, 2 * num_sms / rows)});
+  slices = std::max<int64_t>(1, slices);
+  const int groups_per_slice = static_cast<int>(cuda::CeilDiv(num_groups, slices));
+  slices = std::max<int64_t>(1, cuda::CeilDiv(num_groups, groups_per_slice));
+
+  KernelArgs kernel_args;
   kernel_args.params = reinterpret_cast<const SampleRowParams*>(args.params.data<int32_t>());
+  kernel_args.num_slices = static_cast<int>(slices);
+  kernel_args.groups_per_slice = groups_per_slice;
+  kernel_args.max_candidates =
+      std::min<int>(kMaxCandidates, kMergeCapacity / kernel_args.num_slices);
+  const size_t partial_bytes = cuda::CeilDiv(rows * slices * sizeof(SlicePartial), 256) * 256;
+  const size_t candidate_bytes =
+      static_cast<size_t>(rows * slices * kernel_args.max_candidates) * sizeof(uint64_t);
+  char* workspace = static_cast<char*>(Workspace(partial_bytes + candidate_bytes));
+  kernel_args.partials = reinterpret_cast<SlicePartial*>(workspace);
+  kernel_args.candidates = reinterpret_cast<unsigned long long*>(workspace + partial_bytes);
+  kernel_args.num_top = shape.num_top;
   kernel_args.token_ids = args.token_ids.data<int32_t>();
   kernel_args.logprobs = args.logprobs.data<float>();
-  kernel_args.num_top = shape.num_top;
   kernel_args.top_ids = shape.num_top > 0 ? args.top_ids.data<int32_t>() : nullptr;
   kernel_args.top_logprobs = shape.num_top > 0 ? args.top_logprobs.data<float>() : nullptr;
   kernel_args.num_kept = args.num_kept.empty() ? nullptr : args.num_kept.data<int32_t>();
+  int merge_pow2 = 1;
+  while (merge_pow2 < kernel_args.num_slices * kernel_args.max_candidates) merge_pow2 <<= 1;
+  const size_t merge_smem = static_cast<size_t>(merge_pow2) * sizeof(unsigned long long);
+
   const cuda::FloatType dtype = args.logits.dtype() == DType::kFloat32 ? cuda::FloatType::kFloat32
                                 : args.logits.dtype() == DType::kBFloat16
                                     ? cuda::FloatType::kBFloat16
@@ -527,14 +496,24 @@ void CudaOps::SampleRows(const SampleRowsArgs& args) {
     using T = decltype(zero);
     RowReader<T> reader;
     reader.shard0 = static_cast<const T*>(args.logits.raw_data());
-    reader.shard_stride = shape.rows * shape.vocab_local;
+    reader.shard_stride = rows * shape.vocab_local;
     reader.vocab_local = static_cast<int32_t>(shape.vocab_local);
     reader.vocab = static_cast<int32_t>(args.vocab_size);
-    reader.num_groups = static_cast<int32_t>((args.vocab_size + 3) / 4);
+    reader.num_groups = num_groups;
+    reader.group_begin = 0;
+    reader.group_end = num_groups;
     reader.vectorized = args.num_shards == 1 && shape.vocab_local % 4 == 0 &&
                         cuda::Aligned(4 * sizeof(T), reader.shard0);
-    SampleRowsKernel<T>
-        <<<static_cast<unsigned>(shape.rows), kThreads, 0, stream()>>>(reader, kernel_args);
+    const dim3 slice_grid(static_cast<unsigned>(slices), static_cast<unsigned>(rows));
+    SliceStatsKernel<T><<<slice_grid, kThreads, 0, stream()>>>(reader, kernel_args);
+    SliceDrawKernel<T><<<slice_grid, kThreads, 0, stream()>>>(reader, kernel_args);
+    if (merge_smem > 32 * 1024) {  // with the static shared memory, above the default 48 KiB
+      PAGEDLLM_CUDA_CHECK(cudaFuncSetAttribute(MergeKernel<T>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(merge_smem)));
+    }
+    MergeKernel<T>
+        <<<static_cast<unsigned>(rows), kThreads, merge_smem, stream()>>>(reader, kernel_args);
   });
   PAGEDLLM_CUDA_CHECK(cudaGetLastError());
 }

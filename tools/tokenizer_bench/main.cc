@@ -3,7 +3,7 @@
 // (@huggingface/tokenizers) with the same timing method: one untimed warm-up pass over the first
 // 5% of the documents, then one timed pass over all of them, add_special_tokens=false.
 //
-//   pagedllm-tokenizer-bench --model_dir DIR --corpus FILE
+//   pagedllm-tokenizer-bench --model_dir DIR --corpus FILE [--dump OUT.json]
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -18,6 +18,10 @@
 
 ABSL_FLAG(std::string, model_dir, "", "directory with tokenizer.json (+ tokenizer_config.json)");
 ABSL_FLAG(std::string, corpus, "", "JSON array of documents to encode");
+ABSL_FLAG(std::string, dump, "",
+          "instead of timing: write, per document, the ids with special tokens added and the "
+          "text they decode to (skip_special_tokens) as a JSON array to this file, for comparing "
+          "with another implementation (tests/gpu/compare_tokenizers.py)");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -51,6 +55,21 @@ int main(int argc, char** argv) {
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
+  if (!absl::GetFlag(FLAGS_dump).empty()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const std::string& doc : docs) {
+      absl::StatusOr<std::vector<int32_t>> ids = (*tokenizer)->Encode(doc, true);
+      if (!ids.ok()) {
+        out.push_back({{"error", std::string(ids.status().message())}});
+        continue;
+      }
+      absl::StatusOr<std::string> decoded = (*tokenizer)->Decode(*ids, true);
+      out.push_back({{"ids", *ids}, {"text", decoded.ok() ? *decoded : std::string()}});
+    }
+    std::ofstream(absl::GetFlag(FLAGS_dump))
+        << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return 0;
+  }
   for (size_t i = 0; i < docs.size() / 20; ++i) (void)(*tokenizer)->Encode(docs[i], false);
   size_t tokens = 0;
   const auto start = std::chrono::steady_clock::now();

@@ -80,6 +80,18 @@ TEST(CudaSampleRowsTest, SmallVocabsMatchCpu) {  // also the compute-sanitizer s
   CompareBatch(3001, 16, DType::kBFloat16, 3, seed++);
 }
 
+// Batches small enough that each row is cut into several slices (vocab >= 2 * 4096 ids), small
+// enough for compute-sanitizer.
+TEST(CudaSampleRowsTest, SlicedRowsMatchCpu) {
+  uint64_t seed = 50;
+  for (int64_t vocab : {9000, 20001}) {
+    for (DType dtype : cuda_test::kFloatTypes) {
+      for (int64_t rows : {1, 3}) CompareBatch(vocab, rows, dtype, 1, seed++);
+    }
+  }
+  CompareBatch(20001, 2, DType::kBFloat16, 3, seed++);
+}
+
 TEST(CudaSampleRowsTest, LargeVocabsMatchCpu) {
   const int64_t batches[] = {1, 7, 64, 256};
   int i = 0;

@@ -1,7 +1,7 @@
 // sample_rows_bench: times CudaOps::SampleRows (CUDA events, median of 5 trials) at batch 1, 32,
-// 256 and vocab 32000, 128256, with top_p 0.9 + top_k 50 + temperature 0.8, and with temperature
-// only, and prints each against the floor of reading the logits once at 3000 GB/s.
-// Usage: sample_rows_bench [ordinal]
+// 256 and vocab 32000, 128256, with top_p 0.9 + top_k 50 + temperature 0.8, temperature only,
+// greedy + 5 logprobs, and top_p 0.9 + temperature 0.8, and prints each against the floor of
+// reading the logits once at 3000 GB/s. Usage: sample_rows_bench [ordinal]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -66,12 +66,12 @@ void Run(int ordinal) {
         PAGEDLLM_CHECK_OK(as_float.status());
         Tensor logits = Make(device, dtype, {batch, vocab});
         device.ops().Cast(*as_float, logits);
-        for (int config = 0; config < 3; ++config) {
+        for (int config = 0; config < 4; ++config) {
           std::vector<SampleRowParams> params(static_cast<size_t>(batch));
           for (int64_t p = 0; p < batch; ++p) {
             params[p].temperature = config == 2 ? 0.0f : 0.8f;
             params[p].top_k = config == 0 ? 50 : 0;
-            params[p].top_p = config == 0 ? 0.9f : 1.0f;
+            params[p].top_p = config == 0 || config == 3 ? 0.9f : 1.0f;
             params[p].num_top_logprobs = config == 2 ? 5 : 0;
             params[p].set_seed(static_cast<uint64_t>(p) * 77 + 1);
             params[p].set_draw(3);
@@ -93,7 +93,8 @@ void Run(int ordinal) {
           }
           const double ms = MedianMs(device, 10, [&] { device.ops().SampleRows(args); });
           const double floor_us = static_cast<double>(logits.bytes()) / kBandwidth * 1e6;
-          const char* names[] = {"top_p.9,top_k50,T.8", "T.8 only", "greedy+5 logprobs"};
+          const char* names[] = {"top_p.9,top_k50,T.8", "T.8 only", "greedy+5 logprobs",
+                                 "top_p.9,T.8"};
           std::printf("%-9s %6ld %7ld %-22s %10.1f %10.2f %7.1f\n", DTypeName(dtype),
                       static_cast<long>(batch), static_cast<long>(vocab), names[config], ms * 1e3,
                       floor_us, ms * 1e3 / floor_us);
