@@ -41,8 +41,8 @@ class SplitPreTokenizer : public PreTokenizer {
   SplitBehavior behavior_;
 };
 
-// On raw bytes (see the header): splits with GPT-2's pattern as the reference spells it (with
-// JavaScript's \s) and keeps the matches only.
+// On raw bytes (see the header): splits with GPT-2's pattern (\s as Unicode White_Space) and
+// keeps the matches only.
 class ByteLevelPreTokenizer : public PreTokenizer {
  public:
   ByteLevelPreTokenizer(bool add_prefix_space, std::unique_ptr<Regex> regex)
@@ -178,7 +178,10 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseByteLevel(const nlohmann::jso
   if (!use_regex.ok()) return use_regex.status();
   std::unique_ptr<Regex> regex;
   if (*use_regex) {
-    const std::string space = kJsSpaceClass;
+    // Unicode White_Space, as Hugging Face's Rust tokenizers (which trained the models) reads \s
+    // in this pattern. @huggingface/tokenizers uses JavaScript's \s here instead (U+FEFF in,
+    // U+0085 out): checked against Python's tokenizers on the GPU node (tests/gpu).
+    const std::string space = kWhiteSpaceClass;
     const std::string pattern =
         absl::StrCat("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^", space, "\\p{L}\\p{N}]+|[",
                      space, "]+(?![^", space, "])|[", space, "]+");

@@ -47,14 +47,10 @@ class Regex {
 // UNIMPLEMENTED, naming `what` and the construct.
 absl::StatusOr<std::string> OnigurumaToPcre2(std::string_view pattern, std::string_view what);
 
-// Character-class bodies (no brackets) of the two whitespace sets in use.
-// Unicode White_Space: what tokenizer.json patterns mean by \s.
+// Character-class body (no brackets) of Unicode White_Space: what tokenizer.json patterns (and
+// the ByteLevel pre-tokenizer's built-in one) mean by \s.
 inline constexpr char kWhiteSpaceClass[] =
     "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
     "\\x{202F}\\x{205F}\\x{3000}";
-// JavaScript's \s: what the reference ByteLevel pre-tokenizer's built-in pattern uses.
-inline constexpr char kJsSpaceClass[] =
-    "\\t\\n\\x0B\\f\\r\\x20\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
-    "\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}";
 
 }  // namespace pagedllm::tokenizer

@@ -93,7 +93,14 @@ def main(root, library):
                 if ids != mine.get("ids"):
                     id_diffs += 1
                     if len(examples) < 3:
-                        examples.append(("ids", doc[:60], ids[:12], (mine.get("ids") or [])[:12]))
+                        theirs_ids, my_ids = ids, mine.get("ids") or []
+                        k = 0
+                        while k < min(len(theirs_ids), len(my_ids)) and theirs_ids[k] == my_ids[k]:
+                            k += 1
+                        lo = max(0, k - 2)
+                        examples.append(("ids", f"first difference at token {k}",
+                                         [(i, tok.decode([i])) for i in theirs_ids[lo:k + 4]],
+                                         [(i, tok.decode([i])) for i in my_ids[lo:k + 4]]))
                     continue
                 text = tok.decode(ids)
                 if text != mine.get("text"):
