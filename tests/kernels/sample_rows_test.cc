@@ -194,11 +194,7 @@ TEST(CpuSampleRowsTest, MatchesFloat64ReferenceOverRandomRows) {
     const int num_top = static_cast<int>(std::min<int64_t>(vocab, kMaxSampleTopLogprobs));
     std::vector<float> logits;
     std::vector<SampleRowParams> params;
-    for (int64_t p = 0; p < rows; ++p) {
-      const std::vector<float> row = RandomRow(vocab, rng);
-      logits.insert(logits.end(), row.begin(), row.end());
-      params.push_back(RandomParams(vocab, num_top, rng));
-    }
+    RandomBatch(vocab, rows, num_top, rng, &logits, &params);
     const SampleOutputs out =
         RunSampleRows(Cpu(), DType::kFloat32, logits, rows, vocab, params, num_top);
     for (int64_t p = 0; p < rows; ++p) {
@@ -219,11 +215,7 @@ TEST(CpuSampleRowsTest, ShardLayoutsGiveTheSameResults) {
   const int num_top = 5;
   std::vector<float> logits;
   std::vector<SampleRowParams> params;
-  for (int64_t p = 0; p < rows; ++p) {
-    const std::vector<float> row = RandomRow(vocab, rng);
-    logits.insert(logits.end(), row.begin(), row.end());
-    params.push_back(RandomParams(vocab, num_top, rng));
-  }
+  RandomBatch(vocab, rows, num_top, rng, &logits, &params);
   const SampleOutputs one =
       RunSampleRows(Cpu(), DType::kFloat32, logits, rows, vocab, params, num_top, /*num_shards=*/1);
   for (int shards : {2, 3, 8}) {

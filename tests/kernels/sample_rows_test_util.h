@@ -75,6 +75,17 @@ inline SampleRowParams RandomParams(int64_t vocab, int num_top, std::mt19937_64&
   return p;
 }
 
+// `rows` random rows of `vocab` logits, appended to `logits` ([rows, vocab] row-major), each with
+// random sampling parameters.
+inline void RandomBatch(int64_t vocab, int64_t rows, int num_top, std::mt19937_64& rng,
+                        std::vector<float>* logits, std::vector<SampleRowParams>* params) {
+  for (int64_t p = 0; p < rows; ++p) {
+    const std::vector<float> row = RandomRow(vocab, rng);
+    logits->insert(logits->end(), row.begin(), row.end());
+    params->push_back(RandomParams(vocab, num_top, rng));
+  }
+}
+
 template <typename T>
 Tensor Upload(Device& device, DType dtype, std::vector<int64_t> shape, const std::vector<T>& v) {
   absl::StatusOr<Tensor> tensor = device.FromHost<T>(dtype, std::move(shape), v);

@@ -1,14 +1,21 @@
 // pagedllm-bench: offline-throughput and latency benchmark against a running coordinator.
 // Sends --num_requests requests of random prompt token ids (fixed seed), at most --concurrency
-// in flight, each generating exactly --output_len tokens (ignore_eos), and prints throughput and
+// in flight, each generating exactly its output length (ignore_eos), and prints throughput and
 // latency percentiles, plus the server's step count.
+//   --workload fixed (default): every request has --prompt_len and --output_len tokens;
+//   --workload sharegpt: lengths drawn per request from log-normal distributions with the means
+//     of the ShareGPT trace in the PagedAttention paper (161 prompt, 338 output tokens; sigma 1),
+//     clipped to [4, --max_len / 2] each: a synthetic stand-in with ShareGPT's shape, not the
+//     dataset itself.
 //   pagedllm-bench --address localhost:50051 --num_requests 64 --prompt_len 128 --output_len 128
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -26,6 +33,8 @@ ABSL_FLAG(int, output_len, 128, "generated tokens per request");
 ABSL_FLAG(int, vocab_low, 3, "prompt ids are drawn from [vocab_low, vocab_high)");
 ABSL_FLAG(int, vocab_high, 0, "upper bound of prompt ids (0: the server's vocab size)");
 ABSL_FLAG(uint64_t, seed, 1234, "seed of the prompts");
+ABSL_FLAG(std::string, workload, "fixed", "fixed or sharegpt (see the file comment)");
+ABSL_FLAG(int, max_len, 2048, "sharegpt: prompt and output are each at most max_len / 2");
 ABSL_FLAG(double, temperature, 0.0, "sampling temperature (0: greedy)");
 ABSL_FLAG(double, top_p, 1.0, "nucleus mass (1: off)");
 ABSL_FLAG(int, top_k, 0, "top-k (0: off)");
@@ -72,13 +81,29 @@ int main(int argc, char** argv) {
   const int num_requests = absl::GetFlag(FLAGS_num_requests);
   std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
   std::uniform_int_distribution<int> token(absl::GetFlag(FLAGS_vocab_low), vocab_high - 1);
+  const std::string workload = absl::GetFlag(FLAGS_workload);
+  if (workload != "fixed" && workload != "sharegpt") {
+    std::fprintf(stderr, "--workload must be fixed or sharegpt, got %s\n", workload.c_str());
+    return 2;
+  }
+  // Log-normal with sigma 1 has mean exp(mu + 1/2): mu = ln(mean) - 1/2.
+  std::lognormal_distribution<double> prompt_dist(std::log(161.0) - 0.5, 1.0);
+  std::lognormal_distribution<double> output_dist(std::log(338.0) - 0.5, 1.0);
+  const int length_cap = std::max(4, absl::GetFlag(FLAGS_max_len) / 2);
+  const auto draw = [&](std::lognormal_distribution<double>& dist) {
+    return static_cast<int>(std::clamp(std::lround(dist(rng)), 4L, static_cast<long>(length_cap)));
+  };
   std::vector<pagedllm::v1::GenerateRequest> requests(num_requests);
+  long prompt_tokens = 0, planned_output_tokens = 0;
   for (size_t r = 0; r < requests.size(); ++r) {
     pagedllm::v1::GenerateRequest& request = requests[r];
-    for (int i = 0; i < absl::GetFlag(FLAGS_prompt_len); ++i) {
-      request.mutable_token_ids()->add_ids(token(rng));
-    }
-    request.mutable_sampling()->set_max_tokens(absl::GetFlag(FLAGS_output_len));
+    const bool sharegpt = workload == "sharegpt";
+    const int prompt_len = sharegpt ? draw(prompt_dist) : absl::GetFlag(FLAGS_prompt_len);
+    const int output_len = sharegpt ? draw(output_dist) : absl::GetFlag(FLAGS_output_len);
+    prompt_tokens += prompt_len;
+    planned_output_tokens += output_len;
+    for (int i = 0; i < prompt_len; ++i) request.mutable_token_ids()->add_ids(token(rng));
+    request.mutable_sampling()->set_max_tokens(output_len);
     request.mutable_sampling()->set_temperature(
         static_cast<float>(absl::GetFlag(FLAGS_temperature)));
     request.mutable_sampling()->set_top_p(static_cast<float>(absl::GetFlag(FLAGS_top_p)));
@@ -129,16 +154,19 @@ int main(int argc, char** argv) {
     ttft.push_back(timing.first_token_s);
     latency.push_back(timing.total_s);
   }
-  const long prompt_tokens = static_cast<long>(num_requests) * absl::GetFlag(FLAGS_prompt_len);
   const uint64_t steps = after.num_steps() - before.num_steps();
   std::printf("device %s\n", after.device().c_str());
-  std::printf("model %s, tp %d, %d requests (%d failed), prompt %d, output %d, concurrency %d\n",
-              after.model().c_str(), after.tp_size(), num_requests, failed,
-              absl::GetFlag(FLAGS_prompt_len), absl::GetFlag(FLAGS_output_len),
-              absl::GetFlag(FLAGS_concurrency));
+  std::printf(
+      "model %s, tp %d, %d requests (%d failed), workload %s: %.1f prompt and %.1f output tokens "
+      "per request, concurrency %d\n",
+      after.model().c_str(), after.tp_size(), num_requests, failed, workload.c_str(),
+      static_cast<double>(prompt_tokens) / num_requests,
+      static_cast<double>(planned_output_tokens) / num_requests, absl::GetFlag(FLAGS_concurrency));
   std::printf("wall %.3f s: %.2f requests/s, %.1f output tokens/s, %.1f total tokens/s\n", wall_s,
               num_requests / wall_s, output_tokens / wall_s,
               (output_tokens + prompt_tokens) / wall_s);
+  std::printf("per worker (GPU): %.1f output tokens/s\n",
+              output_tokens / wall_s / std::max(1, after.tp_size()));
   std::printf("engine: %lu steps, %.2f ms per step, %lu preemptions\n",
               static_cast<unsigned long>(steps), steps ? 1e3 * wall_s / steps : 0.0,
               static_cast<unsigned long>(after.num_preemptions() - before.num_preemptions()));
@@ -151,7 +179,8 @@ int main(int argc, char** argv) {
     // Floor of a decode step: every weight byte and every cached K/V byte read once per step, at
     // the full batch (concurrency sequences) and the mean context (prompt + output / 2).
     const double batch = std::min(absl::GetFlag(FLAGS_concurrency), num_requests);
-    const double context = absl::GetFlag(FLAGS_prompt_len) + absl::GetFlag(FLAGS_output_len) / 2.0;
+    const double context =
+        (static_cast<double>(prompt_tokens) + planned_output_tokens / 2.0) / num_requests;
     const double bytes =
         after.weight_bytes_per_worker() + batch * context * after.kv_bytes_per_token_per_worker();
     const double floor_ms = 1e3 * bytes / (absl::GetFlag(FLAGS_memory_gbps) * 1e9);

@@ -38,11 +38,7 @@ void CompareBatch(int64_t vocab, int64_t rows, DType dtype, int num_shards, uint
   const int num_top = 5;
   std::vector<float> logits;
   std::vector<SampleRowParams> params;
-  for (int64_t p = 0; p < rows; ++p) {
-    const std::vector<float> row = RandomRow(vocab, rng);
-    logits.insert(logits.end(), row.begin(), row.end());
-    params.push_back(RandomParams(vocab, num_top, rng));
-  }
+  RandomBatch(vocab, rows, num_top, rng, &logits, &params);
   logits = RoundAll(dtype, std::move(logits));
   const SampleOutputs want =
       RunSampleRows(Cpu(), DType::kFloat32, logits, rows, vocab, params, num_top);

@@ -118,7 +118,8 @@ const PROSE = [
   "I 'm sure you 've seen it ; it 's n't there .",
 ];
 
-function mulberry32(seed) {
+// A small seeded PRNG (mulberry32): the corpus and the oracle's random id sequences.
+export function mulberry32(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6D2B79F5) >>> 0;
