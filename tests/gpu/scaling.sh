@@ -150,5 +150,5 @@ echo
 echo "=== summary (step and floor: decode ms at 128/128 tokens; b1_speedup: tp1's b1 step over this"
 echo "    one; offline: $offline_desc, output tokens/s over tp; ar: ${ALLREDUCE_DTYPE:-bfloat16}"
 echo "    all-reduce of [batch, hidden], mean of synced single calls):"
-column -t -s $'\t' "$summary"
+if command -v column > /dev/null; then column -t -s $'\t' "$summary"; else cat "$summary"; fi
 exit $status
