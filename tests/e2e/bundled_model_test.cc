@@ -79,5 +79,38 @@ TEST(BundledModelTest, DecodeGraphPathTp2) {
   ExpectGolden(options, false);
 }
 
+// Seeded sampling (SampleRows on the workers): the same seed gives the same tokens run after run
+// and at tp 1 and 2 (the op reads the vocab-parallel logits in any shard layout and draws from
+// Philox keyed by seed, draw and token); other seeds give other tokens.
+std::vector<int32_t> SampleWithSeed(Cluster& cluster, uint64_t seed) {
+  pagedllm::v1::GenerateRequest request = GreedyRequest({0, 476, 290, 1489, 272, 1156}, 32);
+  request.mutable_sampling()->set_temperature(1.0f);
+  request.mutable_sampling()->set_top_k(50);
+  request.mutable_sampling()->set_top_p(0.95f);
+  request.mutable_sampling()->set_seed(seed);
+  request.mutable_sampling()->set_ignore_eos(true);
+  const GenerateOutcome outcome = Generate(cluster.stub(), request);
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(outcome.token_ids.size(), 32u);
+  return outcome.token_ids;
+}
+
+TEST(BundledModelTest, SeededSamplingRepeatsAcrossRunsAndTensorParallelism) {
+  std::vector<std::vector<int32_t>> by_tp;
+  for (int tp : {1, 2}) {
+    auto cluster = Cluster::Start(ClusterOptions(ModelDir(), tp));
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    const std::vector<int32_t> first = SampleWithSeed(**cluster, 1234);
+    EXPECT_EQ(SampleWithSeed(**cluster, 1234), first) << "tp " << tp << ": the same seed again";
+    int differing = 0;
+    for (uint64_t other : {1ull, 2ull, 3ull})
+      differing += SampleWithSeed(**cluster, other) != first;
+    EXPECT_GE(differing, 2) << "tp " << tp << ": other seeds should give other tokens";
+    by_tp.push_back(first);
+    EXPECT_TRUE((*cluster)->Stop().ok());
+  }
+  EXPECT_EQ(by_tp[0], by_tp[1]) << "seed 1234 at tp 1 and tp 2";
+}
+
 }  // namespace
 }  // namespace pagedllm::testing
