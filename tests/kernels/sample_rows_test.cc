@@ -24,7 +24,7 @@ namespace {
 namespace sm = sampling;
 using sample_test::kNan;
 using sample_test::kNegInf;
-using sample_test::RandomParams;
+using sample_test::RandomBatch;
 using sample_test::RandomRow;
 using sample_test::RunSampleRows;
 using sample_test::SampleOutputs;

@@ -20,7 +20,7 @@ namespace {
 using cuda_test::Cpu;
 using cuda_test::Gpu;
 using cuda_test::RoundAll;
-using sample_test::RandomParams;
+using sample_test::RandomBatch;
 using sample_test::RandomRow;
 using sample_test::RunSampleRows;
 using sample_test::SampleOutputs;
