@@ -23,7 +23,8 @@ bool DecodeGraphs::CanRun(const HostBatch& batch) const {
   const int seqs = batch.num_seqs();
   return seqs > 0 && seqs <= max_batch_ && batch.num_tokens() == seqs &&
          static_cast<int>(batch.sample_rows.size()) == seqs &&
-         batch.max_blocks_per_seq <= max_blocks_per_seq_;
+         batch.max_blocks_per_seq <= max_blocks_per_seq_ &&
+         failed_.count({BucketSize(seqs), TableWidth(batch.max_blocks_per_seq)}) == 0;
 }
 
 int DecodeGraphs::BucketSize(int num_seqs) const {
@@ -99,11 +100,23 @@ absl::StatusOr<Tensor> DecodeGraphs::Run(const HostBatch& batch) {
     // Warm up eagerly (kernels size their workspaces outside the capture), then capture.
     PAGEDLLM_ASSIGN_OR_RETURN(Tensor warm, model_->Forward(bucket->inputs, *cache_));
     device_->Synchronize();
-    PAGEDLLM_ASSIGN_OR_RETURN(
-        bucket->graph, device_->CaptureGraph([this, bucket]() -> absl::Status {
+    absl::StatusOr<std::unique_ptr<kernels::DeviceGraph>> graph =
+        device_->CaptureGraph([this, bucket]() -> absl::Status {
           PAGEDLLM_ASSIGN_OR_RETURN(bucket->logits, model_->Forward(bucket->inputs, *cache_));
           return absl::OkStatus();
-        }));
+        });
+    if (!graph.ok()) {
+      const std::pair<int, int> key = {bucket->size, bucket->table_width};
+      if (absl::IsResourceExhausted(graph.status())) {
+        PAGEDLLM_LOG(WARNING) << "no memory to capture the decode graph for batch " << key.first
+                              << " x " << key.second
+                              << " blocks; such steps run without a graph: " << graph.status();
+        failed_.insert(key);
+      }
+      buckets_.erase(key);
+      return graph.status();
+    }
+    bucket->graph = *std::move(graph);
     PAGEDLLM_LOG(INFO) << "captured the decode graph for batch " << bucket->size << " x "
                        << bucket->table_width << " blocks (" << buckets_.size() << " graphs)";
   }

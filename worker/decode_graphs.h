@@ -14,6 +14,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 
 #include "absl/status/statusor.h"
 #include "kernels/device.h"
@@ -29,10 +30,15 @@ class DecodeGraphs {
   DecodeGraphs(kernels::Device* device, LlamaModel* model, KvCache* cache, int max_batch,
                int max_blocks_per_seq);
 
-  // True when `batch` is decode-only and fits the largest bucket.
+  // True when `batch` is decode-only, fits the largest bucket, and its bucket's capture has not
+  // failed before.
   bool CanRun(const HostBatch& batch) const;
   // This rank's logits of the batch's sampled rows: [num_seqs, vocab_local] (a view into the
-  // bucket's output: valid until the next Run).
+  // bucket's output: valid until the next Run). When capturing the bucket's graph runs out of
+  // memory (graphs are captured after the KV pool took its share), returns RESOURCE_EXHAUSTED and
+  // remembers the bucket, so CanRun refuses it from then on: the caller runs the step eagerly.
+  // Other ranks may have captured the same bucket; that is fine, as a replay issues the same
+  // collectives in the same order as an eager forward pass.
   absl::StatusOr<kernels::Tensor> Run(const HostBatch& batch);
 
   int num_captured() const { return static_cast<int>(buckets_.size()); }
@@ -57,6 +63,7 @@ class DecodeGraphs {
   const int max_batch_;
   const int max_blocks_per_seq_;
   std::map<std::pair<int, int>, std::unique_ptr<Bucket>> buckets_;  // by (size, table_width)
+  std::set<std::pair<int, int>> failed_;  // buckets whose capture ran out of memory
 };
 
 }  // namespace pagedllm::worker

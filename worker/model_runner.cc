@@ -202,8 +202,14 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
   if (host.num_seqs() > 0) {
     Tensor logits_local;
     if (graphs_ != nullptr && graphs_->CanRun(host)) {
-      PAGEDLLM_ASSIGN_OR_RETURN(logits_local, graphs_->Run(host));
-    } else {
+      absl::StatusOr<Tensor> replayed = graphs_->Run(host);
+      // Out of memory for this bucket's graph: it runs eagerly (now and from then on).
+      if (!replayed.ok() && !absl::IsResourceExhausted(replayed.status())) {
+        return replayed.status();
+      }
+      if (replayed.ok()) logits_local = *std::move(replayed);
+    }
+    if (logits_local.empty()) {
       PAGEDLLM_ASSIGN_OR_RETURN(ForwardBatch batch, Upload(host));
       PAGEDLLM_ASSIGN_OR_RETURN(logits_local, model_->Forward(batch, cache_));
     }

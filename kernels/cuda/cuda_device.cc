@@ -110,6 +110,12 @@ absl::StatusOr<void*> CudaDevice::TakeBlock(size_t bytes, size_t rounded) {
   cudaError_t error = cudaMalloc(&data, rounded);
   if (error == cudaErrorMemoryAllocation) {
     cudaGetLastError();  // cudaMalloc's failure is not sticky; clear it for the launch checks
+    if (capture_blocks_ != nullptr) {
+      // Emptying the cache synchronises the stream, which a capture forbids: fail instead, and
+      // let the caller run the step without a graph.
+      return absl::ResourceExhaustedError(absl::StrCat(name_, ": out of memory allocating ", bytes,
+                                                       " bytes while capturing a graph"));
+    }
     const size_t cached_bytes = bytes_reserved_ - bytes_in_use_;
     EmptyCache();
     error = cudaMalloc(&data, rounded);
@@ -198,9 +204,9 @@ absl::StatusOr<void*> CudaDevice::AllocatePinnedHost(size_t bytes) {
   const cudaError_t error = cudaHostAlloc(&data, std::max<size_t>(bytes, 1), cudaHostAllocDefault);
   if (error != cudaSuccess) {
     cudaGetLastError();  // a failed allocation is not sticky: clear it so later checks pass
-    return absl::ResourceExhaustedError(absl::StrCat("cudaHostAlloc of ", bytes,
-                                                     " bytes of pinned host memory failed: ",
-                                                     cudaGetErrorString(error)));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cudaHostAlloc of ", bytes,
+                     " bytes of pinned host memory failed: ", cudaGetErrorString(error)));
   }
   return data;
 }

@@ -100,7 +100,9 @@ def serve(bin_dir, model_dir, tp, dtype, log_path):
     port = free_port()
     port_file = f"/tmp/pagedllm-port-{port}"
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    if tp > 1:
+    # tp > 1 shares GPU 0 (NCCL over sockets) unless the node has a GPU per rank and
+    # PAGEDLLM_COMPARE_GPU_PER_RANK=1 asks for real NCCL between GPUs.
+    if tp > 1 and os.environ.get("PAGEDLLM_COMPARE_GPU_PER_RANK") != "1":
         env["PAGEDLLM_SHARE_ONE_GPU"] = "1"
     cmd = [f"{bin_dir}/pagedllm-coordinator", f"--model={model_dir}", f"--tp={tp}", "--device=cuda",
            f"--dtype={dtype}", "--host=127.0.0.1", f"--port={port}", f"--port_file={port_file}",

@@ -11,7 +11,8 @@
 #      (ShareGPT-like lengths), else fixed lengths of ShareGPT's means (161 prompt, 338 output).
 # Logs go to OUT_DIR/tp$tp/; a summary table (also OUT_DIR/summary.tsv) ends the run. Exit status
 # is non-zero when any step failed. Knobs (environment): SCALING_MODELS (default
-# "llama-3-8b llama-3-70b"), OFFLINE_REQUESTS (512), GPU_MEMORY_UTILIZATION (0.9),
+# "llama-3-8b llama-3-70b"), OFFLINE_REQUESTS (512), GPU_MEMORY_UTILIZATION (0.9), MEMORY_GBPS
+# (the copy bandwidth the floors use; 3000 = H100 80GB, measure it on other GPUs),
 # ALLREDUCE_DTYPE (bfloat16), ALLREDUCE_ITERS (100).
 set -uo pipefail
 usage="usage: scaling.sh BUNDLE.tar.xz OUT_DIR [\"1 2 4 8\"]"
@@ -80,7 +81,8 @@ serve_bench() {  # serve_bench TP MODEL DIR: a coordinator with --tp TP, then th
     --concurrency 1 --prompt_len 16 --output_len 16
   for batch in 1 64; do
     run "$dir/bench-$model-b$batch.log" "$bin/pagedllm-bench" --address "$address" \
-      --num_requests "$batch" --concurrency "$batch" --prompt_len 128 --output_len 128
+      --num_requests "$batch" --concurrency "$batch" --prompt_len 128 --output_len 128 \
+      --memory_gbps "${MEMORY_GBPS:-3000}"
   done
   run "$dir/offline-$model.log" "$bin/pagedllm-bench" --address "$address" \
     --num_requests "$offline_requests" --concurrency "$offline_requests" "${offline_flags[@]}"
