@@ -17,11 +17,8 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "kernels/device.h"
-#include "parallel/mpi_communicator.h"
 #include "parallel/mpi_session.h"
-#ifdef PAGEDLLM_WITH_CUDA
-#include "parallel/nccl_communicator.h"
-#endif
+#include "parallel/rank_setup.h"
 #include "worker/control_loop.h"
 #include "worker/kv_cache_sizing.h"
 #include "worker/model/kv_swap_space.h"
@@ -50,32 +47,10 @@ namespace {
 
 absl::Status Run(parallel::MpiSession& mpi) {
   const int rank = mpi.rank();
-  const std::string device_name = absl::GetFlag(FLAGS_device);
-  std::unique_ptr<kernels::Device> device;
-  if (device_name == "cpu") {
-    device = kernels::MakeCpuDevice();
-  } else if (device_name == "cuda") {
-    // PAGEDLLM_SHARE_ONE_GPU=1 (correctness tests of tp > 1 on one GPU): every rank uses GPU 0,
-    // and NCCL, which refuses two ranks on one GPU of one host, is told each rank is a host of
-    // its own, so it talks over sockets (see GPU-NODES.md). Never for speed.
-    int ordinal = mpi.local_rank();
-    if (getenv("PAGEDLLM_SHARE_ONE_GPU") != nullptr) {
-      ordinal = 0;
-      setenv("NCCL_HOSTID", absl::StrCat("pagedllm-rank-", rank).c_str(), 1);
-    }
-    PAGEDLLM_ASSIGN_OR_RETURN(device, kernels::MakeCudaDevice(ordinal));
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--device must be cpu or cuda, got \"", device_name, "\""));
-  }
-  std::unique_ptr<parallel::Communicator> comm;
-  if (device->type() == kernels::DeviceType::kCpu) {
-    comm = std::make_unique<parallel::MpiCommunicator>(mpi);
-  } else {
-#ifdef PAGEDLLM_WITH_CUDA
-    PAGEDLLM_ASSIGN_OR_RETURN(comm, parallel::NcclCommunicator::Create(mpi, *device));
-#endif
-  }
+  PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<kernels::Device> device,
+                            parallel::OpenRankDevice(mpi, absl::GetFlag(FLAGS_device)));
+  PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<parallel::Communicator> comm,
+                            parallel::OpenCommunicator(mpi, *device));
 
   LoadOptions load_options;
   load_options.dtype = absl::GetFlag(FLAGS_dtype);
@@ -168,18 +143,5 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "mpirun -np N pagedllm-worker --coordinator HOST:PORT --model DIR [--device cpu|cuda]");
   absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<pagedllm::parallel::MpiSession> mpi =
-      pagedllm::parallel::MpiSession::Init(&argc, &argv);
-  if (!mpi.ok()) {
-    PAGEDLLM_LOG(ERROR) << mpi.status();
-    return 1;
-  }
-  pagedllm::SetLogPrefix(absl::StrCat("worker[", mpi->rank(), "]"));
-  const absl::Status status = pagedllm::worker::Run(*mpi);
-  if (!status.ok()) {
-    PAGEDLLM_LOG(ERROR) << status;
-    // Other ranks may be blocked in a collective: take the whole job down.
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  return 0;
+  return pagedllm::parallel::RunUnderMpi(&argc, &argv, "worker", pagedllm::worker::Run);
 }

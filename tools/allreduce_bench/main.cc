@@ -36,11 +36,8 @@
 #include "kernels/cpu/half_conversion.h"
 #include "kernels/device.h"
 #include "parallel/communicator.h"
-#include "parallel/mpi_communicator.h"
 #include "parallel/mpi_session.h"
-#ifdef PAGEDLLM_WITH_CUDA
-#include "parallel/nccl_communicator.h"
-#endif
+#include "parallel/rank_setup.h"
 
 ABSL_FLAG(std::string, device, "cpu", "cpu (MPI, float32 only) or cuda (NCCL)");
 ABSL_FLAG(std::string, dtype, "bfloat16", "bfloat16, float16 or float32");
@@ -209,39 +206,6 @@ absl::StatusOr<Timing> Time(const parallel::MpiSession& mpi, kernels::Device& de
   return timing;
 }
 
-absl::StatusOr<std::unique_ptr<kernels::Device>> MakeDevice(const parallel::MpiSession& mpi,
-                                                            const std::string& name) {
-  if (name == "cpu") return kernels::MakeCpuDevice();
-  if (name != "cuda") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--device must be cpu or cuda, got \"", name, "\""));
-  }
-  // The GPU choice of worker/main.cc, duplicated (five lines there, inside Run): GPU = local
-  // rank; PAGEDLLM_SHARE_ONE_GPU puts every rank on GPU 0 with a per-rank NCCL_HOSTID so NCCL
-  // accepts it (sockets over loopback: correctness only, see GPU-NODES.md).
-  int ordinal = mpi.local_rank();
-  if (getenv("PAGEDLLM_SHARE_ONE_GPU") != nullptr) {
-    ordinal = 0;
-    setenv("NCCL_HOSTID", absl::StrCat("pagedllm-rank-", mpi.rank()).c_str(), 1);
-  }
-  return kernels::MakeCudaDevice(ordinal);
-}
-
-absl::StatusOr<std::unique_ptr<parallel::Communicator>> MakeCommunicator(
-    const parallel::MpiSession& mpi, kernels::Device& device) {
-  if (device.type() == kernels::DeviceType::kCpu) {
-    return std::unique_ptr<parallel::Communicator>(
-        std::make_unique<parallel::MpiCommunicator>(mpi));
-  }
-#ifdef PAGEDLLM_WITH_CUDA
-  PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<parallel::NcclCommunicator> nccl,
-                            parallel::NcclCommunicator::Create(mpi, device));
-  return std::unique_ptr<parallel::Communicator>(std::move(nccl));
-#else
-  return absl::UnimplementedError("built without CUDA: no NCCL communicator");
-#endif
-}
-
 absl::Status Run(const parallel::MpiSession& mpi) {
   PAGEDLLM_ASSIGN_OR_RETURN(const DType dtype, kernels::DTypeFromName(absl::GetFlag(FLAGS_dtype)));
   if (dtype == DType::kInt32) {
@@ -261,9 +225,10 @@ absl::Status Run(const parallel::MpiSession& mpi) {
     return absl::InvalidArgumentError(
         absl::StrCat("--iters must be >= 1 and --warmup >= 0, got ", iters, " and ", warmup));
   }
-  PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<kernels::Device> device, MakeDevice(mpi, device_name));
+  PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<kernels::Device> device,
+                            parallel::OpenRankDevice(mpi, device_name));
   PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<parallel::Communicator> comm,
-                            MakeCommunicator(mpi, *device));
+                            parallel::OpenCommunicator(mpi, *device));
 
   const int n = mpi.world_size();
   if (mpi.rank() == 0) {
@@ -301,18 +266,7 @@ int main(int argc, char** argv) {
       "mpirun -np N pagedllm-allreduce-bench [--device cpu|cuda] [--dtype bfloat16] "
       "[--sizes 4096,1M] [--iters 100]");
   absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<pagedllm::parallel::MpiSession> mpi =
-      pagedllm::parallel::MpiSession::Init(&argc, &argv);
-  if (!mpi.ok()) {
-    PAGEDLLM_LOG(ERROR) << mpi.status();
-    return 1;
-  }
-  pagedllm::SetLogPrefix(absl::StrCat("allreduce-bench[", mpi->rank(), "]"));
-  const absl::Status status = pagedllm::tools::Run(*mpi);
-  if (!status.ok()) {
-    PAGEDLLM_LOG(ERROR) << status;
-    // Other ranks may be blocked in a collective: take the whole job down.
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  return 0;
+  return pagedllm::parallel::RunUnderMpi(
+      &argc, &argv, "allreduce-bench",
+      [](pagedllm::parallel::MpiSession& mpi) { return pagedllm::tools::Run(mpi); });
 }
