@@ -35,14 +35,8 @@ void CpuOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor& 
 // order; callers keep destinations distinct from sources (the CUDA kernel copies in parallel).
 void CpuOps::CopyBlocks(const Tensor& cache, const Tensor& pairs) {
   constexpr const char* kOp = "CopyBlocks";
-  CheckOnDevice(kOp, "cache", cache, device_);
-  CheckTensor(kOp, "pairs", pairs, device_, DType::kInt32);
-  PAGEDLLM_CHECK(cache.rank() >= 1, kOp, ": cache must be [num_blocks, ...], got ",
-                 cache.ShapeString());
-  PAGEDLLM_CHECK(pairs.rank() == 2 && pairs.dim(1) == 2, kOp, ": pairs must be [num_pairs, 2], ",
-                 "got ", pairs.ShapeString());
+  const size_t block_bytes = CheckCopyBlocksArgs(device_, cache, pairs);
   const int64_t num_blocks = cache.dim(0);
-  const size_t block_bytes = num_blocks == 0 ? 0 : cache.bytes() / num_blocks;
   const int32_t* pair_data = pairs.data<int32_t>();
   char* data = static_cast<char*>(cache.raw_data());
   for (int64_t i = 0; i < pairs.dim(0); ++i) {

@@ -131,4 +131,23 @@ void CheckRopeQkvArgs(const Device* device, const RopeQkvParams& p, DType dtype)
                  num_tokens, ", ", (num_heads + 2 * num_kv_heads) * head_dim, "] (", shapes(), ")");
 }
 
+size_t CheckCopyBlocksArgs(const Device* device, const Tensor& cache, const Tensor& pairs) {
+  constexpr const char* kOp = "CopyBlocks";
+  CheckOnDevice(kOp, "cache", cache, device);
+  CheckTensor(kOp, "pairs", pairs, device, DType::kInt32);
+  PAGEDLLM_CHECK(cache.rank() >= 1, kOp, ": cache must be [num_blocks, ...], got ",
+                 cache.ShapeString());
+  PAGEDLLM_CHECK(pairs.rank() == 2 && pairs.dim(1) == 2, kOp, ": pairs must be [num_pairs, 2], ",
+                 "got ", pairs.ShapeString());
+  return cache.dim(0) == 0 ? 0 : cache.bytes() / static_cast<size_t>(cache.dim(0));
+}
+
+void CheckCastArgs(const Device* device, const Tensor& in, const Tensor& out) {
+  constexpr const char* kOp = "Cast";
+  CheckOnDevice(kOp, "in", in, device);
+  CheckOnDevice(kOp, "out", out, device);
+  PAGEDLLM_CHECK(in.shape() == out.shape(), kOp, ": shapes differ (",
+                 DescribeTensors({{"in", &in}, {"out", &out}}), ")");
+}
+
 }  // namespace pagedllm::kernels::cpu

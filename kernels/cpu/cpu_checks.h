@@ -34,5 +34,9 @@ void CheckRopeQkvArgs(const Device* device, const RopeQkvParams& p, DType dtype)
 void CheckWriteKvCacheArgs(const Device* device, const Tensor& key, const Tensor& value,
                            const Tensor& slot_mapping, const Tensor& key_cache,
                            const Tensor& value_cache);
+// CopyBlocks: cache [num_blocks, ...], pairs [num_pairs, 2] int32. Returns one block's bytes.
+size_t CheckCopyBlocksArgs(const Device* device, const Tensor& cache, const Tensor& pairs);
+// Cast: in and out on `device`, the same shape.
+void CheckCastArgs(const Device* device, const Tensor& in, const Tensor& out);
 
 }  // namespace pagedllm::kernels::cpu

@@ -113,10 +113,7 @@ void CpuOps::ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tens
 // nearest even), and any dtype copies to itself.
 void CpuOps::Cast(const Tensor& in, const Tensor& out) {
   constexpr const char* kOp = "Cast";
-  CheckOnDevice(kOp, "in", in, device_);
-  CheckOnDevice(kOp, "out", out, device_);
-  PAGEDLLM_CHECK(in.shape() == out.shape(), kOp, ": shapes differ (",
-                 DescribeTensors({{"in", &in}, {"out", &out}}), ")");
+  CheckCastArgs(device_, in, out);
   if (in.dtype() == out.dtype()) {
     if (in.raw_data() != out.raw_data()) std::memmove(out.raw_data(), in.raw_data(), in.bytes());
     return;

@@ -11,9 +11,6 @@
 namespace pagedllm::kernels {
 namespace {
 
-using cpu::CheckOnDevice;
-using cpu::CheckRank;
-using cpu::CheckTensor;
 using cpu::DescribeTensors;
 
 }  // namespace
@@ -50,16 +47,8 @@ void CudaOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor&
 // cache: [num_blocks, ...], pairs: [num_pairs, 2] int32 of (src, dst). All pairs are copied in
 // one launch, in parallel: callers keep destinations distinct from every source.
 void CudaOps::CopyBlocks(const Tensor& cache, const Tensor& pairs) {
-  constexpr const char* kOp = "CopyBlocks";
-  CheckOnDevice(kOp, "cache", cache, device_);
-  CheckTensor(kOp, "pairs", pairs, device_, DType::kInt32);
-  PAGEDLLM_CHECK(cache.rank() >= 1, kOp, ": cache must be [num_blocks, ...], got ",
-                 cache.ShapeString());
-  PAGEDLLM_CHECK(pairs.rank() == 2 && pairs.dim(1) == 2, kOp, ": pairs must be [num_pairs, 2], ",
-                 "got ", pairs.ShapeString());
+  const int64_t block_bytes = static_cast<int64_t>(cpu::CheckCopyBlocksArgs(device_, cache, pairs));
   const int64_t num_blocks = cache.dim(0);
-  const int64_t block_bytes =
-      num_blocks == 0 ? 0 : static_cast<int64_t>(cache.bytes()) / num_blocks;
   cuda::LaunchCopyBlocks(cache.raw_data(), pairs.data<int32_t>(), pairs.dim(0), num_blocks,
                          block_bytes, stream());
 }
@@ -68,10 +57,7 @@ void CudaOps::CopyBlocks(const Tensor& cache, const Tensor& pairs) {
 // nearest even), and any dtype copies to itself.
 void CudaOps::Cast(const Tensor& in, const Tensor& out) {
   constexpr const char* kOp = "Cast";
-  CheckOnDevice(kOp, "in", in, device_);
-  CheckOnDevice(kOp, "out", out, device_);
-  PAGEDLLM_CHECK(in.shape() == out.shape(), kOp, ": shapes differ (",
-                 DescribeTensors({{"in", &in}, {"out", &out}}), ")");
+  cpu::CheckCastArgs(device_, in, out);
   if (in.dtype() == out.dtype()) {
     if (in.raw_data() != out.raw_data() && in.bytes() > 0) {
       PAGEDLLM_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), in.raw_data(), in.bytes(),
