@@ -56,6 +56,11 @@ ABSL_FLAG(double, cpu_kv_cache_gib, 1.0, "CPU backend: GiB of KV cache per worke
 ABSL_FLAG(double, swap_space_gib, 0.0,
           "GiB of pinned host memory per worker for swapped-out KV blocks (0: none)");
 ABSL_FLAG(int, max_num_seqs, 256, "most sequences in one step");
+ABSL_FLAG(bool, enable_prefix_caching, true,
+          "reuse the KV blocks of cached prompt prefixes (automatic prefix caching)");
+ABSL_FLAG(std::string, preemption_mode, "auto",
+          "when KV blocks run out: auto (swap groups of several sequences, recompute single "
+          "ones), swap or recompute; swapping needs --swap_space_gib");
 ABSL_FLAG(int, max_num_batched_tokens, 2048, "most tokens computed in one step");
 ABSL_FLAG(int, max_waiting, 1024, "most queued requests; more is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_model_len, 0, "longest sequence (0: the model's max_position_embeddings)");
@@ -191,6 +196,13 @@ int Run() {
     return 2;
   }
 
+  absl::StatusOr<PreemptionMode> preemption_mode =
+      ParsePreemptionMode(absl::GetFlag(FLAGS_preemption_mode));
+  if (!preemption_mode.ok()) {
+    PAGEDLLM_LOG(ERROR) << preemption_mode.status();
+    return 2;
+  }
+
   // The tokenizer first: a malformed or unsupported tokenizer.json stops start-up before any
   // worker is launched.
   absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tokenizer = LoadTokenizer();
@@ -249,6 +261,14 @@ int Run() {
   scheduler_config.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   scheduler_config.blocks.num_blocks = hello->num_kv_blocks();
   scheduler_config.blocks.block_size = hello->block_size();
+  scheduler_config.blocks.num_host_blocks = hello->num_swap_blocks();
+  scheduler_config.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
+  scheduler_config.preemption_mode = *preemption_mode;
+  PAGEDLLM_LOG(INFO) << "KV cache: " << hello->num_kv_blocks() << " blocks of "
+                     << hello->block_size() << " tokens, " << hello->num_swap_blocks()
+                     << " host swap blocks; prefix caching "
+                     << (scheduler_config.enable_prefix_caching ? "on" : "off")
+                     << ", preemption " << PreemptionModeName(*preemption_mode);
 
   GrpcStepExecutor executor(&hub, absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s)));
   Engine engine(scheduler_config, limits, &executor);
@@ -266,6 +286,8 @@ int Run() {
   info.set_weight_bytes_per_worker(hello->weight_bytes());
   info.set_kv_bytes_per_token_per_worker(hello->kv_bytes_per_token());
   info.set_num_swap_blocks(hello->num_swap_blocks());
+  info.set_prefix_caching(scheduler_config.enable_prefix_caching);
+  info.set_preemption_mode(PreemptionModeName(scheduler_config.preemption_mode));
   info.set_device(hello->device());
   if (*tokenizer != nullptr && (*tokenizer)->vocab_size() > limits.vocab_size) {
     PAGEDLLM_LOG(WARNING) << "the tokenizer knows " << (*tokenizer)->vocab_size()

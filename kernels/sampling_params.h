@@ -34,7 +34,8 @@ inline constexpr int kSampleRowParamWords = 10;  // int32 words per row of the p
 static_assert(sizeof(SampleRowParams) == kSampleRowParamWords * sizeof(int32_t),
               "SampleRowParams must be exactly the words of one params row");
 
-// The most top logprobs SampleRows reports per row (vLLM's default max_logprobs).
-inline constexpr int kMaxSampleTopLogprobs = 20;
+// The most top logprobs SampleRows reports per row (clients may ask for 20; beam search asks
+// for up to 4 candidates per beam of a width up to 16).
+inline constexpr int kMaxSampleTopLogprobs = 64;
 
 }  // namespace pagedllm::kernels

@@ -4,8 +4,10 @@
 Usage: make_golden_models.py --out DIR [--only NAME ...] [--min-margin 0.05]
 
 Writes DIR/<model>/{config.json, generation_config.json, model.safetensors,
-golden.json} and DIR/manifest.json. Needs torch and transformers (it is run on
-a machine that has them; CI only reads the files it wrote).
+golden.json} and DIR/manifest.json. With --only, only the named models' folders
+are written; manifest.json keeps the other models' entries as they were. Needs
+torch and transformers (it is run on a machine that has them; CI only reads the
+files it wrote).
 
 Every model is a LlamaForCausalLM in float32 with seeded weights drawn so that
 greedy decisions have clear margins. The reference is computed on the CPU in
@@ -63,6 +65,12 @@ MODEL_SPECS = {
                           head_dim=32, intermediate=208, vocab=256,
                           tied=False, rope_theta=10000.0, rope=None,
                           max_pos=512, seed=4001),
+    # vocab_size 1021 is prime, so no tp > 1 divides it; tied, so the
+    # vocab-parallel embedding is the LM head too.
+    "odd-vocab-tied": dict(hidden=64, layers=2, heads=4, kv_heads=2,
+                           head_dim=16, intermediate=192, vocab=1021,
+                           tied=True, rope_theta=10000.0, rope=None,
+                           max_pos=512, seed=5001),
 }
 
 TP_RULE = ("tp divides num_attention_heads; num_key_value_heads % tp == 0 or "
@@ -545,12 +553,57 @@ def MakeOne(name, spec, out_root, min_margin, versions):
   return summary
 
 
+def LoadManifest(path):
+  """The existing manifest (or an empty one); a broken one is an error."""
+  if not os.path.exists(path):
+    return {"models": []}
+  try:
+    with open(path) as f:
+      manifest = json.load(f)
+    names = [m["name"] for m in manifest["models"]]
+  except (ValueError, KeyError, TypeError) as e:
+    raise SystemExit("%s is not a manifest this script wrote (%s: %s); move it "
+                     "away or fix it" % (path, type(e).__name__, e))
+  Log("%s: has %s" % (path, ", ".join(names) or "no models"))
+  return manifest
+
+
+def MergeManifest(old, summaries, versions):
+  """The models built now replace their entries; the others stay as they were.
+
+  Entries kept from a run with other library versions get that run's
+  "library" string, so every entry says what made it.
+  """
+  built = {s["name"]: s for s in summaries}
+  kept = {m["name"]: m for m in old.get("models", [])}
+  order = list(MODEL_SPECS) + [n for n in kept if n not in MODEL_SPECS]
+  models = []
+  for name in order:
+    if name in built:
+      models.append(built[name])
+    elif name in kept:
+      entry = dict(kept[name])
+      if old.get("library") and old["library"] != versions:
+        entry.setdefault("library", old["library"])
+      models.append(entry)
+  return {"generator": "tools/make_golden_models.py", "library": versions,
+          "models": models}
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--out", required=True)
-  ap.add_argument("--only", nargs="*", default=None)
+  ap.add_argument("--only", nargs="*", default=None,
+                  help="models to build (default all): %s" %
+                  ", ".join(MODEL_SPECS))
   ap.add_argument("--min-margin", type=float, default=0.05)
   args = ap.parse_args()
+  unknown = [n for n in args.only or [] if n not in MODEL_SPECS]
+  if unknown:
+    ap.error("unknown model(s) %s; known: %s" %
+             (", ".join(unknown), ", ".join(MODEL_SPECS)))
+  manifest_path = os.path.join(args.out, "manifest.json")
+  old_manifest = LoadManifest(manifest_path)
 
   import torch
   import transformers
@@ -573,11 +626,7 @@ def main():
       Log("%s: FAILED\n%s" % (name, traceback.format_exc()))
       summaries.append({"name": name, "errors": [traceback.format_exc()]})
     Log("%s: %.1f s" % (name, time.time() - t0))
-  WriteJson(os.path.join(args.out, "manifest.json"), {
-      "generator": "tools/make_golden_models.py",
-      "library": versions,
-      "models": summaries,
-  })
+  WriteJson(manifest_path, MergeManifest(old_manifest, summaries, versions))
   Log("SUMMARY")
   for s in summaries:
     Log("  %-16s min_margin %s tp %s bytes %s errors %d" % (

@@ -87,8 +87,8 @@ absl::StatusOr<Tensor> ModelRunner::GatherLogitsOnDevice(const Tensor& logits_lo
 
 bool ModelRunner::AllGreedy(const HostBatch& host) {
   for (uint64_t seq_id : host.sample_seq_ids) {
-    const SamplingConfig& config = state_.sampling(seq_id);
-    if (config.temperature != 0.0f || config.num_top_logprobs >= 0) return false;
+    const SamplingParams& params = state_.sampling(seq_id);
+    if (!params.greedy() || params.num_top_logprobs >= 0) return false;
   }
   return true;
 }

@@ -12,18 +12,35 @@ namespace wv1 = pagedllm::worker::v1;
 
 namespace {
 
-SamplingConfig FromProto(const wv1::SamplingConfig& proto) {
-  SamplingConfig config;
-  config.temperature = proto.temperature();
-  config.top_p = proto.top_p();
-  config.top_k = proto.top_k();
-  config.min_p = proto.min_p();
-  config.seed = proto.seed();
-  config.num_top_logprobs = proto.num_top_logprobs();
-  return config;
+SamplingParams FromProto(const wv1::SamplingConfig& proto) {
+  SamplingParams params;
+  params.temperature = proto.temperature();
+  params.top_p = proto.top_p();
+  params.top_k = proto.top_k();
+  params.min_p = proto.min_p();
+  params.seed = proto.seed();
+  params.num_top_logprobs = proto.num_top_logprobs();
+  return params;
 }
 
 }  // namespace
+
+absl::Status StepState::AddSequence(uint64_t seq_id, const wv1::SamplingConfig& sampling,
+                                    SequenceMirror mirror) {
+  if (sequences_.contains(seq_id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("step ", last_step_id_, ": sequence ", seq_id, " is not new"));
+  }
+  mirror.sampling = FromProto(sampling);
+  const absl::Status valid = ValidateSamplingParams(mirror.sampling, vocab_size_);
+  if (!valid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("step ", last_step_id_, ": sequence ", seq_id, ": ", valid.message()));
+  }
+  mirror.num_draws = 0;
+  sequences_.emplace(seq_id, std::move(mirror));
+  return absl::OkStatus();
+}
 
 absl::Status StepState::Apply(const wv1::StepInstruction& step, HostBatch* batch) {
   if (step.step_id() != last_step_id_ + 1) {
@@ -33,17 +50,27 @@ absl::Status StepState::Apply(const wv1::StepInstruction& step, HostBatch* batch
   last_step_id_ = step.step_id();
   *batch = HostBatch();
 
-  for (uint64_t seq_id : step.finished_sequence_ids()) sequences_.erase(seq_id);
-  for (const wv1::NewSequence& new_seq : step.new_sequences()) {
-    SequenceMirror& mirror = sequences_[new_seq.seq_id()];
-    if (mirror.sampling.has_value()) {
+  for (const wv1::SequenceFork& fork : step.forks()) {
+    auto parent = sequences_.find(fork.parent_seq_id());
+    if (parent == sequences_.end() || !parent->second.has_table) {
       return absl::FailedPreconditionError(
-          absl::StrCat("step ", step.step_id(), ": sequence ", new_seq.seq_id(), " is not new"));
+          absl::StrCat("step ", step.step_id(), ": fork of sequence ", fork.parent_seq_id(),
+                       ", which has no block table here"));
     }
-    const SamplingConfig config = FromProto(new_seq.sampling());
-    PAGEDLLM_RETURN_IF_ERROR(ValidateSamplingConfig(config, vocab_size_));
-    mirror.sampling = config;
-    mirror.seed = config.seed.value_or(new_seq.sampling().seed());
+    SequenceMirror child;
+    child.block_table = parent->second.block_table;
+    child.has_table = true;
+    PAGEDLLM_RETURN_IF_ERROR(AddSequence(fork.child_seq_id(), fork.sampling(), std::move(child)));
+  }
+  for (uint64_t seq_id : step.finished_sequence_ids()) sequences_.erase(seq_id);
+  for (uint64_t seq_id : step.preempted_sequence_ids()) {
+    auto it = sequences_.find(seq_id);
+    if (it == sequences_.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("step ", step.step_id(), ": preempted sequence ", seq_id, " is unknown"));
+    }
+    it->second.block_table.clear();
+    it->second.has_table = false;
   }
   for (const wv1::BlockCopy& copy : step.block_copies()) {
     if (copy.src() < 0 || copy.src() >= num_blocks_ || copy.dst() < 0 ||
@@ -53,6 +80,9 @@ absl::Status StepState::Apply(const wv1::StepInstruction& step, HostBatch* batch
     }
     batch->block_copies.push_back(copy.src());
     batch->block_copies.push_back(copy.dst());
+  }
+  for (const wv1::NewSequence& new_seq : step.new_sequences()) {
+    PAGEDLLM_RETURN_IF_ERROR(AddSequence(new_seq.seq_id(), new_seq.sampling(), SequenceMirror()));
   }
 
   batch->query_start.push_back(0);
@@ -82,7 +112,14 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
         absl::StrCat("step ", last_step_id_, ": unknown sequence ", seq_step.seq_id()));
   }
   std::vector<int32_t>& table = it->second.block_table;
-  if (seq_step.reset_block_table()) table.clear();
+  if (seq_step.reset_block_table()) {
+    table.clear();
+    it->second.has_table = true;
+  } else if (!it->second.has_table) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("step ", last_step_id_, ": sequence ", seq_step.seq_id(),
+                     " was preempted and comes back without a table reset"));
+  }
   for (const wv1::BlockReplacement& replacement : seq_step.replacements()) {
     if (replacement.index() < 0 || replacement.index() >= static_cast<int>(table.size())) {
       return absl::InvalidArgumentError(
@@ -128,28 +165,37 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
   return absl::OkStatus();
 }
 
-const SamplingConfig& StepState::sampling(uint64_t seq_id) const {
+const SamplingParams& StepState::sampling(uint64_t seq_id) const {
   auto it = sequences_.find(seq_id);
-  PAGEDLLM_CHECK(it != sequences_.end() && it->second.sampling.has_value(),
-                 "no sampling config for sequence ", seq_id);
-  return *it->second.sampling;
+  PAGEDLLM_CHECK(it != sequences_.end(), "no sampling parameters for sequence ", seq_id);
+  return it->second.sampling;
+}
+
+std::vector<int32_t> StepState::block_table(uint64_t seq_id) const {
+  auto it = sequences_.find(seq_id);
+  return it == sequences_.end() ? std::vector<int32_t>() : it->second.block_table;
+}
+
+int StepState::num_tables() const {
+  int n = 0;
+  for (const auto& [seq_id, mirror] : sequences_) n += mirror.has_table;
+  return n;
 }
 
 kernels::SampleRowParams StepState::NextSampleParams(uint64_t seq_id) {
   auto it = sequences_.find(seq_id);
-  PAGEDLLM_CHECK(it != sequences_.end() && it->second.sampling.has_value(),
-                 "no sampling config for sequence ", seq_id);
+  PAGEDLLM_CHECK(it != sequences_.end(), "no sampling parameters for sequence ", seq_id);
   SequenceMirror& mirror = it->second;
-  const SamplingConfig& config = *mirror.sampling;
-  kernels::SampleRowParams params;
-  params.temperature = config.temperature;
-  params.top_k = config.top_k;
-  params.top_p = config.top_p;
-  params.min_p = config.min_p;
-  params.set_seed(mirror.seed);
-  params.set_draw(mirror.num_draws++);
-  params.num_top_logprobs = config.num_top_logprobs > 0 ? config.num_top_logprobs : 0;
-  return params;
+  const SamplingParams& params = mirror.sampling;
+  kernels::SampleRowParams row;
+  row.temperature = params.temperature;
+  row.top_k = params.top_k;
+  row.top_p = params.top_p;
+  row.min_p = params.min_p;
+  row.set_seed(params.seed);
+  row.set_draw(mirror.num_draws++);
+  row.num_top_logprobs = params.num_top_logprobs > 0 ? params.num_top_logprobs : 0;
+  return row;
 }
 
 }  // namespace pagedllm::worker

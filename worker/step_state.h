@@ -1,19 +1,19 @@
-// The worker's mirror of the coordinator's per-sequence state: block tables (append-only, reset
-// on preemption, entries replaced by copy-on-write) and each sequence's sampling state (config,
-// seed and draw counter: seeded sampling is reproducible). Applying a StepInstruction updates the
-// mirror and yields the step's flat host-side batch. Not thread safe; used by the step thread.
+// The worker's mirror of the coordinator's per-sequence state: block tables (append-only, copied
+// on fork, dropped on preemption, reset when a sequence comes back, entries replaced by
+// copy-on-write) and each sequence's sampling state (parameters, seed and draw counter: seeded
+// sampling is reproducible). Applying a StepInstruction updates the mirror and yields the step's
+// flat host-side batch. Not thread safe; used by the step thread.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "common/sampling_params.h"
 #include "kernels/sampling_params.h"
 #include "pagedllm/worker/v1/worker.pb.h"
-#include "worker/sampling/sampling_config.h"
 
 namespace pagedllm::worker {
 
@@ -39,16 +39,21 @@ class StepState {
   StepState(int num_blocks, int block_size, int vocab_size)
       : num_blocks_(num_blocks), block_size_(block_size), vocab_size_(vocab_size) {}
 
-  // Checks the step id follows the last one, updates the mirror and fills `batch`.
-  // Any inconsistency (unknown sequence, block id out of range, table too short for the
-  // positions, token id out of range) is FAILED_PRECONDITION / INVALID_ARGUMENT naming it.
+  // Checks the step id follows the last one, updates the mirror (in the order the
+  // StepInstruction's comment gives) and fills `batch`. Any inconsistency (unknown sequence,
+  // fork into a known one, block id out of range, table too short for the positions, token id
+  // out of range, bad sampling parameters) is FAILED_PRECONDITION / INVALID_ARGUMENT naming it.
   absl::Status Apply(const pagedllm::worker::v1::StepInstruction& step, HostBatch* batch);
 
-  // The sampling configuration the sequence arrived with.
-  const SamplingConfig& sampling(uint64_t seq_id) const;
+  // The sampling parameters the sequence arrived with.
+  const SamplingParams& sampling(uint64_t seq_id) const;
+  // The sequence's block table as the mirror holds it (empty when unknown or dropped).
+  std::vector<int32_t> block_table(uint64_t seq_id) const;
+  bool knows(uint64_t seq_id) const { return sequences_.contains(seq_id); }
+  // Sequences holding a block table.
+  int num_tables() const;
   // The device sampler's parameters for the sequence's next token (kernels::SampleRows): its
-  // config, its seed (the fallback seed its step gave when the config has none) and how many
-  // tokens it sampled before; counts this draw.
+  // parameters, its seed and how many tokens it sampled before; counts this draw.
   kernels::SampleRowParams NextSampleParams(uint64_t seq_id);
   int num_sequences() const { return static_cast<int>(sequences_.size()); }
   uint64_t last_step_id() const { return last_step_id_; }
@@ -56,11 +61,13 @@ class StepState {
  private:
   struct SequenceMirror {
     std::vector<int32_t> block_table;
-    std::optional<SamplingConfig> sampling;  // set once the sequence has arrived
-    uint64_t seed = 0;                       // config.seed, or the fallback seed
+    bool has_table = false;  // false after preemption, until the table is reset
+    SamplingParams sampling;
     uint64_t num_draws = 0;  // tokens sampled so far (the device sampler's Philox counter)
   };
 
+  absl::Status AddSequence(uint64_t seq_id, const pagedllm::worker::v1::SamplingConfig& sampling,
+                           SequenceMirror mirror);
   absl::Status ApplySequenceStep(const pagedllm::worker::v1::SequenceStep& seq_step,
                                  HostBatch* batch);
 

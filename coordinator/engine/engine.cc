@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
 #include "common/logging.h"
 
 namespace pagedllm::coordinator {
@@ -14,10 +16,29 @@ GenerationChunk ErrorChunk(absl::Status status) {
   return chunk;
 }
 
-GenerationChunk FinishChunk(FinishReason reason) {
-  GenerationChunk chunk;
-  chunk.finish_reason = reason;
-  return chunk;
+bool Contains(const std::vector<int32_t>& ids, int32_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+SequenceStatus StatusOf(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop:
+      return SequenceStatus::kFinishedStopped;
+    case FinishReason::kLength:
+      return SequenceStatus::kFinishedLength;
+    default:
+      return SequenceStatus::kFinishedAborted;
+  }
+}
+
+// The stop tokens of a beam search: EOS (unless ignored) and the request's stop tokens.
+std::vector<int32_t> BeamStopTokens(const RequestSpec& spec, const ModelLimits& limits) {
+  std::vector<int32_t> stops;
+  if (!spec.ignore_eos) stops = limits.eos_token_ids;
+  for (int32_t id : spec.stop_token_ids) {
+    if (!Contains(stops, id)) stops.push_back(id);
+  }
+  return stops;
 }
 
 }  // namespace
@@ -36,10 +57,15 @@ void Engine::Start() {
 }
 
 void Engine::PublishStatsLocked() {
+  const BlockManager& blocks = scheduler_.block_manager();
   stats_.num_waiting = scheduler_.num_waiting();
   stats_.num_running = scheduler_.num_running();
-  stats_.num_free_blocks = scheduler_.block_manager().num_free_blocks();
-  stats_.num_total_blocks = scheduler_.block_manager().num_total_blocks();
+  stats_.num_swapped = scheduler_.num_swapped();
+  stats_.num_free_blocks = blocks.num_free_blocks();
+  stats_.num_cached_free_blocks = blocks.num_cached_free_blocks();
+  stats_.num_total_blocks = blocks.num_total_blocks();
+  stats_.num_free_host_blocks = blocks.num_free_host_blocks();
+  stats_.counters = scheduler_.counters();
 }
 
 void Engine::Stop() {
@@ -73,6 +99,14 @@ void Engine::Abort(const std::string& request_id) {
   wake_.notify_all();
 }
 
+void Engine::FinishChoice(const std::string& request_id, int choice_index) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    inbox_.finished_choices.emplace_back(request_id, choice_index);
+  }
+  wake_.notify_all();
+}
+
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;
@@ -85,13 +119,16 @@ void Engine::Loop() {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] {
         return stop_ || !inbox_.submitted.empty() || !inbox_.aborted.empty() ||
-               scheduler_.has_unfinished();
+               !inbox_.finished_choices.empty() || scheduler_.has_unfinished();
       });
       if (stop_) break;
       std::swap(inbox, inbox_);
     }
     for (auto& [spec, handle] : inbox.submitted) Admit(std::move(spec), std::move(handle));
     for (const std::string& request_id : inbox.aborted) AbortRequest(request_id);
+    for (const auto& [request_id, choice] : inbox.finished_choices) {
+      FinishChoiceNow(request_id, choice);
+    }
 
     const absl::Status health = executor_->health();
     if (!health.ok()) {
@@ -107,7 +144,7 @@ void Engine::Loop() {
 }
 
 void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
-  if (seq_of_request_.contains(spec.request_id)) {
+  if (group_of_request_.contains(spec.request_id)) {
     handle->Push(ErrorChunk(absl::AlreadyExistsError(
         absl::StrCat("request_id \"", spec.request_id, "\" is already in flight"))));
     return;
@@ -117,63 +154,121 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
     handle->Push(ErrorChunk(health));
     return;
   }
-  const uint64_t seq_id = next_seq_id_++;
   const int max_tokens = std::min<int>(
       spec.max_tokens, limits_.max_model_len - static_cast<int>(spec.prompt_token_ids.size()));
-  auto sequence =
-      std::make_unique<Sequence>(seq_id, spec.request_id, spec.prompt_token_ids, max_tokens);
-  const absl::Status added = scheduler_.AddSequence(std::move(sequence));
-  if (!added.ok()) {
-    handle->Push(ErrorChunk(added));
+  GroupSpec group;
+  group.request_id = spec.request_id;
+  group.prompt_token_ids = spec.prompt_token_ids;
+  group.max_tokens = max_tokens;
+  group.sampling = spec.sampling;
+  group.num_samples = spec.best_of;
+  group.beam_search = spec.use_beam_search;
+  BeamSearchConfig beam;
+  if (spec.use_beam_search) {
+    beam.width = spec.best_of;
+    beam.num_returned = spec.n;
+    beam.length_penalty = spec.length_penalty;
+    beam.early_stopping = spec.early_stopping;
+    beam.max_tokens = max_tokens;
+    beam.stop_token_ids = BeamStopTokens(spec, limits_);
+    group.sampling.temperature = 0.0f;
+    group.sampling.num_top_logprobs = std::min(
+        kMaxSequenceTopLogprobs, std::max(beam.num_candidates(), spec.sampling.num_top_logprobs));
+    if (beam.num_candidates() > kMaxSequenceTopLogprobs) {
+      handle->Push(ErrorChunk(absl::InvalidArgumentError(absl::StrCat(
+          "beam search with width ", beam.width, " and ", beam.stop_token_ids.size(),
+          " stop tokens needs ", beam.num_candidates(), " candidates per beam, at most ",
+          kMaxSequenceTopLogprobs, " are served"))));
+      return;
+    }
+  } else if (spec.wants_cumulative_logprob()) {
+    group.sampling.num_top_logprobs = std::max(0, spec.sampling.num_top_logprobs);
+  }
+  absl::StatusOr<uint64_t> group_id = scheduler_.AddGroup(std::move(group));
+  if (!group_id.ok()) {
+    handle->Push(ErrorChunk(group_id.status()));
     return;
   }
-  seq_of_request_[spec.request_id] = seq_id;
-  live_[seq_id] = Live{std::move(handle), std::move(spec)};
+  Live live;
+  live.handle = std::move(handle);
+  live.group_id = *group_id;
+  if (spec.use_beam_search) {
+    live.beam = std::make_unique<BeamSearch>(
+        beam, scheduler_.GetGroup(*group_id)->seqs.front()->seq_id);
+  } else {
+    live.samples.resize(spec.best_of);
+    live.num_open = spec.best_of;
+  }
+  live.spec = std::move(spec);
+  group_of_request_[live.spec.request_id] = *group_id;
+  live_.emplace(*group_id, std::move(live));
 }
 
 void Engine::AbortRequest(const std::string& request_id) {
-  auto it = seq_of_request_.find(request_id);
-  if (it == seq_of_request_.end()) return;
-  FinishSequence(it->second, FinishReason::kAbort);
+  auto it = group_of_request_.find(request_id);
+  if (it == group_of_request_.end()) return;
+  const uint64_t group_id = it->second;
+  // Frees the blocks now; the workers hear of it with the next step (finished_seq_ids).
+  scheduler_.FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
+  GenerationChunk chunk;
+  chunk.finish_reason = FinishReason::kAbort;
+  chunk.request_done = true;
+  live_.at(group_id).handle->Push(std::move(chunk));
+  live_.erase(group_id);
+  group_of_request_.erase(it);
 }
 
-void Engine::FinishSequence(uint64_t seq_id, FinishReason reason) {
-  auto it = live_.find(seq_id);
-  if (it == live_.end()) return;
-  const SequenceStatus status = reason == FinishReason::kStop ? SequenceStatus::kFinishedStopped
-                                : reason == FinishReason::kLength
-                                    ? SequenceStatus::kFinishedLength
-                                    : SequenceStatus::kFinishedAborted;
-  // Frees the blocks now; the workers hear of it with the next step (finished_seq_ids).
-  scheduler_.Finish(seq_id, status).IgnoreError();
-  if (reason == FinishReason::kAbort) it->second.handle->Push(FinishChunk(reason));
-  seq_of_request_.erase(it->second.spec.request_id);
-  live_.erase(it);
+void Engine::FinishChoiceNow(const std::string& request_id, int choice_index) {
+  auto it = group_of_request_.find(request_id);
+  if (it == group_of_request_.end()) return;
+  Live& live = live_.at(it->second);
+  if (!live.spec.streams() || choice_index < 0 ||
+      choice_index >= static_cast<int>(live.samples.size()) ||
+      live.samples[choice_index].finish_reason != FinishReason::kNone) {
+    return;
+  }
+  const SequenceGroup* group = scheduler_.GetGroup(live.group_id);
+  for (const Sequence* seq : group->seqs) {
+    if (seq->sample_index != choice_index) continue;
+    CloseSample(live, seq->seq_id, choice_index, FinishReason::kStop);
+    return;
+  }
+}
+
+FinishReason Engine::FinishOf(const RequestSpec& spec, int32_t token_id, int num_generated,
+                              int num_tokens) const {
+  if (Contains(spec.stop_token_ids, token_id) ||
+      (!spec.ignore_eos && Contains(limits_.eos_token_ids, token_id))) {
+    return FinishReason::kStop;
+  }
+  const int max_tokens = std::min<int>(
+      spec.max_tokens, limits_.max_model_len - static_cast<int>(spec.prompt_token_ids.size()));
+  if (num_generated >= max_tokens || num_tokens >= limits_.max_model_len) {
+    return FinishReason::kLength;
+  }
+  return FinishReason::kNone;
 }
 
 void Engine::RunOneStep() {
   const SchedulerOutput output = scheduler_.Schedule();
-  if (output.scheduled.empty()) {
+  for (const auto& [group_id, status] : output.failed_groups) {
+    auto it = live_.find(group_id);
+    if (it == live_.end()) continue;
+    it->second.handle->Push(ErrorChunk(status));
+    group_of_request_.erase(it->second.spec.request_id);
+    live_.erase(it);
+  }
+  if (output.step_id == 0) {
     // Nothing fits now (a finish or an abort will free room); every output must be acknowledged.
     scheduler_.OnStepDone(output, {});
+    if (!output.failed_groups.empty()) return;
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait_for(lock, std::chrono::milliseconds(5));  // do not spin while nothing can run
     return;
   }
 
-  StepPlan plan;
-  plan.step_id = next_step_id_++;
-  plan.output = &output;
-  plan.scheduler = &scheduler_;
-  plan.finished_seq_ids = output.finished_seq_ids;
-  for (const ScheduledSequence& scheduled : output.scheduled) {
-    if (scheduled.is_new) {
-      plan.new_sequences.emplace_back(scheduled.seq_id, live_.at(scheduled.seq_id).spec.sampling);
-    }
-  }
-
   const auto started = std::chrono::steady_clock::now();
-  absl::StatusOr<StepOutcome> outcome = executor_->Execute(plan);
+  absl::StatusOr<StepOutcome> outcome = executor_->Execute(output);
   const uint64_t step_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now() - started)
                                .count();
@@ -182,59 +277,169 @@ void Engine::RunOneStep() {
     scheduler_.OnStepDone(output, {});
     return;
   }
-  const std::vector<SampledTokenOut>* sampled = &outcome->tokens;
+  // Beam searches choose their tokens themselves, after the step.
   absl::flat_hash_map<uint64_t, int32_t> tokens;
-  for (const SampledTokenOut& token : *sampled) tokens[token.seq_id] = token.token_id;
+  for (const SampledTokenOut& token : outcome->tokens) {
+    const Sequence* seq = scheduler_.GetSequence(token.seq_id);
+    if (seq != nullptr && !seq->group->beam_search) tokens[token.seq_id] = token.token_id;
+  }
   scheduler_.OnStepDone(output, tokens);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;
     stats_.tokens_computed += output.num_scheduled_tokens;
-    stats_.tokens_generated += sampled->size();
-    stats_.num_preemptions += output.preempted_seq_ids.size();
+    stats_.tokens_generated += outcome->tokens.size();
     if (output.num_scheduled_tokens == static_cast<int>(output.scheduled.size())) {
       ++stats_.num_decode_steps;
       stats_.decode_step_ns_total += step_ns;
       stats_.decode_forward_ns_total += outcome->forward_ns;
     }
   }
-  HandleSampled(*sampled);
+  HandleSampled(outcome->tokens);
 }
 
 void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens) {
+  absl::flat_hash_map<uint64_t, absl::flat_hash_map<uint64_t, const SampledTokenOut*>> beams;
   for (const SampledTokenOut& token : tokens) {
-    auto it = live_.find(token.seq_id);
+    const Sequence* seq = scheduler_.GetSequence(token.seq_id);
+    if (seq == nullptr) continue;  // finished while the step ran
+    auto it = live_.find(seq->group->group_id);
     if (it == live_.end()) continue;
-    const RequestSpec& spec = it->second.spec;
-    const Sequence* sequence = scheduler_.Get(token.seq_id);
-
-    GenerationChunk chunk;
-    chunk.token_ids.push_back(token.token_id);
-    if (spec.sampling.num_top_logprobs >= 0) chunk.logprobs.push_back(token.logprobs);
-
-    const auto contains = [](const std::vector<int32_t>& ids, int32_t id) {
-      return std::find(ids.begin(), ids.end(), id) != ids.end();
-    };
-    if (contains(spec.stop_token_ids, token.token_id) ||
-        (!spec.ignore_eos && contains(limits_.eos_token_ids, token.token_id))) {
-      chunk.finish_reason = FinishReason::kStop;
-    } else if (sequence->num_generated_tokens() >= sequence->max_tokens ||
-               sequence->num_tokens() >= limits_.max_model_len) {
-      chunk.finish_reason = FinishReason::kLength;
+    if (it->second.beam != nullptr) {
+      beams[seq->group->group_id][token.seq_id] = &token;
+    } else {
+      HandleSample(it->second, *seq, token);
     }
-    const FinishReason reason = chunk.finish_reason;
-    it->second.handle->Push(std::move(chunk));
-    if (reason != FinishReason::kNone) FinishSequence(token.seq_id, reason);
+  }
+  for (const auto& [group_id, reports] : beams) {
+    auto it = live_.find(group_id);
+    const SequenceGroup* group = scheduler_.GetGroup(group_id);
+    if (it == live_.end() || group == nullptr) continue;
+    // Beams run together (the scheduler schedules them all or none).
+    PAGEDLLM_CHECK(reports.size() == group->seqs.size(), "beam search group ", group_id, ": ",
+                   reports.size(), " of ", group->seqs.size(), " beams reported");
+    StepBeamSearch(it->second, reports);
   }
 }
 
+void Engine::HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token) {
+  const RequestSpec& spec = live.spec;
+  const int index = seq.sample_index;
+  Choice& choice = live.samples[index];
+  if (choice.finish_reason != FinishReason::kNone) return;
+  const bool with_logprobs = spec.wants_cumulative_logprob();
+  choice.token_ids.push_back(token.token_id);
+  choice.cumulative_logprob += token.logprobs.logprob;
+  if (with_logprobs) choice.logprobs.push_back(token.logprobs);
+  const FinishReason reason =
+      FinishOf(spec, token.token_id, seq.num_generated_tokens(), seq.num_tokens());
+  if (spec.streams()) {
+    GenerationChunk chunk;
+    chunk.choice_index = index;
+    chunk.token_ids.push_back(token.token_id);
+    if (with_logprobs) chunk.logprobs.push_back(token.logprobs);
+    chunk.finish_reason = reason;
+    chunk.request_done = reason != FinishReason::kNone && live.num_open == 1;
+    live.handle->Push(std::move(chunk));
+  }
+  if (reason != FinishReason::kNone) CloseSample(live, seq.seq_id, index, reason);
+}
+
+void Engine::CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishReason reason) {
+  live.samples[sample_index].finish_reason = reason;
+  scheduler_.FinishSequence(seq_id, StatusOf(reason)).IgnoreError();
+  if (--live.num_open > 0) return;
+  if (live.spec.streams()) {
+    // The request's last chunk went out with the token (or the frontend ended the choice).
+    GenerationChunk done;
+    done.choice_index = sample_index;
+    done.finish_reason = reason;
+    done.request_done = true;
+    live.handle->Push(std::move(done));  // dropped when the last chunk already said done
+    group_of_request_.erase(live.spec.request_id);
+    live_.erase(live.group_id);
+    return;
+  }
+  CompleteRequest(live.group_id);
+}
+
+void Engine::StepBeamSearch(
+    Live& live, const absl::flat_hash_map<uint64_t, const SampledTokenOut*>& reports) {
+  absl::flat_hash_map<uint64_t, std::vector<BeamCandidate>> candidates;
+  for (const auto& [seq_id, token] : reports) {
+    std::vector<BeamCandidate>& row = candidates[seq_id];
+    for (const auto& [id, logprob] : token->logprobs.top) row.push_back({id, logprob});
+  }
+  const BeamSearch::StepResult result =
+      live.beam->Step(candidates, live.spec.sampling.num_top_logprobs);
+  if (result.done) {
+    CompleteRequest(live.group_id);
+    return;
+  }
+  // Forks first (a child copies its parent before the parent grows), then the new tokens, then
+  // the beams nobody chose are pruned.
+  std::vector<uint64_t> ids;
+  absl::flat_hash_set<uint64_t> kept;
+  for (const BeamSearch::Extension& extension : result.next) {
+    ids.push_back(kept.insert(extension.parent_seq_id).second
+                      ? extension.parent_seq_id
+                      : scheduler_.ForkSequence(extension.parent_seq_id));
+  }
+  for (size_t i = 0; i < ids.size(); ++i) scheduler_.AppendToken(ids[i], result.next[i].token_id);
+  std::vector<uint64_t> pruned;
+  for (const Sequence* seq : scheduler_.GetGroup(live.group_id)->seqs) {
+    if (std::find(ids.begin(), ids.end(), seq->seq_id) == ids.end()) pruned.push_back(seq->seq_id);
+  }
+  for (uint64_t seq_id : pruned) {
+    scheduler_.FinishSequence(seq_id, SequenceStatus::kFinishedAborted).IgnoreError();
+  }
+  live.beam->Commit(ids);
+}
+
+void Engine::CompleteRequest(uint64_t group_id) {
+  Live& live = live_.at(group_id);
+  const RequestSpec& spec = live.spec;
+  std::vector<GenerationChunk> chunks;
+  if (live.beam != nullptr) {
+    for (BeamHypothesis& h : live.beam->Results()) {
+      GenerationChunk chunk;
+      chunk.token_ids = std::move(h.token_ids);
+      chunk.logprobs = std::move(h.logprobs);
+      chunk.finish_reason = h.stopped ? FinishReason::kStop : FinishReason::kLength;
+      chunks.push_back(std::move(chunk));
+    }
+  } else {
+    std::vector<int> order(live.samples.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      return live.samples[a].cumulative_logprob > live.samples[b].cumulative_logprob;
+    });
+    for (int i = 0; i < spec.n && i < static_cast<int>(order.size()); ++i) {
+      Choice& choice = live.samples[order[i]];
+      GenerationChunk chunk;
+      chunk.token_ids = std::move(choice.token_ids);
+      chunk.logprobs = std::move(choice.logprobs);
+      chunk.finish_reason = choice.finish_reason;
+      chunks.push_back(std::move(chunk));
+    }
+  }
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    chunks[i].choice_index = static_cast<int>(i);
+    chunks[i].request_done = i + 1 == chunks.size();
+    live.handle->Push(std::move(chunks[i]));
+  }
+  scheduler_.FinishGroup(group_id, SequenceStatus::kFinishedLength).IgnoreError();
+  group_of_request_.erase(spec.request_id);
+  live_.erase(group_id);
+}
+
 void Engine::FailAll(const absl::Status& status) {
-  for (auto& [seq_id, live] : live_) {
+  for (auto& [group_id, live] : live_) {
     live.handle->Push(ErrorChunk(status));
-    scheduler_.Finish(seq_id, SequenceStatus::kFinishedAborted).IgnoreError();
+    scheduler_.FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
   }
   live_.clear();
-  seq_of_request_.clear();
+  group_of_request_.clear();
 }
 
 }  // namespace pagedllm::coordinator

@@ -1,13 +1,13 @@
 // Engine: the coordinator's step loop. One thread owns the scheduler and the block manager:
 // each iteration it admits new requests, applies aborts, asks the scheduler for a step, has the
-// workers run it (StepExecutor) and turns the sampled tokens into request output, finishing
-// sequences on EOS, stop tokens, max_tokens and max_model_len.
+// workers run it (StepExecutor) and turns the sampled tokens into request output: per choice,
+// finishing sequences on EOS, stop tokens, max_tokens and max_model_len; ranking best_of
+// samples; and driving beam searches (fork, extend, prune after every step).
 //
-// Submit and Abort are thread safe and only queue work for the loop; all request outcomes,
-// errors included, arrive through the RequestHandle.
+// Submit, Abort and FinishChoice are thread safe and only queue work for the loop; all request
+// outcomes, errors included, arrive through the RequestHandle.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "coordinator/engine/beam_search.h"
 #include "coordinator/engine/request.h"
 #include "coordinator/engine/request_handle.h"
 #include "coordinator/engine/step_executor.h"
@@ -36,9 +37,12 @@ struct EngineStats {
   uint64_t tokens_generated = 0;
   int num_waiting = 0;
   int num_running = 0;
+  int num_swapped = 0;
   int num_free_blocks = 0;
+  int num_cached_free_blocks = 0;
   int num_total_blocks = 0;
-  uint64_t num_preemptions = 0;
+  int num_free_host_blocks = 0;
+  SchedulerCounters counters;            // preemptions, swaps, prefix-cache queries and hits
   uint64_t num_decode_steps = 0;         // steps where every sequence computed one token
   uint64_t decode_step_ns_total = 0;     // their round trip, as the engine saw it
   uint64_t decode_forward_ns_total = 0;  // their time on rank 0
@@ -59,26 +63,49 @@ class Engine {
   std::shared_ptr<RequestHandle> Submit(RequestSpec spec);
   // Aborts a request (if still alive) and frees its blocks before the next step.
   void Abort(const std::string& request_id);
+  // Ends one streaming choice of a request as stopped (a stop string matched in its text) and
+  // frees its blocks; nothing more comes for it.
+  void FinishChoice(const std::string& request_id, int choice_index);
 
   EngineStats stats() const;
   const ModelLimits& limits() const { return limits_; }
 
  private:
+  struct Choice {
+    std::vector<int32_t> token_ids;
+    std::vector<TokenLogprobs> logprobs;
+    double cumulative_logprob = 0.0;
+    FinishReason finish_reason = FinishReason::kNone;
+  };
   struct Live {
     std::shared_ptr<RequestHandle> handle;
     RequestSpec spec;
+    uint64_t group_id = 0;
+    std::vector<Choice> samples;  // [best_of] (not beam search)
+    int num_open = 0;             // samples not finished
+    std::unique_ptr<BeamSearch> beam;
   };
   struct Inbox {
     std::vector<std::pair<RequestSpec, std::shared_ptr<RequestHandle>>> submitted;
     std::vector<std::string> aborted;
+    std::vector<std::pair<std::string, int>> finished_choices;
   };
 
   void Loop();
   void Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle);
   void AbortRequest(const std::string& request_id);
+  void FinishChoiceNow(const std::string& request_id, int choice_index);
   void RunOneStep();
   void HandleSampled(const std::vector<SampledTokenOut>& tokens);
-  void FinishSequence(uint64_t seq_id, FinishReason reason);
+  void HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token);
+  void StepBeamSearch(Live& live, const absl::flat_hash_map<uint64_t, const SampledTokenOut*>&
+                                      reports);
+  // The sample ended: frees its sequence, and completes the request when it was the last.
+  void CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishReason reason);
+  // Sends buffered choices (best_of > n, beam search) and forgets the request.
+  void CompleteRequest(uint64_t group_id);
+  FinishReason FinishOf(const RequestSpec& spec, int32_t token_id, int num_generated,
+                        int num_tokens) const;
   void FailAll(const absl::Status& status);
   void PublishStatsLocked();  // requires mutex_; reads the scheduler (loop thread or before it)
 
@@ -94,10 +121,8 @@ class Engine {
 
   // Owned by the loop thread.
   Scheduler scheduler_;
-  absl::flat_hash_map<uint64_t, Live> live_;                   // by seq id
-  absl::flat_hash_map<std::string, uint64_t> seq_of_request_;  // request id -> seq id
-  uint64_t next_seq_id_ = 1;
-  uint64_t next_step_id_ = 1;
+  absl::flat_hash_map<uint64_t, Live> live_;                     // by group id
+  absl::flat_hash_map<std::string, uint64_t> group_of_request_;  // request id -> group id
   std::thread thread_;
 };
 

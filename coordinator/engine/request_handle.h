@@ -21,7 +21,7 @@ class RequestHandle {
   void Push(GenerationChunk chunk) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (done_) return;
-    done_ = chunk.finish_reason != FinishReason::kNone || !chunk.error.ok();
+    done_ = chunk.request_done || !chunk.error.ok();
     chunks_.push_back(std::move(chunk));
     ready_.notify_all();
   }

@@ -55,15 +55,25 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
     spec->request_id = absl::StrCat("req-", next_request_number_.fetch_add(1));
   }
   const std::string request_id = spec->request_id;
-  std::optional<TextStream> text;
+  const bool client_logprobs = spec->sampling.num_top_logprobs >= 0;
+  const bool with_cumulative = spec->wants_cumulative_logprob();
+  const int num_choices = spec->n;
+  // Per choice: its text, whether it is over, the logprob of what was sent.
+  std::vector<std::optional<TextStream>> texts(num_choices);
   if (tokenizer_ != nullptr) {
-    text.emplace(*tokenizer_, spec->skip_special_tokens, spec->stop_strings,
-                 spec->include_stop_str_in_output);
+    for (auto& text : texts) {
+      text.emplace(*tokenizer_, spec->skip_special_tokens, spec->stop_strings,
+                   spec->include_stop_str_in_output);
+    }
   }
+  std::vector<char> finished(num_choices, 0);
+  std::vector<double> cumulative(num_choices, 0.0);
+  int num_open = num_choices;
   std::shared_ptr<RequestHandle> handle = engine_->Submit(*std::move(spec));
 
   std::vector<GenerationChunk> chunks;
-  while (true) {
+  bool request_done = false;
+  while (num_open > 0 && !request_done) {
     if (context->IsCancelled()) {
       engine_->Abort(request_id);
       return grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
@@ -72,11 +82,19 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
 
     v1::GenerateResponse response;
     response.set_request_id(request_id);
-    v1::Choice* choice = response.add_choices();
-    choice->set_index(0);
-    FinishReason finish = FinishReason::kNone;
+    std::vector<v1::Choice*> choice_of(num_choices, nullptr);
     for (GenerationChunk& chunk : chunks) {
       if (!chunk.error.ok()) return ToGrpcStatus(chunk.error);
+      request_done = request_done || chunk.request_done;
+      const int index = chunk.choice_index;
+      if (index < 0 || index >= num_choices || finished[index]) continue;
+      if (choice_of[index] == nullptr) {
+        choice_of[index] = response.add_choices();
+        choice_of[index]->set_index(index);
+      }
+      v1::Choice* choice = choice_of[index];
+      std::optional<TextStream>& text = texts[index];
+      FinishReason finish = FinishReason::kNone;
       size_t num_tokens = chunk.token_ids.size();
       if (text.has_value()) {
         TextStream::Update update = text->Append(chunk.token_ids);
@@ -86,23 +104,23 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
       }
       for (size_t i = 0; i < num_tokens; ++i) {
         choice->add_token_ids(chunk.token_ids[i]);
-        if (i < chunk.logprobs.size()) {
-          v1::TokenLogprob* logprob = choice->add_logprobs();
-          logprob->set_token_id(chunk.token_ids[i]);
-          logprob->set_logprob(chunk.logprobs[i].logprob);
-          for (const auto& [token_id, value] : chunk.logprobs[i].top) {
-            v1::TopLogprob* top = logprob->add_top();
-            top->set_token_id(token_id);
-            top->set_logprob(value);
-          }
+        if (i >= chunk.logprobs.size()) continue;
+        cumulative[index] += chunk.logprobs[i].logprob;
+        if (!client_logprobs) continue;
+        v1::TokenLogprob* logprob = choice->add_logprobs();
+        logprob->set_token_id(chunk.token_ids[i]);
+        logprob->set_logprob(chunk.logprobs[i].logprob);
+        for (const auto& [token_id, value] : chunk.logprobs[i].top) {
+          v1::TopLogprob* top = logprob->add_top();
+          top->set_token_id(token_id);
+          top->set_logprob(value);
         }
       }
       if (finish == FinishReason::kStop && chunk.finish_reason == FinishReason::kNone) {
-        // A stop string matched: the engine is still generating; stop it and free the blocks.
-        engine_->Abort(request_id);
-        break;
-      }
-      if (finish == FinishReason::kNone && chunk.finish_reason != FinishReason::kNone) {
+        // A stop string matched: the engine is still generating this choice; stop it and free
+        // its blocks.
+        engine_->FinishChoice(request_id, index);
+      } else if (finish == FinishReason::kNone && chunk.finish_reason != FinishReason::kNone) {
         finish = chunk.finish_reason;
         if (text.has_value()) {
           TextStream::Update rest = text->Finish();
@@ -110,15 +128,19 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
           if (rest.stopped) finish = FinishReason::kStop;
         }
       }
-      if (finish != FinishReason::kNone) break;
+      if (finish == FinishReason::kNone) continue;
+      choice->set_finish_reason(ToProto(finish));
+      if (with_cumulative) choice->set_cumulative_logprob(cumulative[index]);
+      finished[index] = 1;
+      --num_open;
     }
-    if (finish != FinishReason::kNone) choice->set_finish_reason(ToProto(finish));
+    if (response.choices_size() == 0) continue;
     if (!writer->Write(response)) {
       engine_->Abort(request_id);
       return grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading");
     }
-    if (finish != FinishReason::kNone) return grpc::Status::OK;
   }
+  return grpc::Status::OK;
 }
 
 grpc::Status GenerationService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
@@ -167,7 +189,14 @@ grpc::Status GenerationService::GetStats(grpc::ServerContext*, const v1::GetStat
   response->set_num_steps(stats.steps);
   response->set_num_computed_tokens(stats.tokens_computed);
   response->set_num_generated_tokens(stats.tokens_generated);
-  response->set_num_preemptions(stats.num_preemptions);
+  response->set_num_preemptions(stats.counters.num_preemptions);
+  response->set_num_prefix_cache_queries(stats.counters.num_prefix_cache_queries);
+  response->set_num_prefix_cache_hit_tokens(stats.counters.num_prefix_cache_hit_tokens);
+  response->set_num_swapped_out(stats.counters.num_swapped_out);
+  response->set_num_swapped_in(stats.counters.num_swapped_in);
+  response->set_num_free_swap_blocks(stats.num_free_host_blocks);
+  response->set_num_swapped(stats.num_swapped);
+  response->set_num_cached_free_blocks(stats.num_cached_free_blocks);
   response->set_num_decode_steps(stats.num_decode_steps);
   response->set_decode_step_ns_total(stats.decode_step_ns_total);
   response->set_decode_forward_ns_total(stats.decode_forward_ns_total);

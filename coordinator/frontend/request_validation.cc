@@ -37,6 +37,46 @@ absl::Status ValidateStopStrings(const v1::SamplingParams& params, const Validat
   return absl::OkStatus();
 }
 
+// n, best_of and beam search; params.temperature etc. are already in spec->sampling.
+absl::Status ValidateSamplesAndBeams(const v1::SamplingParams& params, RequestSpec* spec) {
+  constexpr uint32_t kMaxSamples = 16;
+  const uint32_t n = params.has_n() ? params.n() : 1;
+  if (n < 1 || n > kMaxSamples) {
+    return Invalid(absl::StrCat("sampling.n must be in [1, ", kMaxSamples, "], got ", n));
+  }
+  const uint32_t best_of = params.has_best_of() ? params.best_of() : n;
+  if (best_of < n || best_of > kMaxSamples) {
+    return Invalid(absl::StrCat("sampling.best_of must be in [n = ", n, ", ", kMaxSamples,
+                                "], got ", best_of));
+  }
+  spec->n = static_cast<int>(n);
+  spec->best_of = static_cast<int>(best_of);
+  spec->use_beam_search = params.use_beam_search();
+  if (params.has_length_penalty()) {
+    const float penalty = params.length_penalty();
+    if (!std::isfinite(penalty) || std::abs(penalty) > 100.0f) {
+      return Invalid(
+          absl::StrCat("sampling.length_penalty must be finite, in [-100, 100], got ", penalty));
+    }
+    spec->length_penalty = penalty;
+  }
+  spec->early_stopping = params.has_early_stopping() && params.early_stopping();
+  if (!spec->use_beam_search) return absl::OkStatus();
+  // Beam search is greedy: its candidates are the most likely tokens of every beam.
+  if (params.has_temperature() && params.temperature() != 0.0f) {
+    return Invalid(absl::StrCat("sampling.temperature must be 0 (or unset) with use_beam_search, "
+                                "got ",
+                                params.temperature()));
+  }
+  if ((params.has_top_p() && params.top_p() != 1.0f) ||
+      (params.has_top_k() && params.top_k() > 0) ||
+      (params.has_min_p() && params.min_p() != 0.0f)) {
+    return Invalid("sampling.top_p, top_k and min_p must be unset (or off) with use_beam_search");
+  }
+  spec->sampling.temperature = 0.0f;
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSampling(const v1::SamplingParams& params, const ValidationLimits& limits,
                               uint64_t fallback_seed, bool has_tokenizer, RequestSpec* spec) {
   if (params.has_max_tokens()) {
@@ -45,40 +85,28 @@ absl::Status ValidateSampling(const v1::SamplingParams& params, const Validation
     }
     spec->max_tokens = static_cast<int>(std::min<uint32_t>(params.max_tokens(), 1u << 30));
   }
-  SamplingOptions& sampling = spec->sampling;
-  if (params.has_temperature()) {
-    const float t = params.temperature();
-    if (!std::isfinite(t) || t < 0.0f || t > 100.0f) {
-      return Invalid(absl::StrCat("sampling.temperature must be in [0, 100], got ", t));
-    }
-    sampling.temperature = t;
-  }
-  if (params.has_top_p()) {
-    const float p = params.top_p();
-    if (!(p > 0.0f && p <= 1.0f)) {
-      return Invalid(absl::StrCat("sampling.top_p must be in (0, 1], got ", p));
-    }
-    sampling.top_p = p;
-  }
+  SamplingParams& sampling = spec->sampling;
+  if (params.has_temperature()) sampling.temperature = params.temperature();
+  if (params.has_top_p()) sampling.top_p = params.top_p();
   if (params.has_top_k()) {
+    // -1 is the OpenAI / vLLM spelling of "off".
     if (params.top_k() < -1) {
       return Invalid(
           absl::StrCat("sampling.top_k must be >= 0 (0 or -1 = off), got ", params.top_k()));
     }
     sampling.top_k = std::max(0, params.top_k());
   }
-  if (params.has_min_p()) {
-    const float p = params.min_p();
-    if (!(p >= 0.0f && p <= 1.0f)) {
-      return Invalid(absl::StrCat("sampling.min_p must be in [0, 1], got ", p));
-    }
-    sampling.min_p = p;
-  }
+  if (params.has_min_p()) sampling.min_p = params.min_p();
   sampling.seed = params.has_seed() ? params.seed() : fallback_seed;
-  if (params.has_n() && params.n() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sampling.n = ", params.n(), ": only n = 1 is served in this version"));
+  if (params.has_logprobs()) {
+    if (params.logprobs() > static_cast<uint32_t>(kMaxClientTopLogprobs)) {
+      return Invalid(absl::StrCat("sampling.logprobs must be in [0, ", kMaxClientTopLogprobs,
+                                  "], got ", params.logprobs()));
+    }
+    sampling.num_top_logprobs = static_cast<int32_t>(params.logprobs());
   }
+  PAGEDLLM_RETURN_IF_ERROR(ValidateSamplingParams(sampling, limits.vocab_size, "sampling."));
+  PAGEDLLM_RETURN_IF_ERROR(ValidateSamplesAndBeams(params, spec));
   PAGEDLLM_RETURN_IF_ERROR(ValidateStopStrings(params, limits, has_tokenizer, spec));
   spec->skip_special_tokens =
       params.has_skip_special_tokens() ? params.skip_special_tokens() : true;
@@ -91,12 +119,6 @@ absl::Status ValidateSampling(const v1::SamplingParams& params, const Validation
     spec->stop_token_ids.push_back(id);
   }
   spec->ignore_eos = params.ignore_eos();
-  if (params.has_logprobs()) {
-    if (params.logprobs() > 20) {
-      return Invalid(absl::StrCat("sampling.logprobs must be in [0, 20], got ", params.logprobs()));
-    }
-    sampling.num_top_logprobs = static_cast<int32_t>(params.logprobs());
-  }
   return absl::OkStatus();
 }
 

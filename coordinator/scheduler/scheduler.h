@@ -1,9 +1,13 @@
-// Scheduler: FCFS continuous batching with chunked prefill and preemption by recompute.
+// Scheduler: FCFS continuous batching over sequence groups, with chunked prefill, automatic
+// prefix caching, parallel sampling and beam search by forking, and preemption by swapping or
+// by recomputation.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -14,80 +18,137 @@
 
 namespace pagedllm::coordinator {
 
+// How a running group gives its blocks back when the pool runs out (the paper's 4.5).
+enum class PreemptionMode {
+  kAuto,       // swap a group of several sequences, recompute a single one
+  kSwap,       // swap every group (recompute when the host pool is full)
+  kRecompute,  // always recompute
+};
+const char* PreemptionModeName(PreemptionMode mode);
+// "auto", "swap" or "recompute"; INVALID_ARGUMENT naming --preemption_mode otherwise.
+absl::StatusOr<PreemptionMode> ParsePreemptionMode(const std::string& name);
+
 struct SchedulerConfig {
   int32_t max_num_batched_tokens = 2048;  // tokens computed per step, all sequences together
-  int32_t max_num_seqs = 256;             // running sequences at once
+  int32_t max_num_seqs = 256;             // running sequences at once (a group counts its width)
   int32_t max_model_len = 8192;           // prompt + max_tokens of one sequence
-  int32_t max_waiting = 1024;             // AddSequence beyond this is RESOURCE_EXHAUSTED
+  int32_t max_waiting = 1024;             // AddGroup beyond this is RESOURCE_EXHAUSTED
+  bool enable_prefix_caching = true;
+  PreemptionMode preemption_mode = PreemptionMode::kAuto;
   BlockManagerConfig blocks;
 };
 
-// One sequence's work in a step: compute the KV of token_ids[begin, end) at positions
-// begin .. end-1, after applying the block table changes below.
+// One sequence's work in a step: after applying its table changes, compute the KV of
+// token_ids (the sequence's tokens [begin, end)) at positions begin .. end-1.
 struct ScheduledSequence {
   uint64_t seq_id = 0;
-  int begin = 0;        // == the sequence's num_computed_tokens when scheduled
-  int end = 0;          // <= num_tokens()
-  bool sample = false;  // end == num_tokens(): sample the next token from the last position
-  bool is_new = false;  // the workers see this sequence for the first time (send its params)
-  // First step after (re)admission: the workers' table for it starts empty, then gets
-  // new_block_ids. Otherwise new_block_ids are appended to the table they already hold.
+  int begin = 0;                   // == the sequence's num_computed_tokens when scheduled
+  int end = 0;                     // <= its num_tokens()
+  std::vector<int32_t> token_ids;  // [end - begin]
+  bool sample = false;             // end == num_tokens(): sample the next token
+  // The workers' table for it starts empty, then gets new_block_ids: the whole table (first
+  // schedule, after preemption, after a swap-in). Otherwise replacements are applied to the
+  // table they hold and new_block_ids appended.
   bool reset_block_table = false;
   std::vector<int32_t> new_block_ids;          // appended to the table, in order
   std::vector<BlockReplacement> replacements;  // copy-on-write swaps, applied first
 };
 
-// One step for the workers. They apply it in this order: drop finished_seq_ids and
-// preempted_seq_ids, do block_copies, apply each scheduled sequence's table changes
-// (reset, replacements, new_block_ids), then run the forward pass.
+// A sequence the workers see for the first time, with what it samples with.
+struct NewSequence {
+  uint64_t seq_id = 0;
+  SamplingParams sampling;
+};
+
+// child starts as a copy of parent's block table (on the workers, as the previous step left
+// it) and samples with `sampling`.
+struct SequenceFork {
+  uint64_t parent_seq_id = 0;
+  uint64_t child_seq_id = 0;
+  SamplingParams sampling;
+};
+
+// One step, everything the workers need and nothing more: encoded as it is for them. They
+// apply it in this order: forks, finished_seq_ids, preempted_seq_ids (their tables dropped),
+// swap_out, swap_in, block_copies, new_sequences, then each scheduled sequence's table changes
+// (reset, replacements, new_block_ids), then the forward pass.
 struct SchedulerOutput {
-  uint64_t step_id = 0;                      // 0, 1, 2, ... with no gaps
-  std::vector<ScheduledSequence> scheduled;  // running ones first, then newly admitted
-  // Done by the workers before the forward pass: src blocks may be given to other
-  // sequences in this very step.
-  std::vector<BlockCopy> block_copies;
-  // Preempted in this step: the workers drop their tables (they come back later with
-  // reset_block_table).
-  std::vector<uint64_t> preempted_seq_ids;
-  // Finished or aborted since the previous step, among sequences the workers had seen:
+  uint64_t step_id = 0;  // 1, 2, 3, ... with no gaps among the outputs that have work
+  std::vector<SequenceFork> forks;
+  // Finished, aborted or pruned since the previous step, among sequences the workers know:
   // the workers drop all their state for them.
   std::vector<uint64_t> finished_seq_ids;
+  // Preempted in this step (by recompute or swap): the workers drop their tables (the
+  // sequences come back later with reset_block_table).
+  std::vector<uint64_t> preempted_seq_ids;
+  std::vector<BlockSwap> swap_out;   // device -> host, before anything else touches the cache
+  std::vector<BlockSwap> swap_in;    // host -> device; never in the same step as swap_out
+  std::vector<BlockCopy> block_copies;  // copy-on-write, after the swaps
+  std::vector<NewSequence> new_sequences;
+  std::vector<ScheduledSequence> scheduled;  // running ones first, then swapped in, then new
+  // Groups that can never run (they need more than the whole pool or token budget): the
+  // scheduler has finished them; the caller fails their requests with this status.
+  std::vector<std::pair<uint64_t, absl::Status>> failed_groups;
   int num_scheduled_tokens = 0;  // sum of end - begin
 
   bool empty() const { return scheduled.empty(); }
+  // Anything the workers must hear of. An output without is not sent, and has step_id 0 (it
+  // takes no step id).
+  bool has_work() const {
+    return !scheduled.empty() || !forks.empty() || !finished_seq_ids.empty() ||
+           !preempted_seq_ids.empty() || !swap_out.empty() || !swap_in.empty() ||
+           !block_copies.empty() || !new_sequences.empty();
+  }
+};
+
+// Counters since construction.
+struct SchedulerCounters {
+  int64_t num_preemptions = 0;        // sequences preempted (either way)
+  int64_t num_swapped_out = 0;        // sequences swapped out
+  int64_t num_swapped_in = 0;         // sequences swapped in
+  int64_t num_prefix_cache_queries = 0;     // tokens looked up in the prefix cache
+  int64_t num_prefix_cache_hit_tokens = 0;  // of which found cached
 };
 
 // Decides, each step, which sequences run and how many tokens each computes (vLLM v1's one
-// progress model: every sequence's num_computed_tokens chases its num_tokens()).
+// progress model: every sequence's num_computed_tokens chases its compute_end()).
 //
 // Schedule():
-//   1. running sequences, oldest first: each gets min(its uncomputed tokens, token budget)
-//      tokens (1 for a decode; the next chunk for a prefill in progress). If its blocks do
-//      not fit, the newest running sequence is preempted (blocks freed, num_computed_tokens
-//      back to 0, put at the front of the waiting queue with its generated tokens) until
-//      they fit, or until the sequence itself was the one preempted.
-//   2. if no one was preempted: waiting sequences in arrival order, while the token and
-//      sequence budgets last and the head's first chunk fits in the free blocks above the
-//      watermark. A head that does not fit blocks everyone behind it (FCFS).
-// OnStepDone() then advances num_computed_tokens and appends sampled tokens. Stop
-// conditions are the caller's: it calls Finish.
+//   1. running groups, oldest first: each sequence gets min(its uncomputed tokens, token
+//      budget) tokens (1 for a decode; the next chunk for a prefill in progress). A beam group
+//      of several beams runs all its beams in full or waits (they must sample together). If
+//      the group's blocks do not fit, the newest running group is preempted (swapped to the
+//      host pool or dropped for recomputation, per PreemptionMode) until they fit, or until
+//      the group itself was the one preempted.
+//   2. if no one was preempted: swapped groups, oldest first, swapped back in.
+//   3. if no one was preempted and none is swapped: waiting groups in arrival order, each
+//      sequence starting from its longest cached prefix, while the token and sequence budgets
+//      last and the head's first chunks fit in the free blocks above the watermark. A head
+//      that does not fit blocks everyone behind it (FCFS).
+// OnStepDone() then advances num_computed_tokens, appends sampled tokens, registers newly
+// full blocks in the prefix cache and forks n-sample groups whose prompt is computed. Stop
+// conditions and beam pruning are the caller's (FinishSequence, ForkSequence, AppendToken).
 //
 // Calls alternate: Schedule, OnStepDone, Schedule, ... (every output, even an empty one,
-// is acknowledged). AddSequence, Finish and Abort may come at any time; a sequence finished
-// while its step is in flight is skipped by OnStepDone.
+// is acknowledged). AddGroup, Finish* may come at any time; a sequence finished while its step
+// is in flight is skipped by OnStepDone. ForkSequence and AppendToken come between OnStepDone
+// and the next Schedule.
 //
-// Not thread safe. Owns the sequences and the BlockManager.
+// Not thread safe. Owns the groups, the sequences and the BlockManager.
 //
 // Invariants (CheckInvariants):
-//   - every sequence is either running or waiting, and its status says which;
-//   - arrival order: running sequences, then waiting ones, are sorted by arrival, and every
-//     running one arrived before every waiting one;
-//   - waiting sequences hold no blocks and have num_computed_tokens == 0;
-//   - a running one holds ceil(num_computed_tokens / block_size) blocks (up to
-//     ceil(num_tokens / block_size) while its step is in flight) and num_computed_tokens <
-//     num_tokens();
-//   - at most max_num_seqs running; no one has generated more than max_tokens;
-//   - the block manager's invariants, and it holds tables for the running sequences only.
+//   - every group is in exactly one of running / swapped / waiting, its status says which, and
+//     its sequences' statuses agree; each holds at least one sequence;
+//   - arrival order: each list is sorted by arrival (a preempted group goes back ahead of every
+//     group that arrived after it);
+//   - waiting sequences hold no blocks and have num_computed_tokens == 0; swapped ones hold
+//     no device blocks;
+//   - a running sequence holds ceil(num_computed_tokens / block_size) blocks (up to
+//     ceil(num_tokens / block_size) while its step is in flight) and num_computed_tokens <=
+//     compute_end();
+//   - running groups' widths add up to at most max_num_seqs; no one has generated more than
+//     max_tokens;
+//   - the block manager's invariants; it holds device tables for running sequences only.
 class Scheduler {
  public:
   explicit Scheduler(const SchedulerConfig& config);
@@ -95,53 +156,97 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues a new sequence (status kWaiting, no generated tokens). INVALID_ARGUMENT if it can
-  // never run (empty prompt, max_tokens < 1, longer than max_model_len, more blocks than the
-  // pool); ALREADY_EXISTS for a seq_id in use; RESOURCE_EXHAUSTED if the queue is full.
-  absl::Status AddSequence(std::unique_ptr<Sequence> seq);
+  // Queues a new group (its sequences' ids come from this scheduler). INVALID_ARGUMENT if it
+  // can never run (empty prompt, max_tokens < 1, longer than max_model_len, wider than
+  // max_num_seqs, more blocks than the pool); RESOURCE_EXHAUSTED if the queue is full.
+  // Returns the group id.
+  absl::StatusOr<uint64_t> AddGroup(GroupSpec spec);
 
   SchedulerOutput Schedule();
-  // sampled: the token sampled for each scheduled sequence with sample == true (entries for
-  // sequences finished meanwhile are ignored). The caller checks the workers' reply first.
+  // sampled: the token sampled for scheduled sequences with sample == true (entries for
+  // sequences finished meanwhile are ignored). A sampling sequence without an entry is owed
+  // its token by the caller (AppendToken; beam search). The caller checks the workers' reply
+  // first.
   void OnStepDone(const SchedulerOutput& output,
                   const absl::flat_hash_map<uint64_t, int32_t>& sampled);
 
-  // Removes a waiting or running sequence, frees its blocks now and hands it back with
-  // status `reason` (one of the kFinished* values). NOT_FOUND if unknown.
-  absl::StatusOr<std::unique_ptr<Sequence>> Finish(uint64_t seq_id, SequenceStatus reason);
-  absl::StatusOr<std::unique_ptr<Sequence>> Abort(uint64_t seq_id) {
-    return Finish(seq_id, SequenceStatus::kFinishedAborted);
-  }
+  // A new sequence of parent's group with parent's tokens and blocks (shared, copy on write)
+  // and sampling. Returns its id.
+  uint64_t ForkSequence(uint64_t parent_seq_id);
+  // Appends a generated token to a sequence whose tokens are all computed.
+  void AppendToken(uint64_t seq_id, int32_t token_id);
 
-  // nullptr if unknown. Valid until the sequence is finished.
-  Sequence* Get(uint64_t seq_id) const;
-  int num_waiting() const { return static_cast<int>(waiting_.size()); }
-  int num_running() const { return static_cast<int>(running_.size()); }
-  bool has_unfinished() const { return !sequences_.empty(); }
+  // Removes a sequence, frees its blocks now and hands it back with status `reason` (one of
+  // the kFinished* values); its group goes once its last sequence does. NOT_FOUND if unknown.
+  absl::StatusOr<std::unique_ptr<Sequence>> FinishSequence(uint64_t seq_id,
+                                                           SequenceStatus reason);
+  // Finishes every sequence of a group. NOT_FOUND if unknown.
+  absl::Status FinishGroup(uint64_t group_id, SequenceStatus reason);
+
+  // nullptr if unknown. Valid until finished.
+  Sequence* GetSequence(uint64_t seq_id) const;
+  SequenceGroup* GetGroup(uint64_t group_id) const;
+  int num_waiting() const;  // sequences
+  int num_running() const;  // sequences
+  int num_swapped() const;  // sequences
+  bool has_unfinished() const { return !groups_.empty(); }
   bool step_in_flight() const { return step_in_flight_; }
   const SchedulerConfig& config() const { return config_; }
   const BlockManager& block_manager() const { return block_manager_; }
-  // Preemptions since construction.
-  int64_t num_preemptions() const { return num_preemptions_; }
+  const SchedulerCounters& counters() const { return counters_; }
 
   // Aborts with a message naming the sequence or block if an invariant above is broken.
   void CheckInvariants() const;
 
  private:
-  // Frees the newest running sequence and queues it at the front of the waiting queue.
-  void PreemptNewestRunning(SchedulerOutput* output);
-  absl::Status ValidateNewSequence(const Sequence& seq) const;
+  struct PlannedSequence {
+    Sequence* seq;
+    int num_tokens;
+  };
+  absl::Status ValidateNewGroup(const GroupSpec& spec) const;
+  Sequence* NewSequenceOf(SequenceGroup* group, std::vector<int32_t> tokens, int sample_index,
+                          const SamplingParams& base);
+  // The running group's work this step under `budget` tokens (empty: nothing to do now).
+  std::vector<PlannedSequence> PlanRunningGroup(const SequenceGroup& group, int budget) const;
+  std::vector<SlotRequest> SlotRequestsOf(const std::vector<PlannedSequence>& plan) const;
+  // Allocates the plan's slots (they must fit) and appends it to output->scheduled.
+  void CommitPlan(const std::vector<PlannedSequence>& plan, SchedulerOutput* output);
+  void PreemptGroup(SequenceGroup* group, SchedulerOutput* output);
+  void FailGroup(SequenceGroup* group, absl::Status status, SchedulerOutput* output);
+  // The longest cached prefix seq may start from (none without prefix caching).
+  BlockManager::CachedPrefix FindCachedPrefix(Sequence* seq);
+  // A sequence with nothing computed and no table starts from its cached prefix (taking
+  // evictable blocks only when allowed: they count as free for others).
+  void StartFromCache(Sequence* seq, bool may_take_free_blocks);
+  // Keeps the plan's sequences, in order, whose blocks still fit in free_blocks; false when
+  // nothing is left or the group must run whole (beams).
+  bool TrimToFit(const SequenceGroup& group, int32_t free_blocks,
+                 std::vector<PlannedSequence>* plan) const;
+  void ScheduleSwappedIn(int* budget, SchedulerOutput* output);
+  void AdmitWaiting(int* budget, SchedulerOutput* output);
+  void UpdateBlockHashes(Sequence* seq);
+  void RegisterComputedBlocks(Sequence* seq);
+  void ForkSamples(SequenceGroup* group);
+  void InsertRunning(SequenceGroup* group);
+  void RemoveFromQueue(SequenceGroup* group);
 
   const SchedulerConfig config_;
   BlockManager block_manager_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<SequenceGroup>> groups_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Sequence>> sequences_;
-  std::vector<Sequence*> running_;  // by arrival order
-  std::deque<Sequence*> waiting_;   // by arrival order
+  std::vector<SequenceGroup*> running_;  // by arrival order
+  std::vector<SequenceGroup*> swapped_;  // by arrival order
+  std::deque<SequenceGroup*> waiting_;   // by arrival order
   std::vector<uint64_t> finished_since_last_step_;
+  std::vector<SequenceFork> pending_forks_;
+  absl::flat_hash_map<uint64_t, int> num_registered_blocks_;  // by seq id: prefix-cache progress
+  int num_running_width_ = 0;  // max_seqs() of the running groups, added up
   uint64_t next_arrival_order_ = 0;
-  uint64_t next_step_id_ = 0;
+  uint64_t next_seq_id_ = 1;
+  uint64_t next_group_id_ = 1;
+  uint64_t last_step_id_ = 0;
   bool step_in_flight_ = false;
-  int64_t num_preemptions_ = 0;
+  SchedulerCounters counters_;
 };
 
 }  // namespace pagedllm::coordinator

@@ -12,6 +12,8 @@ const char* SequenceStatusName(SequenceStatus status) {
       return "RUNNING";
     case SequenceStatus::kPreempted:
       return "PREEMPTED";
+    case SequenceStatus::kSwapped:
+      return "SWAPPED";
     case SequenceStatus::kFinishedStopped:
       return "FINISHED_STOPPED";
     case SequenceStatus::kFinishedLength:
@@ -22,12 +24,16 @@ const char* SequenceStatusName(SequenceStatus status) {
   return "?";
 }
 
-Sequence::Sequence(uint64_t seq_id, std::string request_id, std::vector<int32_t> prompt_token_ids,
-                   int max_tokens)
+Sequence::Sequence(uint64_t seq_id, SequenceGroup* group, std::vector<int32_t> token_ids,
+                   int num_prompt_tokens, SamplingParams sampling)
     : seq_id(seq_id),
-      request_id(std::move(request_id)),
-      token_ids(std::move(prompt_token_ids)),
-      num_prompt_tokens(static_cast<int>(token_ids.size())),
-      max_tokens(max_tokens) {}
+      group(group),
+      token_ids(std::move(token_ids)),
+      num_prompt_tokens(num_prompt_tokens),
+      sampling(sampling) {}
+
+int Sequence::compute_end() const {
+  return group != nullptr && group->fork_at >= 0 ? group->fork_at : num_tokens();
+}
 
 }  // namespace pagedllm::coordinator

@@ -7,48 +7,73 @@ namespace pagedllm::coordinator {
 
 namespace wv1 = pagedllm::worker::v1;
 
-wv1::StepInstruction EncodeStep(const StepPlan& plan) {
-  wv1::StepInstruction step;
-  step.set_step_id(plan.step_id);
-  for (uint64_t seq_id : plan.finished_seq_ids) step.add_finished_sequence_ids(seq_id);
-  for (const auto& [seq_id, options] : plan.new_sequences) {
-    wv1::NewSequence* new_seq = step.add_new_sequences();
-    new_seq->set_seq_id(seq_id);
-    wv1::SamplingConfig* sampling = new_seq->mutable_sampling();
-    sampling->set_temperature(options.temperature);
-    sampling->set_top_p(options.top_p);
-    sampling->set_top_k(options.top_k);
-    sampling->set_min_p(options.min_p);
-    sampling->set_seed(options.seed);
-    sampling->set_num_top_logprobs(options.num_top_logprobs);
-  }
-  for (const BlockCopy& copy : plan.output->block_copies) {
-    wv1::BlockCopy* out = step.add_block_copies();
-    out->set_src(copy.src_block_id);
-    out->set_dst(copy.dst_block_id);
-  }
-  for (const ScheduledSequence& scheduled : plan.output->scheduled) {
-    const Sequence* sequence = plan.scheduler->Get(scheduled.seq_id);
-    wv1::SequenceStep* seq_step = step.add_sequences();
-    seq_step->set_seq_id(scheduled.seq_id);
-    seq_step->mutable_token_ids()->Add(sequence->token_ids.begin() + scheduled.begin,
-                                       sequence->token_ids.begin() + scheduled.end);
-    seq_step->set_first_position(scheduled.begin);
-    seq_step->set_reset_block_table(scheduled.reset_block_table);
-    seq_step->mutable_new_block_ids()->Add(scheduled.new_block_ids.begin(),
-                                           scheduled.new_block_ids.end());
-    for (const BlockReplacement& replacement : scheduled.replacements) {
-      wv1::BlockReplacement* out = seq_step->add_replacements();
-      out->set_index(replacement.table_index);
-      out->set_block_id(replacement.block_id);
-    }
-    seq_step->set_sample(scheduled.sample);
-  }
-  return step;
+namespace {
+
+void EncodeSampling(const SamplingParams& params, wv1::SamplingConfig* out) {
+  out->set_temperature(params.temperature);
+  out->set_top_p(params.top_p);
+  out->set_top_k(params.top_k);
+  out->set_min_p(params.min_p);
+  out->set_seed(params.seed);
+  out->set_num_top_logprobs(params.num_top_logprobs);
 }
 
-absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const StepPlan& plan) {
-  PAGEDLLM_ASSIGN_OR_RETURN(wv1::StepResult result, hub_->RunStep(EncodeStep(plan), step_timeout_));
+void EncodeSwaps(const std::vector<BlockSwap>& swaps,
+                 google::protobuf::RepeatedPtrField<wv1::BlockSwap>* out) {
+  for (const BlockSwap& swap : swaps) {
+    wv1::BlockSwap* encoded = out->Add();
+    encoded->set_device_block(swap.device_block);
+    encoded->set_host_block(swap.host_block);
+  }
+}
+
+}  // namespace
+
+wv1::StepInstruction EncodeStep(const SchedulerOutput& step) {
+  wv1::StepInstruction out;
+  out.set_step_id(step.step_id);
+  for (const SequenceFork& fork : step.forks) {
+    wv1::SequenceFork* encoded = out.add_forks();
+    encoded->set_parent_seq_id(fork.parent_seq_id);
+    encoded->set_child_seq_id(fork.child_seq_id);
+    EncodeSampling(fork.sampling, encoded->mutable_sampling());
+  }
+  out.mutable_finished_sequence_ids()->Add(step.finished_seq_ids.begin(),
+                                           step.finished_seq_ids.end());
+  out.mutable_preempted_sequence_ids()->Add(step.preempted_seq_ids.begin(),
+                                            step.preempted_seq_ids.end());
+  EncodeSwaps(step.swap_out, out.mutable_swap_out());
+  EncodeSwaps(step.swap_in, out.mutable_swap_in());
+  for (const BlockCopy& copy : step.block_copies) {
+    wv1::BlockCopy* encoded = out.add_block_copies();
+    encoded->set_src(copy.src_block_id);
+    encoded->set_dst(copy.dst_block_id);
+  }
+  for (const NewSequence& seq : step.new_sequences) {
+    wv1::NewSequence* encoded = out.add_new_sequences();
+    encoded->set_seq_id(seq.seq_id);
+    EncodeSampling(seq.sampling, encoded->mutable_sampling());
+  }
+  for (const ScheduledSequence& scheduled : step.scheduled) {
+    wv1::SequenceStep* encoded = out.add_sequences();
+    encoded->set_seq_id(scheduled.seq_id);
+    encoded->mutable_token_ids()->Add(scheduled.token_ids.begin(), scheduled.token_ids.end());
+    encoded->set_first_position(scheduled.begin);
+    encoded->set_reset_block_table(scheduled.reset_block_table);
+    encoded->mutable_new_block_ids()->Add(scheduled.new_block_ids.begin(),
+                                          scheduled.new_block_ids.end());
+    for (const BlockReplacement& replacement : scheduled.replacements) {
+      wv1::BlockReplacement* r = encoded->add_replacements();
+      r->set_index(replacement.table_index);
+      r->set_block_id(replacement.block_id);
+    }
+    encoded->set_sample(scheduled.sample);
+  }
+  return out;
+}
+
+absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const SchedulerOutput& step) {
+  PAGEDLLM_ASSIGN_OR_RETURN(wv1::StepResult result, hub_->RunStep(EncodeStep(step), step_timeout_));
   StepOutcome outcome;
   outcome.forward_ns = result.forward_ns();
   std::vector<SampledTokenOut>& tokens = outcome.tokens;

@@ -1,5 +1,6 @@
-// StepExecutor over the workers' gRPC control streams: encodes a StepPlan as a
-// StepInstruction (deltas only), sends it through the WorkerHub and decodes rank 0's tokens.
+// StepExecutor over the workers' gRPC control streams: encodes a SchedulerOutput as a
+// StepInstruction (the one place that does), sends it through the WorkerHub and decodes rank 0's
+// tokens.
 #pragma once
 
 #include "absl/time/time.h"
@@ -8,14 +9,14 @@
 
 namespace pagedllm::coordinator {
 
-pagedllm::worker::v1::StepInstruction EncodeStep(const StepPlan& plan);
+pagedllm::worker::v1::StepInstruction EncodeStep(const SchedulerOutput& step);
 
 class GrpcStepExecutor final : public StepExecutor {
  public:
   GrpcStepExecutor(WorkerHub* hub, absl::Duration step_timeout)
       : hub_(hub), step_timeout_(step_timeout) {}
 
-  absl::StatusOr<StepOutcome> Execute(const StepPlan& plan) override;
+  absl::StatusOr<StepOutcome> Execute(const SchedulerOutput& step) override;
   absl::Status health() const override { return hub_->health(); }
 
  private:
