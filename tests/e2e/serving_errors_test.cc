@@ -1,6 +1,8 @@
 // Bad input, overload, cancellation, lost workers and bad model files, through the real cluster.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <signal.h>
 
 #include <thread>
@@ -91,8 +93,32 @@ TEST_F(ServingErrorsTest, EveryBadFieldIsNamed) {
   ExpectInvalid(request, "sampling.stop_token_ids[0] = 4096");
 
   request = GreedyRequest({0, 5}, 4);
-  request.mutable_sampling()->set_n(2);
-  ExpectInvalid(request, "sampling.n = 2");
+  request.mutable_sampling()->set_n(17);
+  ExpectInvalid(request, "sampling.n must be in [1, 16], got 17");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_n(0);
+  ExpectInvalid(request, "sampling.n must be in [1, 16], got 0");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_n(3);
+  request.mutable_sampling()->set_best_of(2);
+  ExpectInvalid(request, "sampling.best_of must be in [n = 3, 16], got 2");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_use_beam_search(true);
+  request.mutable_sampling()->set_temperature(0.7f);
+  ExpectInvalid(request, "sampling.temperature must be 0 (or unset) with use_beam_search");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_use_beam_search(true);
+  request.mutable_sampling()->set_top_p(0.5f);
+  ExpectInvalid(request, "top_p, top_k and min_p must be unset");
+
+  request = GreedyRequest({0, 5}, 4);
+  request.mutable_sampling()->set_use_beam_search(true);
+  request.mutable_sampling()->set_length_penalty(std::nanf(""));
+  ExpectInvalid(request, "sampling.length_penalty must be finite");
 
   request = GreedyRequest({0, 5}, 4);
   request.set_request_id(std::string(300, 'x'));
