@@ -58,6 +58,9 @@ ABSL_FLAG(double, swap_space_gib, 0.0,
 ABSL_FLAG(int, max_num_seqs, 256, "most sequences in one step");
 ABSL_FLAG(bool, enable_prefix_caching, true,
           "reuse the KV blocks of cached prompt prefixes (automatic prefix caching)");
+ABSL_FLAG(bool, kv_usage_stats, false,
+          "GetStats reports KV slots allocated and filled, summed over steps (KV waste); costs a "
+          "walk of the block tables every step");
 ABSL_FLAG(std::string, preemption_mode, "auto",
           "when KV blocks run out: auto (swap groups of several sequences, recompute single "
           "ones), swap or recompute; swapping needs --swap_space_gib");
@@ -264,6 +267,7 @@ int Run() {
   scheduler_config.blocks.num_host_blocks = hello->num_swap_blocks();
   scheduler_config.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
   scheduler_config.preemption_mode = *preemption_mode;
+  scheduler_config.measure_kv_usage = absl::GetFlag(FLAGS_kv_usage_stats);
   PAGEDLLM_LOG(INFO) << "KV cache: " << hello->num_kv_blocks() << " blocks of "
                      << hello->block_size() << " tokens, " << hello->num_swap_blocks()
                      << " host swap blocks; prefix caching "

@@ -197,6 +197,9 @@ grpc::Status GenerationService::GetStats(grpc::ServerContext*, const v1::GetStat
   response->set_num_free_swap_blocks(stats.num_free_host_blocks);
   response->set_num_swapped(stats.num_swapped);
   response->set_num_cached_free_blocks(stats.num_cached_free_blocks);
+  response->set_kv_usage_samples(stats.counters.num_kv_samples);
+  response->set_kv_slots_allocated_sum(stats.counters.kv_slots_allocated_sum);
+  response->set_kv_slots_filled_sum(stats.counters.kv_slots_filled_sum);
   response->set_num_decode_steps(stats.num_decode_steps);
   response->set_decode_step_ns_total(stats.decode_step_ns_total);
   response->set_decode_forward_ns_total(stats.decode_forward_ns_total);

@@ -322,6 +322,8 @@ SchedulerOutput Scheduler::Schedule() {
   if (!output.has_work()) {
     --last_step_id_;
     output.step_id = 0;
+  } else if (config_.measure_kv_usage) {
+    MeasureKvUsage(output);
   }
   step_in_flight_ = true;
   return output;
@@ -439,6 +441,33 @@ void Scheduler::AdmitWaiting(int* budget, SchedulerOutput* output) {
     CommitPlan(plan, output);
     *budget -= output->num_scheduled_tokens - before;
   }
+}
+
+void Scheduler::MeasureKvUsage(const SchedulerOutput& output) {
+  const int32_t block_size = block_manager_.block_size();
+  absl::flat_hash_map<uint64_t, int> end_of;  // tokens each scheduled sequence holds after it
+  for (const ScheduledSequence& scheduled : output.scheduled) end_of[scheduled.seq_id] = scheduled.end;
+  absl::flat_hash_map<int32_t, int> filled;  // block -> slots holding a token
+  for (const SequenceGroup* group : running_) {
+    for (const Sequence* seq : group->seqs) {
+      if (!block_manager_.HasTable(seq->seq_id)) continue;
+      auto it = end_of.find(seq->seq_id);
+      const int tokens = it == end_of.end() ? seq->num_computed_tokens : it->second;
+      const std::vector<int32_t>& table = block_manager_.table(seq->seq_id);
+      for (size_t i = 0; i < table.size(); ++i) {
+        const int in_block = std::clamp(tokens - static_cast<int>(i) * block_size, 0, block_size);
+        int& slots = filled[table[i]];
+        slots = std::max(slots, in_block);
+      }
+    }
+  }
+  int64_t filled_slots = 0;
+  for (const auto& [block, slots] : filled) filled_slots += slots;
+  const int64_t in_use =
+      block_manager_.num_total_blocks() - block_manager_.num_free_blocks();
+  ++counters_.num_kv_samples;
+  counters_.kv_slots_allocated_sum += in_use * block_size;
+  counters_.kv_slots_filled_sum += filled_slots;
 }
 
 void Scheduler::UpdateBlockHashes(Sequence* seq) {

@@ -34,6 +34,7 @@ struct SchedulerConfig {
   int32_t max_model_len = 8192;           // prompt + max_tokens of one sequence
   int32_t max_waiting = 1024;             // AddGroup beyond this is RESOURCE_EXHAUSTED
   bool enable_prefix_caching = true;
+  bool measure_kv_usage = false;  // SchedulerCounters' KV slot sums (costs a walk of the tables)
   PreemptionMode preemption_mode = PreemptionMode::kAuto;
   BlockManagerConfig blocks;
 };
@@ -108,6 +109,12 @@ struct SchedulerCounters {
   int64_t num_swapped_in = 0;         // sequences swapped in
   int64_t num_prefix_cache_queries = 0;     // tokens looked up in the prefix cache
   int64_t num_prefix_cache_hit_tokens = 0;  // of which found cached
+  // With SchedulerConfig::measure_kv_usage, summed over the steps sent to the workers: the KV
+  // slots of the blocks in use (blocks * block_size) and those of them holding a token once the
+  // step has run (a shared block counts once). Waste = 1 - filled / allocated.
+  int64_t num_kv_samples = 0;
+  int64_t kv_slots_allocated_sum = 0;
+  int64_t kv_slots_filled_sum = 0;
 };
 
 // Decides, each step, which sequences run and how many tokens each computes (vLLM v1's one
@@ -225,6 +232,7 @@ class Scheduler {
   void ScheduleSwappedIn(int* budget, SchedulerOutput* output);
   void AdmitWaiting(int* budget, SchedulerOutput* output);
   void UpdateBlockHashes(Sequence* seq);
+  void MeasureKvUsage(const SchedulerOutput& output);
   void RegisterComputedBlocks(Sequence* seq);
   void ForkSamples(SequenceGroup* group);
   void InsertRunning(SequenceGroup* group);
