@@ -35,7 +35,9 @@ if [[ " $stages " == *" e2e "* ]]; then
   # The CPU end-to-end suites again, on the GPU in float32 (exact against transformers' float32);
   # tp > 1 shares the one GPU (PAGEDLLM_SHARE_ONE_GPU: NCCL over sockets, correctness only).
   export PAGEDLLM_TEST_DEVICE=cuda PAGEDLLM_TEST_DTYPE=float32 PAGEDLLM_SHARE_ONE_GPU=1
-  for test in golden_models_test bundled_model_test serving_errors_test text_serving_test; do
+  for test in golden_models_test bundled_model_test serving_errors_test text_serving_test \
+              sharing_test sampling_filters_test seeded_sampling_test; do
+    [ -x "$bin/$test" ] || { echo "=== $test: missing from the bundle"; status=1; continue; }
     run "$test" "$bin/$test"
   done
   unset PAGEDLLM_TEST_DEVICE PAGEDLLM_TEST_DTYPE PAGEDLLM_SHARE_ONE_GPU
