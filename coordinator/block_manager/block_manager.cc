@@ -246,6 +246,10 @@ absl::Status BlockManager::SwapOut(absl::Span<const uint64_t> seq_ids,
   for (uint64_t seq_id : seq_ids) {
     auto it = tables_.find(seq_id);
     if (it == tables_.end()) continue;  // nothing computed yet: nothing to move
+    if (it->second.empty()) {
+      tables_.erase(it);  // an empty table moves nowhere; the sequence comes back without one
+      continue;
+    }
     std::vector<int32_t> host_table;
     host_table.reserve(it->second.size());
     for (int32_t device : it->second) {

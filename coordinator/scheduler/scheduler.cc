@@ -69,6 +69,11 @@ absl::Status Scheduler::ValidateNewGroup(const GroupSpec& spec) const {
         absl::StrCat(spec.beam_search ? "beam width" : "best_of", " is ", spec.num_samples,
                      ": it must be in [1, max_num_seqs = ", config_.max_num_seqs, "]"));
   }
+  if (spec.beam_search && spec.num_samples > config_.max_num_batched_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "beam width ", spec.num_samples, " exceeds max_num_batched_tokens ",
+        config_.max_num_batched_tokens, ": the beams of a step must run together"));
+  }
   if (num_prompt > config_.max_model_len) {
     return absl::InvalidArgumentError(absl::StrCat(
         "prompt has ", num_prompt, " tokens, max_model_len is ", config_.max_model_len));
@@ -218,8 +223,9 @@ void Scheduler::PreemptGroup(SequenceGroup* group, SchedulerOutput* output) {
   const bool want_swap =
       config_.preemption_mode == PreemptionMode::kSwap ||
       (config_.preemption_mode == PreemptionMode::kAuto && group->seqs.size() > 1);
-  const bool swap = want_swap && block_manager_.num_total_host_blocks() > 0 &&
-                    block_manager_.NumBlocksToSwapOut(ids) <= block_manager_.num_free_host_blocks();
+  const int32_t to_move = block_manager_.NumBlocksToSwapOut(ids);
+  // A group holding no blocks has nothing to swap: it waits to be computed like a new one.
+  const bool swap = want_swap && to_move > 0 && to_move <= block_manager_.num_free_host_blocks();
   for (Sequence* seq : group->seqs) {
     ++seq->num_preemptions;
     ++counters_.num_preemptions;
@@ -337,14 +343,45 @@ void Scheduler::ScheduleSwappedIn(int* budget, SchedulerOutput* output) {
     const bool together = group->beam_search && group->seqs.size() > 1;
     int tokens = 0;
     for (const Sequence* seq : group->seqs) tokens += seq->num_uncomputed_tokens();
+    if (together && tokens > config_.max_num_batched_tokens) {
+      swapped_.erase(swapped_.begin());
+      InsertRunning(group);  // where FailGroup finds it
+      FailGroup(group,
+                absl::ResourceExhaustedError(absl::StrCat(
+                    "beam search request \"", group->request_id, "\" must compute ", tokens,
+                    " tokens in one step, more than max_num_batched_tokens ",
+                    config_.max_num_batched_tokens)),
+                output);
+      continue;
+    }
     if (together && tokens > *budget) break;
     // Its blocks back, and room for every sequence to take one more (a decode step, or a copy
     // of a shared last block); a longer chunk runs as far as the blocks allow.
-    // With nothing running, its blocks alone are enough: it has the pool to itself.
-    const int64_t blocks = block_manager_.NumBlocksToSwapIn(ids) +
-                           (running_.empty() ? 0 : static_cast<int64_t>(group->seqs.size()));
+    // Its blocks back, and: for beams (they run together) every beam's whole chunk and a copy
+    // of a shared last block; for others one more block each (a chunk that needs more runs as
+    // far as the blocks allow), or nothing more when nothing runs (it has the pool to itself).
+    int64_t blocks = block_manager_.NumBlocksToSwapIn(ids);
+    for (const Sequence* seq : group->seqs) {
+      if (together) {
+        blocks += block_manager_.NumBlocksForTokens(seq->compute_end()) -
+                  block_manager_.NumBlocksForTokens(seq->num_computed_tokens) + 1;
+      } else if (!running_.empty()) {
+        blocks += 1;
+      }
+    }
     const int64_t reserve = running_.empty() ? 0 : block_manager_.watermark_blocks();
-    if (block_manager_.num_free_blocks() - blocks < reserve) break;
+    if (block_manager_.num_free_blocks() - blocks < reserve) {
+      if (!running_.empty()) break;
+      swapped_.erase(swapped_.begin());
+      InsertRunning(group);  // where FailGroup finds it
+      FailGroup(group,
+                absl::ResourceExhaustedError(absl::StrCat(
+                    "request \"", group->request_id, "\" needs ", blocks,
+                    " KV blocks to come back from swap space, more than the pool's ",
+                    block_manager_.num_free_blocks())),
+                output);
+      continue;
+    }
     PAGEDLLM_CHECK_OK(block_manager_.SwapIn(ids, &output->swap_in));
     counters_.num_swapped_in += static_cast<int64_t>(ids.size());
     swapped_.erase(swapped_.begin());

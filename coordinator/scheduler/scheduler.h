@@ -125,12 +125,14 @@ struct SchedulerCounters {
 //      budget) tokens (1 for a decode; the next chunk for a prefill in progress). A beam group
 //      of several beams runs all its beams in full or waits (they must sample together). If
 //      the group's blocks do not fit, the newest running group is preempted (swapped to the
-//      host pool or dropped for recomputation, per PreemptionMode) until they fit, or until
-//      the group itself was the one preempted.
+//      host pool or dropped for recomputation, per PreemptionMode) until they fit; when the
+//      group itself is the newest left, it runs those of its sequences that fit (beams: none)
+//      or is preempted itself, or, alone with the whole pool, fails (failed_groups).
 //   2. if no one was preempted: swapped groups, oldest first, swapped back in.
 //   3. if no one was preempted and none is swapped: waiting groups in arrival order, each
 //      sequence starting from its longest cached prefix, while the token and sequence budgets
-//      last and the head's first chunks fit in the free blocks above the watermark. A head
+//      last and the head's first sequence's first chunk (beams: every beam's) fits in the free
+//      blocks above the watermark; its other sequences run as far as the blocks allow. A head
 //      that does not fit blocks everyone behind it (FCFS).
 // OnStepDone() then advances num_computed_tokens, appends sampled tokens, registers newly
 // full blocks in the prefix cache and forks n-sample groups whose prompt is computed. Stop
