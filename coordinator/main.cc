@@ -271,8 +271,8 @@ int Run() {
   PAGEDLLM_LOG(INFO) << "KV cache: " << hello->num_kv_blocks() << " blocks of "
                      << hello->block_size() << " tokens, " << hello->num_swap_blocks()
                      << " host swap blocks; prefix caching "
-                     << (scheduler_config.enable_prefix_caching ? "on" : "off")
-                     << ", preemption " << PreemptionModeName(*preemption_mode);
+                     << (scheduler_config.enable_prefix_caching ? "on" : "off") << ", preemption "
+                     << PreemptionModeName(*preemption_mode);
 
   GrpcStepExecutor executor(&hub, absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s)));
   Engine engine(scheduler_config, limits, &executor);

@@ -53,9 +53,9 @@ absl::Status StepState::Apply(const wv1::StepInstruction& step, HostBatch* batch
   for (const wv1::SequenceFork& fork : step.forks()) {
     auto parent = sequences_.find(fork.parent_seq_id());
     if (parent == sequences_.end() || !parent->second.has_table) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("step ", step.step_id(), ": fork of sequence ", fork.parent_seq_id(),
-                       ", which has no block table here"));
+      return absl::FailedPreconditionError(absl::StrCat("step ", step.step_id(),
+                                                        ": fork of sequence ", fork.parent_seq_id(),
+                                                        ", which has no block table here"));
     }
     SequenceMirror child;
     child.block_table = parent->second.block_table;

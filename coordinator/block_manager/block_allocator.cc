@@ -76,7 +76,8 @@ bool BlockAllocator::DecRef(int32_t block_id) {
 bool BlockAllocator::SetHash(int32_t block_id, uint64_t hash) {
   CheckId(block_id);
   PAGEDLLM_CHECK(ref_counts_[block_id] > 0 && !has_hash_[block_id], "SetHash of block ", block_id,
-                 " (refcount ", ref_counts_[block_id], ", has hash ", int{has_hash_[block_id]}, ")");
+                 " (refcount ", ref_counts_[block_id], ", has hash ", int{has_hash_[block_id]},
+                 ")");
   if (!block_of_hash_.emplace(hash, block_id).second) return false;
   hash_[block_id] = hash;
   has_hash_[block_id] = 1;
@@ -105,7 +106,8 @@ void BlockAllocator::CheckInvariants() const {
     PAGEDLLM_CHECK(!on_free_stack[id], "block ", id, " is on the free stack twice");
     on_free_stack[id] = 1;
     PAGEDLLM_CHECK(ref_counts_[id] == 0, "free block ", id, " has refcount ", ref_counts_[id]);
-    PAGEDLLM_CHECK(!has_hash_[id] && !in_lru_[id], "free block ", id, " has a hash or is evictable");
+    PAGEDLLM_CHECK(!has_hash_[id] && !in_lru_[id], "free block ", id,
+                   " has a hash or is evictable");
   }
   int32_t lru_count = 0;
   for (int32_t id = lru_next_[num_total()]; id != num_total(); id = lru_next_[id]) {

@@ -114,10 +114,9 @@ absl::Status BlockManager::AllocateSlots(uint64_t seq_id, int first_new_position
   const SlotRequest request{seq_id, first_new_position, num_new_tokens};
   const int32_t needed = NumBlocksNeeded(absl::MakeConstSpan(&request, 1));
   if (needed > num_free_blocks()) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("sequence ", seq_id, " needs ", needed, " blocks for tokens [",
-                     first_new_position, ", ", int64_t{first_new_position} + num_new_tokens,
-                     ") but ", num_free_blocks(), " are free"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "sequence ", seq_id, " needs ", needed, " blocks for tokens [", first_new_position, ", ",
+        int64_t{first_new_position} + num_new_tokens, ") but ", num_free_blocks(), " are free"));
   }
   const SlotPlan plan = PlanSlots(TableOrEmpty(seq_id), first_new_position, num_new_tokens);
   // Commit.
@@ -231,10 +230,9 @@ absl::Status BlockManager::SwapOut(absl::Span<const uint64_t> seq_ids,
                                    std::vector<BlockSwap>* swaps) {
   const std::vector<int32_t> distinct = DistinctBlocks(tables_, seq_ids);
   if (static_cast<int32_t>(distinct.size()) > num_free_host_blocks()) {
-    return absl::ResourceExhaustedError(absl::StrCat("swapping out ", seq_ids.size(),
-                                                     " sequences needs ", distinct.size(),
-                                                     " host blocks but ", num_free_host_blocks(),
-                                                     " are free"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("swapping out ", seq_ids.size(), " sequences needs ", distinct.size(),
+                     " host blocks but ", num_free_host_blocks(), " are free"));
   }
   absl::flat_hash_map<int32_t, int32_t> host_of;
   for (int32_t device : distinct) {
@@ -269,10 +267,9 @@ absl::Status BlockManager::SwapIn(absl::Span<const uint64_t> seq_ids,
                                   std::vector<BlockSwap>* swaps) {
   const std::vector<int32_t> distinct = DistinctBlocks(swapped_tables_, seq_ids);
   if (static_cast<int32_t>(distinct.size()) > num_free_blocks()) {
-    return absl::ResourceExhaustedError(absl::StrCat("swapping in ", seq_ids.size(),
-                                                     " sequences needs ", distinct.size(),
-                                                     " blocks but ", num_free_blocks(),
-                                                     " are free"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("swapping in ", seq_ids.size(), " sequences needs ", distinct.size(),
+                     " blocks but ", num_free_blocks(), " are free"));
   }
   absl::flat_hash_map<int32_t, int32_t> device_of;
   for (int32_t host : distinct) {

@@ -164,9 +164,9 @@ class BlockManager {
 
   // Swap. Host blocks SwapOut(seq_ids) would take (distinct device blocks of their tables).
   int32_t NumBlocksToSwapOut(absl::Span<const uint64_t> seq_ids) const;
-  // Moves the device tables of seq_ids (those without one are skipped) to host blocks: one host block per
-  // distinct device block, listed in *swaps. RESOURCE_EXHAUSTED (nothing changed) when the
-  // host pool is too small.
+  // Moves the device tables of seq_ids (those without one are skipped) to host blocks: one host
+  // block per distinct device block, listed in *swaps. RESOURCE_EXHAUSTED (nothing changed) when
+  // the host pool is too small.
   absl::Status SwapOut(absl::Span<const uint64_t> seq_ids, std::vector<BlockSwap>* swaps);
   // Device blocks SwapIn(seq_ids) would take (distinct host blocks of their swapped tables).
   int32_t NumBlocksToSwapIn(absl::Span<const uint64_t> seq_ids) const;

@@ -15,8 +15,8 @@ BeamSearch::BeamSearch(BeamSearchConfig config, uint64_t first_seq_id)
     : config_(std::move(config)) {
   PAGEDLLM_CHECK(config_.width >= 1 && config_.num_returned >= 1 &&
                      config_.num_returned <= config_.width && config_.max_tokens >= 1,
-                 "beam search width ", config_.width, ", n ", config_.num_returned,
-                 ", max_tokens ", config_.max_tokens);
+                 "beam search width ", config_.width, ", n ", config_.num_returned, ", max_tokens ",
+                 config_.max_tokens);
   Beam first;
   first.seq_id = first_seq_id;
   running_.push_back(std::move(first));
@@ -94,10 +94,9 @@ BeamSearch::StepResult BeamSearch::Step(
       finished_.push_back(std::move(h));
     }
     // Earlier hypotheses win ties, as they come first in transformers' merge.
-    std::stable_sort(finished_.begin(), finished_.end(),
-                     [](const BeamHypothesis& a, const BeamHypothesis& b) {
-                       return a.score > b.score;
-                     });
+    std::stable_sort(
+        finished_.begin(), finished_.end(),
+        [](const BeamHypothesis& a, const BeamHypothesis& b) { return a.score > b.score; });
     if (static_cast<int>(finished_.size()) > config_.width) finished_.resize(config_.width);
   }
 
@@ -122,8 +121,8 @@ BeamSearch::StepResult BeamSearch::Step(
     improvable_ = improvable_ && best_possible > finished_.back().score;
   }
   const bool finished_full = static_cast<int>(finished_.size()) == config_.width;
-  result.done = all_hit || next_.empty() || !improvable_ ||
-                (finished_full && config_.early_stopping);
+  result.done =
+      all_hit || next_.empty() || !improvable_ || (finished_full && config_.early_stopping);
   if (result.done) {
     result.next.clear();
     // The beams that were running stay the fallback for Results().
@@ -159,10 +158,9 @@ std::vector<BeamHypothesis> BeamSearch::Results() const {
       h.score = Penalized(beam.score, static_cast<int>(h.token_ids.size()), config_.length_penalty);
       extra.push_back(std::move(h));
     }
-    std::stable_sort(extra.begin(), extra.end(),
-                     [](const BeamHypothesis& a, const BeamHypothesis& b) {
-                       return a.score > b.score;
-                     });
+    std::stable_sort(
+        extra.begin(), extra.end(),
+        [](const BeamHypothesis& a, const BeamHypothesis& b) { return a.score > b.score; });
     for (BeamHypothesis& h : extra) results.push_back(std::move(h));
   }
   if (static_cast<int>(results.size()) > config_.num_returned) {

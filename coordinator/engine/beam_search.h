@@ -26,8 +26,8 @@
 namespace pagedllm::coordinator {
 
 struct BeamSearchConfig {
-  int width = 1;          // W
-  int num_returned = 1;   // n <= W
+  int width = 1;         // W
+  int num_returned = 1;  // n <= W
   float length_penalty = 1.0f;
   bool early_stopping = false;
   int max_tokens = 16;                  // generated tokens at most (transformers' max_new_tokens)
@@ -44,11 +44,11 @@ struct BeamCandidate {
 };
 
 struct BeamHypothesis {
-  std::vector<int32_t> token_ids;        // generated tokens (the stop token included)
-  std::vector<TokenLogprobs> logprobs;   // one per token (the chosen logprob and the row's top)
-  double cumulative_logprob = 0.0;       // sum of the token logprobs
-  float score = 0.0f;                    // cumulative / generated ^ length_penalty
-  bool stopped = false;                  // ends with a stop token
+  std::vector<int32_t> token_ids;       // generated tokens (the stop token included)
+  std::vector<TokenLogprobs> logprobs;  // one per token (the chosen logprob and the row's top)
+  double cumulative_logprob = 0.0;      // sum of the token logprobs
+  float score = 0.0f;                   // cumulative / generated ^ length_penalty
+  bool stopped = false;                 // ends with a stop token
 };
 
 class BeamSearch {
@@ -89,7 +89,7 @@ class BeamSearch {
 
   const BeamSearchConfig config_;
   std::vector<Beam> running_;
-  std::vector<Beam> next_;  // selected by Step, waiting for Commit
+  std::vector<Beam> next_;                // selected by Step, waiting for Commit
   std::vector<BeamHypothesis> finished_;  // at most W, best first
   int num_generated_ = 0;
   bool improvable_ = true;  // transformers' is_early_stop_heuristic_unsatisfied

@@ -175,10 +175,10 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
     group.sampling.num_top_logprobs = std::min(
         kMaxSequenceTopLogprobs, std::max(beam.num_candidates(), spec.sampling.num_top_logprobs));
     if (beam.num_candidates() > kMaxSequenceTopLogprobs) {
-      handle->Push(ErrorChunk(absl::InvalidArgumentError(absl::StrCat(
-          "beam search with width ", beam.width, " and ", beam.stop_token_ids.size(),
-          " stop tokens needs ", beam.num_candidates(), " candidates per beam, at most ",
-          kMaxSequenceTopLogprobs, " are served"))));
+      handle->Push(ErrorChunk(absl::InvalidArgumentError(
+          absl::StrCat("beam search with width ", beam.width, " and ", beam.stop_token_ids.size(),
+                       " stop tokens needs ", beam.num_candidates(),
+                       " candidates per beam, at most ", kMaxSequenceTopLogprobs, " are served"))));
       return;
     }
   } else if (spec.wants_cumulative_logprob()) {
@@ -193,8 +193,8 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
   live.handle = std::move(handle);
   live.group_id = *group_id;
   if (spec.use_beam_search) {
-    live.beam = std::make_unique<BeamSearch>(
-        beam, scheduler_.GetGroup(*group_id)->seqs.front()->seq_id);
+    live.beam =
+        std::make_unique<BeamSearch>(beam, scheduler_.GetGroup(*group_id)->seqs.front()->seq_id);
   } else {
     live.samples.resize(spec.best_of);
     live.num_open = spec.best_of;
@@ -363,8 +363,8 @@ void Engine::CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishRe
   CompleteRequest(live.group_id);
 }
 
-void Engine::StepBeamSearch(
-    Live& live, const absl::flat_hash_map<uint64_t, const SampledTokenOut*>& reports) {
+void Engine::StepBeamSearch(Live& live,
+                            const absl::flat_hash_map<uint64_t, const SampledTokenOut*>& reports) {
   absl::flat_hash_map<uint64_t, std::vector<BeamCandidate>> candidates;
   for (const auto& [seq_id, token] : reports) {
     std::vector<BeamCandidate>& row = candidates[seq_id];

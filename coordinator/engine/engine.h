@@ -98,8 +98,8 @@ class Engine {
   void RunOneStep();
   void HandleSampled(const std::vector<SampledTokenOut>& tokens);
   void HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token);
-  void StepBeamSearch(Live& live, const absl::flat_hash_map<uint64_t, const SampledTokenOut*>&
-                                      reports);
+  void StepBeamSearch(Live& live,
+                      const absl::flat_hash_map<uint64_t, const SampledTokenOut*>& reports);
   // The sample ended: frees its sequence, and completes the request when it was the last.
   void CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishReason reason);
   // Sends buffered choices (best_of > n, beam search) and forgets the request.

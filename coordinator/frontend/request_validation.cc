@@ -64,9 +64,10 @@ absl::Status ValidateSamplesAndBeams(const v1::SamplingParams& params, RequestSp
   if (!spec->use_beam_search) return absl::OkStatus();
   // Beam search is greedy: its candidates are the most likely tokens of every beam.
   if (params.has_temperature() && params.temperature() != 0.0f) {
-    return Invalid(absl::StrCat("sampling.temperature must be 0 (or unset) with use_beam_search, "
-                                "got ",
-                                params.temperature()));
+    return Invalid(
+        absl::StrCat("sampling.temperature must be 0 (or unset) with use_beam_search, "
+                     "got ",
+                     params.temperature()));
   }
   if ((params.has_top_p() && params.top_p() != 1.0f) ||
       (params.has_top_k() && params.top_k() > 0) ||

@@ -26,8 +26,8 @@ absl::StatusOr<PreemptionMode> ParsePreemptionMode(const std::string& name) {
   if (name == "auto") return PreemptionMode::kAuto;
   if (name == "swap") return PreemptionMode::kSwap;
   if (name == "recompute") return PreemptionMode::kRecompute;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--preemption_mode must be auto, swap or recompute, got \"", name, "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--preemption_mode must be auto, swap or recompute, got \"", name, "\""));
 }
 
 namespace {
@@ -70,9 +70,9 @@ absl::Status Scheduler::ValidateNewGroup(const GroupSpec& spec) const {
                      ": it must be in [1, max_num_seqs = ", config_.max_num_seqs, "]"));
   }
   if (spec.beam_search && spec.num_samples > config_.max_num_batched_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "beam width ", spec.num_samples, " exceeds max_num_batched_tokens ",
-        config_.max_num_batched_tokens, ": the beams of a step must run together"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("beam width ", spec.num_samples, " exceeds max_num_batched_tokens ",
+                     config_.max_num_batched_tokens, ": the beams of a step must run together"));
   }
   if (num_prompt > config_.max_model_len) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -147,7 +147,7 @@ absl::StatusOr<uint64_t> Scheduler::AddGroup(GroupSpec spec) {
 }
 
 std::vector<Scheduler::PlannedSequence> Scheduler::PlanRunningGroup(const SequenceGroup& group,
-                                                                     int budget) const {
+                                                                    int budget) const {
   std::vector<PlannedSequence> plan;
   int total = 0;
   for (Sequence* seq : group.seqs) {
@@ -191,8 +191,7 @@ void Scheduler::CommitPlan(const std::vector<PlannedSequence>& plan, SchedulerOu
     scheduled.sample = scheduled.end == seq->num_tokens();
     PAGEDLLM_CHECK_OK(block_manager_.AllocateSlots(seq->seq_id, scheduled.begin, p.num_tokens,
                                                    &scheduled.new_block_ids,
-                                                   &scheduled.replacements,
-                                                   &output->block_copies));
+                                                   &scheduled.replacements, &output->block_copies));
     if (seq->needs_table_reset) {
       scheduled.reset_block_table = true;
       scheduled.new_block_ids = block_manager_.table(seq->seq_id);
@@ -256,8 +255,7 @@ void Scheduler::FailGroup(SequenceGroup* group, absl::Status status, SchedulerOu
   output->failed_groups.emplace_back(group->group_id, std::move(status));
   PAGEDLLM_CHECK_OK(FinishGroup(group->group_id, SequenceStatus::kFinishedAborted));
   // The workers drop them with this very step.
-  output->finished_seq_ids.insert(output->finished_seq_ids.end(),
-                                  finished_since_last_step_.begin(),
+  output->finished_seq_ids.insert(output->finished_seq_ids.end(), finished_since_last_step_.begin(),
                                   finished_since_last_step_.end());
   finished_since_last_step_.clear();
 }
@@ -278,13 +276,15 @@ SchedulerOutput Scheduler::Schedule() {
       int needed_tokens = 0;
       for (const Sequence* seq : group->seqs) needed_tokens += seq->num_uncomputed_tokens();
       if (needed_tokens > config_.max_num_batched_tokens) {
-        FailGroup(group,
-                  absl::ResourceExhaustedError(absl::StrCat(
-                      "beam search request \"", group->request_id, "\" must recompute ",
-                      needed_tokens, " tokens in one step after a preemption, more than "
-                      "max_num_batched_tokens ", config_.max_num_batched_tokens,
-                      "; give the server swap space (--swap_space_gib) or a larger budget")),
-                  &output);
+        FailGroup(
+            group,
+            absl::ResourceExhaustedError(absl::StrCat(
+                "beam search request \"", group->request_id, "\" must recompute ", needed_tokens,
+                " tokens in one step after a preemption, more than "
+                "max_num_batched_tokens ",
+                config_.max_num_batched_tokens,
+                "; give the server swap space (--swap_space_gib) or a larger budget")),
+            &output);
         --i;
         continue;
       }
@@ -347,10 +347,10 @@ void Scheduler::ScheduleSwappedIn(int* budget, SchedulerOutput* output) {
       swapped_.erase(swapped_.begin());
       InsertRunning(group);  // where FailGroup finds it
       FailGroup(group,
-                absl::ResourceExhaustedError(absl::StrCat(
-                    "beam search request \"", group->request_id, "\" must compute ", tokens,
-                    " tokens in one step, more than max_num_batched_tokens ",
-                    config_.max_num_batched_tokens)),
+                absl::ResourceExhaustedError(
+                    absl::StrCat("beam search request \"", group->request_id, "\" must compute ",
+                                 tokens, " tokens in one step, more than max_num_batched_tokens ",
+                                 config_.max_num_batched_tokens)),
                 output);
       continue;
     }
@@ -375,10 +375,10 @@ void Scheduler::ScheduleSwappedIn(int* budget, SchedulerOutput* output) {
       swapped_.erase(swapped_.begin());
       InsertRunning(group);  // where FailGroup finds it
       FailGroup(group,
-                absl::ResourceExhaustedError(absl::StrCat(
-                    "request \"", group->request_id, "\" needs ", blocks,
-                    " KV blocks to come back from swap space, more than the pool's ",
-                    block_manager_.num_free_blocks())),
+                absl::ResourceExhaustedError(
+                    absl::StrCat("request \"", group->request_id, "\" needs ", blocks,
+                                 " KV blocks to come back from swap space, more than the pool's ",
+                                 block_manager_.num_free_blocks())),
                 output);
       continue;
     }
@@ -445,9 +445,9 @@ void Scheduler::AdmitWaiting(int* budget, SchedulerOutput* output) {
       const int cached_tokens = prefix.num_blocks * block_size;
       const int count = std::max(0, std::min(seq->compute_end() - cached_tokens, remaining));
       remaining -= count;
-      blocks_needed += prefix.num_evictable +
-                       block_manager_.NumBlocksForTokens(cached_tokens + count) - prefix.num_blocks +
-                       (together ? 1 : 0);  // beams may copy a shared last block
+      blocks_needed +=
+          prefix.num_evictable + block_manager_.NumBlocksForTokens(cached_tokens + count) -
+          prefix.num_blocks + (together ? 1 : 0);  // beams may copy a shared last block
       if (!together) break;
     }
     if (together && blocks_needed > usable) {
@@ -483,7 +483,8 @@ void Scheduler::AdmitWaiting(int* budget, SchedulerOutput* output) {
 void Scheduler::MeasureKvUsage(const SchedulerOutput& output) {
   const int32_t block_size = block_manager_.block_size();
   absl::flat_hash_map<uint64_t, int> end_of;  // tokens each scheduled sequence holds after it
-  for (const ScheduledSequence& scheduled : output.scheduled) end_of[scheduled.seq_id] = scheduled.end;
+  for (const ScheduledSequence& scheduled : output.scheduled)
+    end_of[scheduled.seq_id] = scheduled.end;
   absl::flat_hash_map<int32_t, int> filled;  // block -> slots holding a token
   for (const SequenceGroup* group : running_) {
     for (const Sequence* seq : group->seqs) {
@@ -500,8 +501,7 @@ void Scheduler::MeasureKvUsage(const SchedulerOutput& output) {
   }
   int64_t filled_slots = 0;
   for (const auto& [block, slots] : filled) filled_slots += slots;
-  const int64_t in_use =
-      block_manager_.num_total_blocks() - block_manager_.num_free_blocks();
+  const int64_t in_use = block_manager_.num_total_blocks() - block_manager_.num_free_blocks();
   ++counters_.num_kv_samples;
   counters_.kv_slots_allocated_sum += in_use * block_size;
   counters_.kv_slots_filled_sum += filled_slots;
@@ -531,8 +531,7 @@ void Scheduler::RegisterComputedBlocks(Sequence* seq) {
 void Scheduler::OnStepDone(const SchedulerOutput& output,
                            const absl::flat_hash_map<uint64_t, int32_t>& sampled) {
   PAGEDLLM_CHECK(step_in_flight_ && (output.step_id == 0 || output.step_id == last_step_id_),
-                 "OnStepDone of step ",
-                 output.step_id, " but the step in flight is ",
+                 "OnStepDone of step ", output.step_id, " but the step in flight is ",
                  step_in_flight_ ? absl::StrCat(last_step_id_) : "none");
   std::vector<SequenceGroup*> may_fork;
   for (const ScheduledSequence& scheduled : output.scheduled) {
@@ -606,9 +605,8 @@ uint64_t Scheduler::ForkSequence(uint64_t parent_seq_id) {
 void Scheduler::AppendToken(uint64_t seq_id, int32_t token_id) {
   Sequence* seq = GetSequence(seq_id);
   PAGEDLLM_CHECK(seq != nullptr, "AppendToken to unknown sequence ", seq_id);
-  PAGEDLLM_CHECK(seq->num_computed_tokens == seq->num_tokens(),
-                 "AppendToken to sequence ", seq_id, " with ", seq->num_computed_tokens,
-                 " of ", seq->num_tokens(), " tokens computed");
+  PAGEDLLM_CHECK(seq->num_computed_tokens == seq->num_tokens(), "AppendToken to sequence ", seq_id,
+                 " with ", seq->num_computed_tokens, " of ", seq->num_tokens(), " tokens computed");
   PAGEDLLM_CHECK(seq->num_generated_tokens() < seq->group->max_tokens, "sequence ", seq_id,
                  " already has max_tokens = ", seq->group->max_tokens,
                  " generated tokens; the caller should have finished it");
@@ -721,14 +719,14 @@ void Scheduler::CheckInvariants() const {
         ++num_seqs;
         PAGEDLLM_CHECK(GetSequence(seq->seq_id) == seq && seq->group == group, "sequence ",
                        seq->seq_id, " is not owned by group ", group->group_id);
-        PAGEDLLM_CHECK(seq->num_generated_tokens() >= 0 &&
-                           seq->num_generated_tokens() <= group->max_tokens,
-                       "sequence ", seq->seq_id, " has ", seq->num_generated_tokens(),
-                       " generated tokens, max_tokens ", group->max_tokens);
-        PAGEDLLM_CHECK(seq->num_computed_tokens >= 0 &&
-                           seq->num_computed_tokens <= seq->compute_end(),
-                       "sequence ", seq->seq_id, " has ", seq->num_computed_tokens,
-                       " computed tokens, computing ends at ", seq->compute_end());
+        PAGEDLLM_CHECK(
+            seq->num_generated_tokens() >= 0 && seq->num_generated_tokens() <= group->max_tokens,
+            "sequence ", seq->seq_id, " has ", seq->num_generated_tokens(),
+            " generated tokens, max_tokens ", group->max_tokens);
+        PAGEDLLM_CHECK(
+            seq->num_computed_tokens >= 0 && seq->num_computed_tokens <= seq->compute_end(),
+            "sequence ", seq->seq_id, " has ", seq->num_computed_tokens,
+            " computed tokens, computing ends at ", seq->compute_end());
         const bool has_table = block_manager_.HasTable(seq->seq_id);
         device_tables += has_table;
         swapped_tables += block_manager_.IsSwapped(seq->seq_id);
@@ -771,8 +769,8 @@ void Scheduler::CheckInvariants() const {
   check_list(running_, GroupStatus::kRunning);
   check_list(swapped_, GroupStatus::kSwapped);
   check_list(waiting_, GroupStatus::kWaiting);
-  PAGEDLLM_CHECK(num_seqs == sequences_.size(), num_seqs, " queued sequences != ",
-                 sequences_.size(), " owned");
+  PAGEDLLM_CHECK(num_seqs == sequences_.size(), num_seqs,
+                 " queued sequences != ", sequences_.size(), " owned");
   PAGEDLLM_CHECK(block_manager_.num_tables() == device_tables, block_manager_.num_tables(),
                  " block tables, ", device_tables, " held by running sequences");
   PAGEDLLM_CHECK(block_manager_.num_swapped_tables() == swapped_tables,

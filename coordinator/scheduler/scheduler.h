@@ -82,8 +82,8 @@ struct SchedulerOutput {
   // Preempted in this step (by recompute or swap): the workers drop their tables (the
   // sequences come back later with reset_block_table).
   std::vector<uint64_t> preempted_seq_ids;
-  std::vector<BlockSwap> swap_out;   // device -> host, before anything else touches the cache
-  std::vector<BlockSwap> swap_in;    // host -> device; never in the same step as swap_out
+  std::vector<BlockSwap> swap_out;      // device -> host, before anything else touches the cache
+  std::vector<BlockSwap> swap_in;       // host -> device; never in the same step as swap_out
   std::vector<BlockCopy> block_copies;  // copy-on-write, after the swaps
   std::vector<NewSequence> new_sequences;
   std::vector<ScheduledSequence> scheduled;  // running ones first, then swapped in, then new
@@ -104,9 +104,9 @@ struct SchedulerOutput {
 
 // Counters since construction.
 struct SchedulerCounters {
-  int64_t num_preemptions = 0;        // sequences preempted (either way)
-  int64_t num_swapped_out = 0;        // sequences swapped out
-  int64_t num_swapped_in = 0;         // sequences swapped in
+  int64_t num_preemptions = 0;              // sequences preempted (either way)
+  int64_t num_swapped_out = 0;              // sequences swapped out
+  int64_t num_swapped_in = 0;               // sequences swapped in
   int64_t num_prefix_cache_queries = 0;     // tokens looked up in the prefix cache
   int64_t num_prefix_cache_hit_tokens = 0;  // of which found cached
   // With SchedulerConfig::measure_kv_usage, summed over the steps sent to the workers: the KV
@@ -187,8 +187,7 @@ class Scheduler {
 
   // Removes a sequence, frees its blocks now and hands it back with status `reason` (one of
   // the kFinished* values); its group goes once its last sequence does. NOT_FOUND if unknown.
-  absl::StatusOr<std::unique_ptr<Sequence>> FinishSequence(uint64_t seq_id,
-                                                           SequenceStatus reason);
+  absl::StatusOr<std::unique_ptr<Sequence>> FinishSequence(uint64_t seq_id, SequenceStatus reason);
   // Finishes every sequence of a group. NOT_FOUND if unknown.
   absl::Status FinishGroup(uint64_t group_id, SequenceStatus reason);
 

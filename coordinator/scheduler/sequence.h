@@ -60,8 +60,8 @@ struct Sequence {
   SamplingParams sampling;      // what the workers sample with (seed already per sequence)
   int sample_index = 0;         // which of the group's samples (the seed is base + index)
   SequenceStatus status = SequenceStatus::kWaiting;
-  bool known_to_workers = false;   // the workers hold its sampling state
-  bool needs_table_reset = true;   // the workers' table for it is stale: send it whole
+  bool known_to_workers = false;       // the workers hold its sampling state
+  bool needs_table_reset = true;       // the workers' table for it is stale: send it whole
   std::vector<uint64_t> block_hashes;  // prefix-cache hashes of its full blocks, in order
   int num_preemptions = 0;
 };

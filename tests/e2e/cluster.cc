@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpcpp/create_channel.h"
@@ -107,6 +108,18 @@ absl::StatusOr<std::pair<int, std::string>> RunCommand(const std::vector<std::st
 }
 
 absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& options) {
+  // PickFreePort's ports come from the ephemeral range, so an outgoing connection (a worker's,
+  // or another test's) may take one before the coordinator binds it: then try other ports.
+  absl::StatusOr<std::unique_ptr<Cluster>> cluster = StartOnce(options);
+  for (int attempt = 1; attempt < 3 && !cluster.ok() &&
+                        absl::StrContains(cluster.status().message(), "cannot listen");
+       ++attempt) {
+    cluster = StartOnce(options);
+  }
+  return cluster;
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartOnce(const ClusterOptions& options) {
   std::unique_ptr<Cluster> cluster(new Cluster());
   const int port = PickFreePort();
   cluster->worker_port_ = PickFreePort();

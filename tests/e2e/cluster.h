@@ -25,7 +25,8 @@ struct ClusterOptions {
 
 class Cluster {
  public:
-  // Starts the cluster and waits until it serves (or fails to start).
+  // Starts the cluster and waits until it serves (or fails to start; up to 3 tries when a
+  // picked port was taken before the coordinator could listen on it).
   static absl::StatusOr<std::unique_ptr<Cluster>> Start(const ClusterOptions& options);
   ~Cluster();
 
@@ -47,6 +48,8 @@ class Cluster {
 
  private:
   Cluster() = default;
+  // One try at Start(); Start() tries again (other ports) when a port was taken meanwhile.
+  static absl::StatusOr<std::unique_ptr<Cluster>> StartOnce(const ClusterOptions& options);
   pid_t pid_ = -1;
   int worker_port_ = 0;
   std::string address_;

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/e2e/cluster.h"
 
 namespace pagedllm::testing {
 
@@ -63,6 +64,26 @@ pagedllm::v1::GenerateRequest GreedyRequest(const std::vector<int32_t>& prompt, 
   request.mutable_sampling()->set_ignore_eos(true);
   if (logprobs >= 0) request.mutable_sampling()->set_logprobs(logprobs);
   return request;
+}
+
+pagedllm::v1::GenerateRequest SampledRequest(const std::vector<int32_t>& prompt, int max_tokens,
+                                             float temperature, uint64_t seed) {
+  pagedllm::v1::GenerateRequest request = GreedyRequest(prompt, max_tokens);
+  request.mutable_sampling()->set_temperature(temperature);
+  request.mutable_sampling()->set_seed(seed);
+  return request;
+}
+
+std::string GoldenModelDir(const std::string& model) {
+  return SourceDir() + "/tests/data/models/" + model;
+}
+
+std::vector<std::vector<int32_t>> GoldenPrompts(const nlohmann::json& golden) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& test_case : golden["cases"]) {
+    prompts.push_back(test_case["prompt_ids"].get<std::vector<int32_t>>());
+  }
+  return prompts;
 }
 
 std::string HealthStatus(const std::string& address) {

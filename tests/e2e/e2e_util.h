@@ -35,6 +35,17 @@ std::vector<GenerateOutcome> GenerateConcurrently(
 pagedllm::v1::GenerateRequest GreedyRequest(const std::vector<int32_t>& prompt, int max_tokens,
                                             int logprobs = -1);
 
+// A seeded sampling request (ignore_eos, so exactly max_tokens come back); top-k, top-p and
+// min-p are left unset (off) for the caller to add.
+pagedllm::v1::GenerateRequest SampledRequest(const std::vector<int32_t>& prompt, int max_tokens,
+                                             float temperature, uint64_t seed);
+
+// tests/data/models/<model>: a small random Llama model (tools/make_golden_models.py) with its
+// golden.json (greedy continuation_ids, logprobs and top-5 per prompt, from transformers).
+std::string GoldenModelDir(const std::string& model);
+// Every case's prompt_ids in golden.json, in order.
+std::vector<std::vector<int32_t>> GoldenPrompts(const nlohmann::json& golden);
+
 // grpc.health.v1 Check("") status name: "SERVING", "NOT_SERVING", or the call's error.
 std::string HealthStatus(const std::string& address);
 

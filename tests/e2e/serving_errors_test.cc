@@ -1,10 +1,9 @@
 // Bad input, overload, cancellation, lost workers and bad model files, through the real cluster.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <cmath>
 #include <signal.h>
 
+#include <cmath>
 #include <thread>
 
 #include "tests/e2e/cluster.h"

@@ -57,8 +57,8 @@ MultiOutcome GenerateChoices(v1::Generation::Stub& stub, const v1::GenerateReque
   return outcome;
 }
 
-std::vector<MultiOutcome> GenerateChoicesConcurrently(v1::Generation::Stub& stub,
-                                                      const std::vector<v1::GenerateRequest>& requests) {
+std::vector<MultiOutcome> GenerateChoicesConcurrently(
+    v1::Generation::Stub& stub, const std::vector<v1::GenerateRequest>& requests) {
   std::vector<MultiOutcome> outcomes(requests.size());
   std::vector<std::thread> threads;
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -153,7 +153,8 @@ TEST(SharingTest, ParallelSamplesFollowTheirDocumentedSeeds) {
       ASSERT_TRUE(best.status.ok()) << best.status.error_message();
       ASSERT_EQ(best.choices.size(), 2u);
       std::vector<std::pair<double, int>> ranked;
-      for (int i = 0; i < 4; ++i) ranked.emplace_back(-parallel.choices.at(i).cumulative_logprob, i);
+      for (int i = 0; i < 4; ++i)
+        ranked.emplace_back(-parallel.choices.at(i).cumulative_logprob, i);
       std::stable_sort(ranked.begin(), ranked.end());
       for (int j = 0; j < 2; ++j) {
         EXPECT_EQ(best.choices.at(j).token_ids, parallel.choices.at(ranked[j].second).token_ids)
@@ -199,8 +200,7 @@ TEST_P(BeamSearchTest, EqualsTransformers) {
     SCOPED_TRACE(absl::StrCat(model, " tp ", tp, " case ", i, ": W ", c["num_beams"].get<int>(),
                               " n ", c["num_return_sequences"].get<int>(), " lp ",
                               c["length_penalty"].get<double>(), " early ",
-                              c["early_stopping"].get<bool>(), " eos ",
-                              c["eos_token_ids"].dump()));
+                              c["early_stopping"].get<bool>(), " eos ", c["eos_token_ids"].dump()));
     ASSERT_TRUE(outcomes[i].status.ok()) << outcomes[i].status.error_message();
     const auto expected = c["output_ids"].get<std::vector<std::vector<int32_t>>>();
     const auto scores = c["sequences_scores"].get<std::vector<double>>();
@@ -244,7 +244,7 @@ TEST(SharingTest, PrefixCacheHitEqualsAMiss) {
   const std::string model = GoldenModelDir("mha-untied");
   const std::vector<std::vector<int32_t>> prompts = GoldenPrompts(LoadJson(model + "/golden.json"));
   const std::vector<int32_t>& prompt = prompts[3];  // 150 tokens
-  std::vector<int32_t> longer = prompt;  // the same prefix and a different tail
+  std::vector<int32_t> longer = prompt;             // the same prefix and a different tail
   longer.insert(longer.end(), {7, 8, 9, 10, 11});
   for (int tp : {1, 2}) {
     SCOPED_TRACE(absl::StrCat("tp ", tp));
@@ -330,8 +330,9 @@ TEST(SharingTest, PreemptedBySwapAndRecomputeResumeExactly) {
       ASSERT_NE(tight, nullptr);
       const std::vector<MultiOutcome> got = GenerateChoicesConcurrently(tight->stub(), requests);
       for (size_t r = 0; r < requests.size(); ++r) {
-        ASSERT_TRUE(got[r].status.ok()) << "request " << r << ": " << got[r].status.error_message()
-                                        << "\n" << tight->ReadLog();
+        ASSERT_TRUE(got[r].status.ok())
+            << "request " << r << ": " << got[r].status.error_message() << "\n"
+            << tight->ReadLog();
         ASSERT_EQ(got[r].choices.size(), want[r].choices.size());
         for (const auto& [index, choice] : want[r].choices) {
           EXPECT_EQ(got[r].choices.at(index).token_ids, choice.token_ids)
@@ -340,12 +341,14 @@ TEST(SharingTest, PreemptedBySwapAndRecomputeResumeExactly) {
       }
       const v1::ServerStats stats = Stats(tight->stub());
       EXPECT_GT(stats.num_preemptions(), 0u);
+      // auto swaps only a group of several sequences that happens to be the newest running one
+      // when blocks run out (arrival timing decides), swap swaps every preempted group.
       if (std::string(mode) == "recompute") {
         EXPECT_EQ(stats.num_swapped_out(), 0u);
-      } else {
+      } else if (std::string(mode) == "swap") {
         EXPECT_GT(stats.num_swapped_out(), 0u) << "swap space: " << stats.num_swap_blocks();
-        EXPECT_EQ(stats.num_swapped_in(), stats.num_swapped_out());
       }
+      EXPECT_EQ(stats.num_swapped_in(), stats.num_swapped_out());
       StopCluster(std::move(tight));
     }
   }

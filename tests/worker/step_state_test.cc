@@ -27,8 +27,8 @@ wv1::SamplingConfig Greedy(uint64_t seed = 7) {
 }
 
 wv1::SequenceStep* AddStep(wv1::StepInstruction* step, uint64_t seq_id, int first,
-                           std::vector<int32_t> tokens, std::vector<int32_t> new_blocks,
-                           bool reset, bool sample) {
+                           std::vector<int32_t> tokens, std::vector<int32_t> new_blocks, bool reset,
+                           bool sample) {
   wv1::SequenceStep* s = step->add_sequences();
   s->set_seq_id(seq_id);
   s->set_first_position(first);

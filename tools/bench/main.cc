@@ -203,8 +203,7 @@ int main(int argc, char** argv) {
       static_cast<double>(prompt_tokens) / num_sent,
       static_cast<double>(planned_output_tokens) / num_sent, absl::GetFlag(FLAGS_concurrency));
   std::printf("wall %.3f s: %.2f requests/s, %.1f output tokens/s, %.1f total tokens/s\n", wall_s,
-              num_sent / wall_s, output_tokens / wall_s,
-              (output_tokens + prompt_tokens) / wall_s);
+              num_sent / wall_s, output_tokens / wall_s, (output_tokens + prompt_tokens) / wall_s);
   std::printf("per worker (GPU): %.1f output tokens/s\n",
               output_tokens / wall_s / std::max(1, after.tp_size()));
   std::printf("engine: %lu steps, %.2f ms per step, %lu preemptions\n",
@@ -241,11 +240,12 @@ int main(int argc, char** argv) {
   if (kv_samples > 0) {
     const double allocated = after.kv_slots_allocated_sum() - before.kv_slots_allocated_sum();
     const double filled = after.kv_slots_filled_sum() - before.kv_slots_filled_sum();
-    std::printf("KV cache: %.2f%% of allocated slots hold no token (mean over %lu steps); "
-                "%.1f blocks in use per step on average\n",
-                allocated > 0 ? 100.0 * (1.0 - filled / allocated) : 0.0,
-                static_cast<unsigned long>(kv_samples),
-                allocated / after.block_size() / static_cast<double>(kv_samples));
+    std::printf(
+        "KV cache: %.2f%% of allocated slots hold no token (mean over %lu steps); "
+        "%.1f blocks in use per step on average\n",
+        allocated > 0 ? 100.0 * (1.0 - filled / allocated) : 0.0,
+        static_cast<unsigned long>(kv_samples),
+        allocated / after.block_size() / static_cast<double>(kv_samples));
   }
   const uint64_t queries = after.num_prefix_cache_queries() - before.num_prefix_cache_queries();
   if (queries > 0) {

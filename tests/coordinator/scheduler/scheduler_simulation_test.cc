@@ -89,8 +89,8 @@ void RunSimulation(uint32_t seed, int num_steps, SimulationTotals* totals) {
   config.max_model_len = uniform(8, 200);
   config.max_waiting = uniform(1, 16);
   config.enable_prefix_caching = chance(0.7);
-  config.preemption_mode = std::vector<PreemptionMode>{
-      PreemptionMode::kAuto, PreemptionMode::kSwap, PreemptionMode::kRecompute}[uniform(0, 2)];
+  config.preemption_mode = std::vector<PreemptionMode>{PreemptionMode::kAuto, PreemptionMode::kSwap,
+                                                       PreemptionMode::kRecompute}[uniform(0, 2)];
   const int32_t block_size = config.blocks.block_size;
   const int max_prompt = std::max(
       2, std::min<int>(config.max_model_len - 1, (config.blocks.num_blocks / 2) * block_size));
@@ -176,8 +176,7 @@ void RunSimulation(uint32_t seed, int num_steps, SimulationTotals* totals) {
     totals->swapped_in += static_cast<int64_t>(output.swap_in.size());
     totals->forks += static_cast<int64_t>(output.forks.size());
     totals->copies += static_cast<int64_t>(output.block_copies.size());
-    ASSERT_TRUE(output.swap_out.empty() || output.swap_in.empty())
-        << "a step swaps both ways";
+    ASSERT_TRUE(output.swap_out.empty() || output.swap_in.empty()) << "a step swaps both ways";
     ASSERT_LE(output.num_scheduled_tokens, config.max_num_batched_tokens);
     if (scheduler.has_unfinished() && output.failed_groups.empty()) {
       ASSERT_TRUE(output.has_work())
@@ -195,9 +194,9 @@ void RunSimulation(uint32_t seed, int num_steps, SimulationTotals* totals) {
       ASSERT_LT(s.begin, s.end);
       ASSERT_LE(s.end, seq->num_tokens());
       ASSERT_EQ(s.sample, s.end == seq->num_tokens());
-      ASSERT_EQ(std::vector<int32_t>(seq->token_ids.begin() + s.begin,
-                                     seq->token_ids.begin() + s.end),
-                s.token_ids);
+      ASSERT_EQ(
+          std::vector<int32_t>(seq->token_ids.begin() + s.begin, seq->token_ids.begin() + s.end),
+          s.token_ids);
       if (!s.sample) ++totals->partial_chunks;
       sum += s.end - s.begin;
     }
@@ -284,8 +283,8 @@ void RunSimulation(uint32_t seed, int num_steps, SimulationTotals* totals) {
     for (const auto& [group_id, beams] : beam_reports) {
       const SequenceGroup* group = scheduler.GetGroup(group_id);
       if (group == nullptr) continue;
-      ASSERT_EQ(beams.size(), group->seqs.size()) << "beams of group " << group_id
-                                                  << " sampled apart";
+      ASSERT_EQ(beams.size(), group->seqs.size())
+          << "beams of group " << group_id << " sampled apart";
       const Sequence* any = scheduler.GetSequence(beams[0]);
       if (any->num_generated_tokens() + 1 >= group->max_tokens || chance(0.05)) {
         finish_group(group_id);
@@ -372,7 +371,8 @@ TEST(SchedulerSimulationTest, ScheduleCostAt256RunningSequences) {
   absl::flat_hash_map<uint64_t, int32_t> sampled;
   for (uint64_t id : seq_ids) sampled[id] = 1;
   // Prefill: 256 * 128 tokens at 2048 per step.
-  while (scheduler.num_waiting() > 0 || scheduler.GetSequence(seq_ids.back())->num_generated_tokens() == 0) {
+  while (scheduler.num_waiting() > 0 ||
+         scheduler.GetSequence(seq_ids.back())->num_generated_tokens() == 0) {
     const SchedulerOutput output = scheduler.Schedule();
     scheduler.OnStepDone(output, sampled);
   }
