@@ -19,6 +19,7 @@ namespace v1 = pagedllm::v1;
 
 // One choice of a response, put together from its chunks.
 struct ChoiceOutcome {
+  std::string text;
   std::vector<int32_t> token_ids;
   std::vector<v1::TokenLogprob> logprobs;
   v1::FinishReason finish_reason = v1::FINISH_REASON_UNSPECIFIED;
@@ -43,6 +44,7 @@ MultiOutcome GenerateChoices(v1::Generation::Stub& stub, const v1::GenerateReque
       EXPECT_EQ(out.finish_reason, v1::FINISH_REASON_UNSPECIFIED)
           << "choice " << choice.index() << " got a chunk after its last one";
       ++out.num_chunks;
+      out.text += choice.text();
       out.token_ids.insert(out.token_ids.end(), choice.token_ids().begin(),
                            choice.token_ids().end());
       out.logprobs.insert(out.logprobs.end(), choice.logprobs().begin(), choice.logprobs().end());
@@ -352,6 +354,76 @@ TEST(SharingTest, PreemptedBySwapAndRecomputeResumeExactly) {
       StopCluster(std::move(tight));
     }
   }
+}
+
+// A stop string ends each choice on its own (the others keep going), exactly where a lone request
+// with that choice's seed stops; cancelling a call of several samples or beams frees every block.
+TEST(SharingTest, StopStringsEndChoicesApartAndCancellingFreesEveryBlock) {
+  std::unique_ptr<Cluster> cluster =
+      StartCluster(ClusterOptions(SourceDir() + "/models/pagedllm-tiny-py", 1));
+  ASSERT_NE(cluster, nullptr);
+  constexpr uint64_t kSeed = 99;
+  auto text_request = [](uint64_t seed, int n) {
+    v1::GenerateRequest request;
+    request.set_text("def fibonacci(n):");
+    v1::SamplingParams* sampling = request.mutable_sampling();
+    sampling->set_max_tokens(48);
+    sampling->set_temperature(1.0f);
+    sampling->set_seed(seed);
+    sampling->set_n(n);
+    sampling->add_stop("return");
+    return request;
+  };
+  const MultiOutcome together = GenerateChoices(cluster->stub(), text_request(kSeed, 4));
+  ASSERT_TRUE(together.status.ok()) << together.status.error_message();
+  ASSERT_EQ(together.choices.size(), 4u);
+  int stopped = 0;
+  for (int i = 0; i < 4; ++i) {
+    const MultiOutcome alone = GenerateChoices(cluster->stub(), text_request(kSeed + i, 1));
+    ASSERT_TRUE(alone.status.ok()) << alone.status.error_message();
+    const ChoiceOutcome& got = together.choices.at(i);
+    EXPECT_EQ(got.text, alone.choices.at(0).text) << "choice " << i;
+    EXPECT_EQ(got.token_ids, alone.choices.at(0).token_ids) << "choice " << i;
+    EXPECT_EQ(got.finish_reason, alone.choices.at(0).finish_reason) << "choice " << i;
+    EXPECT_EQ(got.text.find("return"), std::string::npos) << "choice " << i << ": " << got.text;
+    stopped += got.finish_reason == v1::FINISH_REASON_STOP;
+  }
+  EXPECT_GT(stopped, 0) << "no choice met the stop string: the test proves nothing";
+
+  auto before = cluster->WaitForAllBlocksFree(5000);
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (bool beam : {false, true}) {
+    SCOPED_TRACE(beam ? "beam search" : "samples");
+    v1::GenerateRequest request = GreedyRequest({0, 476, 290}, 800);
+    request.mutable_sampling()->set_ignore_eos(true);
+    if (beam) {
+      request.mutable_sampling()->clear_temperature();
+      request.mutable_sampling()->set_use_beam_search(true);
+      request.mutable_sampling()->set_best_of(4);
+    } else {
+      request.mutable_sampling()->set_temperature(1.0f);
+      request.mutable_sampling()->set_n(4);
+    }
+    grpc::ClientContext context;
+    auto reader = cluster->stub().Generate(&context, request);
+    if (!beam) {
+      v1::GenerateResponse response;
+      ASSERT_TRUE(reader->Read(&response));  // it is running
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // beams send nothing early
+    }
+    context.TryCancel();
+    v1::GenerateResponse response;
+    while (reader->Read(&response)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    auto after = cluster->WaitForAllBlocksFree(5000);
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ(after->num_running(), 0);
+    EXPECT_LT(after->num_generated_tokens() - before->num_generated_tokens(), 4u * 400);
+    before = after;
+  }
+  StopCluster(std::move(cluster));
 }
 
 }  // namespace
