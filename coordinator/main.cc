@@ -18,7 +18,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/status.h"
 #include "common/logging.h"
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/generation_service.h"
@@ -181,6 +183,62 @@ std::vector<std::string> WorkerCommand(int worker_port) {
   return argv;
 }
 
+// Every flag's value, checked before any worker is launched: the first wrong one, by name.
+absl::Status ValidateFlags() {
+  const auto at_least = [](const char* name, int64_t value, int64_t low) {
+    return value >= low ? absl::OkStatus()
+                        : absl::InvalidArgumentError(
+                              absl::StrCat("--", name, " must be >= ", low, ", got ", value));
+  };
+  const auto in_range = [](const char* name, double value, double low, double high) {
+    return value >= low && value <= high
+               ? absl::OkStatus()
+               : absl::InvalidArgumentError(absl::StrCat("--", name, " must be in [", low, ", ",
+                                                         high, "], got ", value));
+  };
+  const auto one_of = [](const char* name, const std::string& value,
+                         std::initializer_list<const char*> allowed) {
+    for (const char* ok : allowed) {
+      if (value == ok) return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat("--", name, " must be one of ",
+                                                   absl::StrJoin(allowed, ", "), "; got \"",
+                                                   value, "\""));
+  };
+  PAGEDLLM_RETURN_IF_ERROR(at_least("tp", absl::GetFlag(FLAGS_tp), 1));
+  PAGEDLLM_RETURN_IF_ERROR(one_of("device", absl::GetFlag(FLAGS_device), {"cpu", "cuda"}));
+  PAGEDLLM_RETURN_IF_ERROR(in_range("port", absl::GetFlag(FLAGS_port), 0, 65535));
+  PAGEDLLM_RETURN_IF_ERROR(in_range("worker_port", absl::GetFlag(FLAGS_worker_port), 0, 65535));
+  PAGEDLLM_RETURN_IF_ERROR(in_range("block_size", absl::GetFlag(FLAGS_block_size), 1, 1024));
+  PAGEDLLM_RETURN_IF_ERROR(at_least("num_kv_blocks", absl::GetFlag(FLAGS_num_kv_blocks), 0));
+  PAGEDLLM_RETURN_IF_ERROR(
+      in_range("cpu_kv_cache_gib", absl::GetFlag(FLAGS_cpu_kv_cache_gib), 1e-6, 1024));
+  PAGEDLLM_RETURN_IF_ERROR(
+      in_range("swap_space_gib", absl::GetFlag(FLAGS_swap_space_gib), 0, 1024));
+  PAGEDLLM_RETURN_IF_ERROR(at_least("max_num_seqs", absl::GetFlag(FLAGS_max_num_seqs), 1));
+  PAGEDLLM_RETURN_IF_ERROR(
+      at_least("max_num_batched_tokens", absl::GetFlag(FLAGS_max_num_batched_tokens), 1));
+  PAGEDLLM_RETURN_IF_ERROR(at_least("max_waiting", absl::GetFlag(FLAGS_max_waiting), 1));
+  PAGEDLLM_RETURN_IF_ERROR(at_least("max_model_len", absl::GetFlag(FLAGS_max_model_len), 0));
+  PAGEDLLM_RETURN_IF_ERROR(at_least("step_timeout_s", absl::GetFlag(FLAGS_step_timeout_s), 1));
+  PAGEDLLM_RETURN_IF_ERROR(
+      at_least("worker_start_timeout_s", absl::GetFlag(FLAGS_worker_start_timeout_s), 1));
+  PAGEDLLM_RETURN_IF_ERROR(
+      one_of("dtype", absl::GetFlag(FLAGS_dtype), {"auto", "float32", "bfloat16", "float16"}));
+  PAGEDLLM_RETURN_IF_ERROR(
+      one_of("load_format", absl::GetFlag(FLAGS_load_format), {"auto", "dummy"}));
+  PAGEDLLM_RETURN_IF_ERROR(one_of("decode_graphs", absl::GetFlag(FLAGS_decode_graphs),
+                                  {"auto", "on", "off"}));
+  PAGEDLLM_RETURN_IF_ERROR(one_of("preemption_mode", absl::GetFlag(FLAGS_preemption_mode),
+                                  {"auto", "swap", "recompute"}));
+  const double utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
+  if (!(utilization > 0.0 && utilization <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gpu_memory_utilization must be in (0, 1], got ", utilization));
+  }
+  return absl::OkStatus();
+}
+
 int Run() {
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
   sigset_t stop_signals;
@@ -189,11 +247,11 @@ int Run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  const int tp = absl::GetFlag(FLAGS_tp);
-  if (tp < 1) {
-    PAGEDLLM_LOG(ERROR) << "--tp must be >= 1, got " << tp;
+  if (const absl::Status flags = ValidateFlags(); !flags.ok()) {
+    PAGEDLLM_LOG(ERROR) << flags.message();
     return 2;
   }
+  const int tp = absl::GetFlag(FLAGS_tp);
   if (absl::GetFlag(FLAGS_launch_workers) && absl::GetFlag(FLAGS_model).empty()) {
     PAGEDLLM_LOG(ERROR) << "--model is required (a Hugging Face model directory)";
     return 2;
@@ -254,6 +312,15 @@ int Run() {
   limits.max_model_len = absl::GetFlag(FLAGS_max_model_len) > 0
                              ? absl::GetFlag(FLAGS_max_model_len)
                              : hello->model().max_position_embeddings();
+  if (limits.max_model_len > hello->model().max_position_embeddings()) {
+    PAGEDLLM_LOG(ERROR) << "--max_model_len " << limits.max_model_len
+                        << " exceeds the model's max_position_embeddings "
+                        << hello->model().max_position_embeddings();
+    hub.Shutdown("bad --max_model_len");
+    launcher.Stop(absl::Seconds(10));
+    control_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    return 2;
+  }
   limits.eos_token_ids.assign(hello->model().eos_token_ids().begin(),
                               hello->model().eos_token_ids().end());
 

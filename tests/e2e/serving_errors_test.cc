@@ -210,5 +210,45 @@ TEST(ServingFailuresTest, MissingModelStopsStartUpNamingThePath) {
   EXPECT_THAT(std::string(cluster.status().message()), HasSubstr("/nonexistent/model-dir"));
 }
 
+// Flag values that cannot work stop start-up at once, before any worker is launched, with exit
+// status 2 and a message naming the flag and the value.
+TEST(ServingFailuresTest, BadFlagsStopStartUpNamingTheFlag) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--max_waiting=0", "--max_waiting must be >= 1, got 0"},
+      {"--max_num_seqs=0", "--max_num_seqs must be >= 1, got 0"},
+      {"--max_num_batched_tokens=0", "--max_num_batched_tokens must be >= 1, got 0"},
+      {"--step_timeout_s=0", "--step_timeout_s must be >= 1, got 0"},
+      {"--step_timeout_s=-5", "--step_timeout_s must be >= 1, got -5"},
+      {"--tp=0", "--tp must be >= 1, got 0"},
+      {"--block_size=0", "--block_size must be in [1, 1024], got 0"},
+      {"--port=70000", "--port must be in [0, 65535], got 70000"},
+      {"--device=tpu", "--device must be one of cpu, cuda; got \"tpu\""},
+      {"--gpu_memory_utilization=0", "--gpu_memory_utilization must be in (0, 1], got 0"},
+      {"--preemption_mode=never", "--preemption_mode must be one of auto, swap, recompute"},
+      {"--swap_space_gib=-1", "--swap_space_gib must be in [0, 1024], got -1"},
+      {"--decode_graphs=maybe", "--decode_graphs must be one of auto, on, off"},
+  };
+  for (const auto& [flag, message] : cases) {
+    auto result = RunCommand(
+        {BinDir() + "/pagedllm-coordinator", "--model", ModelDir(), "--port", "0", flag}, 10000);
+    ASSERT_TRUE(result.ok()) << flag << ": " << result.status();
+    EXPECT_EQ(result->first, 2) << flag << ": " << result->second;
+    EXPECT_THAT(result->second, HasSubstr(message)) << flag;
+    EXPECT_THAT(result->second, ::testing::Not(HasSubstr("waiting for")))
+        << flag << ": workers were launched";
+  }
+}
+
+// --max_model_len beyond the model's positions is refused once the workers said what the model
+// holds, and every process stops.
+TEST(ServingFailuresTest, MaxModelLenBeyondThePositionsIsRefused) {
+  ClusterOptions options(ModelDir(), 1);
+  options.extra_flags = {"--max_model_len=5000"};
+  auto cluster = Cluster::Start(options);
+  ASSERT_FALSE(cluster.ok());
+  EXPECT_THAT(std::string(cluster.status().message()),
+              HasSubstr("--max_model_len 5000 exceeds the model's max_position_embeddings 1024"));
+}
+
 }  // namespace
 }  // namespace pagedllm::testing
