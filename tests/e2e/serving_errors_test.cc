@@ -67,6 +67,12 @@ TEST_F(ServingErrorsTest, EveryBadFieldIsNamed) {
   request.mutable_sampling()->set_max_tokens(0);
   ExpectInvalid(request, "sampling.max_tokens must be >= 1, got 0");
 
+  request = GreedyRequest({0, 5, 6, 7, 8}, 4);
+  request.mutable_sampling()->set_max_tokens(1000000000);
+  ExpectInvalid(request,
+                "sampling.max_tokens is 1000000000 and the prompt has 5 tokens: 1000000005 "
+                "tokens exceed max_model_len 1024");
+
   request = GreedyRequest({0, 5}, 4);
   request.mutable_sampling()->set_top_p(1.5f);
   ExpectInvalid(request, "sampling.top_p must be in (0, 1], got 1.5");
