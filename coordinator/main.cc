@@ -20,8 +20,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/status.h"
+#include "common/flags_usage.h"
 #include "common/logging.h"
+#include "common/status.h"
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/generation_service.h"
 #include "coordinator/launcher/cluster_config.h"
@@ -193,17 +194,16 @@ absl::Status ValidateFlags() {
   const auto in_range = [](const char* name, double value, double low, double high) {
     return value >= low && value <= high
                ? absl::OkStatus()
-               : absl::InvalidArgumentError(absl::StrCat("--", name, " must be in [", low, ", ",
-                                                         high, "], got ", value));
+               : absl::InvalidArgumentError(
+                     absl::StrCat("--", name, " must be in [", low, ", ", high, "], got ", value));
   };
   const auto one_of = [](const char* name, const std::string& value,
                          std::initializer_list<const char*> allowed) {
     for (const char* ok : allowed) {
       if (value == ok) return absl::OkStatus();
     }
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " must be one of ",
-                                                   absl::StrJoin(allowed, ", "), "; got \"",
-                                                   value, "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", name, " must be one of ", absl::StrJoin(allowed, ", "), "; got \"", value, "\""));
   };
   PAGEDLLM_RETURN_IF_ERROR(at_least("tp", absl::GetFlag(FLAGS_tp), 1));
   PAGEDLLM_RETURN_IF_ERROR(one_of("device", absl::GetFlag(FLAGS_device), {"cpu", "cuda"}));
@@ -227,8 +227,8 @@ absl::Status ValidateFlags() {
       one_of("dtype", absl::GetFlag(FLAGS_dtype), {"auto", "float32", "bfloat16", "float16"}));
   PAGEDLLM_RETURN_IF_ERROR(
       one_of("load_format", absl::GetFlag(FLAGS_load_format), {"auto", "dummy"}));
-  PAGEDLLM_RETURN_IF_ERROR(one_of("decode_graphs", absl::GetFlag(FLAGS_decode_graphs),
-                                  {"auto", "on", "off"}));
+  PAGEDLLM_RETURN_IF_ERROR(
+      one_of("decode_graphs", absl::GetFlag(FLAGS_decode_graphs), {"auto", "on", "off"}));
   PAGEDLLM_RETURN_IF_ERROR(one_of("preemption_mode", absl::GetFlag(FLAGS_preemption_mode),
                                   {"auto", "swap", "recompute"}));
   const double utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
@@ -427,8 +427,7 @@ int Run() {
 }  // namespace pagedllm::coordinator
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "pagedllm-coordinator --model DIR --tp N [--device cpu|cuda] [--port P]");
+  pagedllm::SetFlagsUsage("pagedllm-coordinator --model DIR --tp N [--device cpu|cuda] [--port P]");
   const absl::flat_hash_set<std::string> given =
       pagedllm::coordinator::FlagsOnCommandLine(argc, argv);
   absl::ParseCommandLine(argc, argv);

@@ -14,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "common/flags_usage.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "kernels/device.h"
@@ -140,7 +141,7 @@ absl::Status Run(parallel::MpiSession& mpi) {
 }  // namespace pagedllm::worker
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  pagedllm::SetFlagsUsage(
       "mpirun -np N pagedllm-worker --coordinator HOST:PORT --model DIR [--device cpu|cuda]");
   absl::ParseCommandLine(argc, argv);
   return pagedllm::parallel::RunUnderMpi(&argc, &argv, "worker", pagedllm::worker::Run);

@@ -245,6 +245,24 @@ TEST(ServingFailuresTest, BadFlagsStopStartUpNamingTheFlag) {
   }
 }
 
+// --help lists every flag of the program (Abseil's default printed "No flags matched").
+TEST(ServingFailuresTest, HelpListsTheFlags) {
+  for (const char* program : {"pagedllm-coordinator", "pagedllm-worker", "pagedllm-client"}) {
+    auto result = RunCommand({BinDir() + "/" + program, "--help"}, 10000);
+    ASSERT_TRUE(result.ok()) << program << ": " << result.status();
+    EXPECT_THAT(result->second, ::testing::Not(HasSubstr("No flags matched"))) << program;
+    EXPECT_THAT(result->second, HasSubstr(std::string(program) == "pagedllm-client"
+                                              ? "--max_tokens"
+                                              : "--block_size"))
+        << program;
+  }
+  auto coordinator = RunCommand({BinDir() + "/pagedllm-coordinator", "--help"}, 10000);
+  ASSERT_TRUE(coordinator.ok());
+  for (const char* flag : {"--preemption_mode", "--enable_prefix_caching", "--max_num_seqs"}) {
+    EXPECT_THAT(coordinator->second, HasSubstr(flag));
+  }
+}
+
 // --max_model_len beyond the model's positions is refused once the workers said what the model
 // holds, and every process stops.
 TEST(ServingFailuresTest, MaxModelLenBeyondThePositionsIsRefused) {

@@ -31,6 +31,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/flags_usage.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "kernels/cpu/half_conversion.h"
@@ -262,7 +263,7 @@ absl::Status Run(const parallel::MpiSession& mpi) {
 }  // namespace pagedllm::tools
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  pagedllm::SetFlagsUsage(
       "mpirun -np N pagedllm-allreduce-bench [--device cpu|cuda] [--dtype bfloat16] "
       "[--sizes 4096,1M] [--iters 100]");
   absl::ParseCommandLine(argc, argv);

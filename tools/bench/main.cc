@@ -27,6 +27,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "common/flags_usage.h"
 #include "grpcpp/create_channel.h"
 #include "pagedllm/v1/generation.grpc.pb.h"
 
@@ -71,7 +72,7 @@ double Percentile(std::vector<double> values, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("pagedllm-bench --address HOST:PORT [--num_requests N ...]");
+  pagedllm::SetFlagsUsage("pagedllm-bench --address HOST:PORT [--num_requests N ...]");
   absl::ParseCommandLine(argc, argv);
   auto channel =
       grpc::CreateChannel(absl::GetFlag(FLAGS_address), grpc::InsecureChannelCredentials());

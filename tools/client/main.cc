@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/flags_usage.h"
 #include "grpcpp/create_channel.h"
 #include "nlohmann/json.hpp"
 #include "pagedllm/v1/generation.grpc.pb.h"
@@ -73,7 +74,7 @@ bool ParseIds(const std::string& text, const char* flag, std::vector<int32_t>* i
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  pagedllm::SetFlagsUsage(
       "pagedllm-client --address HOST:PORT (--prompt TEXT | --prompt_ids 0,1,2) [options]");
   absl::ParseCommandLine(argc, argv);
 
