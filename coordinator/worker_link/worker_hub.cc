@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "coordinator/worker_link/hello_validation.h"
 
 namespace pagedllm::coordinator {
 
@@ -18,17 +19,22 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
   const int rank = hello.rank();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (rank < 0 || rank >= world_size_ || hello.world_size() != world_size_) {
-      const std::string reason =
-          absl::StrCat("worker rank ", rank, " of world size ", hello.world_size(),
-                       " does not fit this cluster of ", world_size_, " workers");
-      Fail(reason);
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, reason);
+    // A bad or duplicate hello is refused and logged; the workers already here keep serving.
+    absl::Status valid = ValidateHello(hello, world_size_);
+    if (valid.ok() && workers_[rank].hello.has_value()) {
+      valid = absl::AlreadyExistsError(
+          absl::StrCat("worker rank ", rank, " is already connected (from ",
+                       workers_[rank].hello->hostname(), " pid ", workers_[rank].hello->pid(),
+                       "); refused a second hello from ", hello.hostname(), " pid ", hello.pid()));
     }
-    if (workers_[rank].hello.has_value()) {
-      const std::string reason = absl::StrCat("worker rank ", rank, " connected twice");
-      Fail(reason);
-      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS, reason);
+    for (const Worker& other : workers_) {
+      if (!valid.ok() || !other.hello.has_value()) continue;
+      valid = CheckSameCluster(hello, *other.hello);
+    }
+    if (!valid.ok()) {
+      PAGEDLLM_LOG(WARNING) << "refused a worker connection: " << valid.message();
+      return grpc::Status(static_cast<grpc::StatusCode>(valid.code()),
+                          std::string(valid.message()));
     }
     workers_[rank].stream = stream;
     workers_[rank].hello = hello;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <thread>
 
+#include "grpcpp/create_channel.h"
+#include "pagedllm/worker/v1/worker.grpc.pb.h"
 #include "tests/e2e/cluster.h"
 #include "tests/e2e/e2e_util.h"
 
@@ -245,15 +247,72 @@ TEST(ServingFailuresTest, BadFlagsStopStartUpNamingTheFlag) {
   }
 }
 
+// Anyone reaching the worker port may say hello: a bad or duplicate hello is refused, and the
+// cluster keeps serving (it used to abort on block_size 0 and to fail for good on a second
+// hello for a connected rank).
+TEST_F(ServingErrorsTest, BadAndDuplicateWorkerHellosAreRefused) {
+  namespace wv1 = pagedllm::worker::v1;
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", cluster_->worker_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = wv1::WorkerControl::NewStub(channel);
+  auto hello_from = [&](wv1::WorkerHello hello) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto stream = stub->Connect(&context);
+    wv1::WorkerMessage message;
+    *message.mutable_hello() = std::move(hello);
+    stream->Write(message);
+    stream->WritesDone();
+    wv1::CoordinatorMessage reply;
+    while (stream->Read(&reply)) {
+    }
+    return stream->Finish();
+  };
+  wv1::WorkerHello good;
+  good.set_rank(0);
+  good.set_world_size(2);  // the suite's cluster runs tp 2
+  good.set_hostname("intruder");
+  good.set_block_size(16);
+  good.set_num_kv_blocks(100);
+  good.mutable_model()->set_name("pagedllm-tiny-py");
+  good.mutable_model()->set_vocab_size(4096);
+  good.mutable_model()->set_max_position_embeddings(1024);
+
+  wv1::WorkerHello zero_blocks = good;
+  zero_blocks.set_block_size(0);
+  grpc::Status status = hello_from(zero_blocks);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("block_size must be in [1, 1024], got 0"));
+
+  wv1::WorkerHello no_cache = good;
+  no_cache.set_num_kv_blocks(0);
+  status = hello_from(no_cache);
+  EXPECT_THAT(status.error_message(), HasSubstr("num_kv_blocks must be >= 1, got 0"));
+
+  wv1::WorkerHello bad_rank = good;
+  bad_rank.set_rank(7);
+  status = hello_from(bad_rank);
+  EXPECT_THAT(status.error_message(), HasSubstr("rank must be in [0, 2)"));
+
+  status = hello_from(good);  // rank 0 is connected already
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("worker rank 0 is already connected"));
+
+  EXPECT_EQ(HealthStatus(cluster_->address()), "SERVING");
+  const GenerateOutcome outcome = Generate(cluster_->stub(), GreedyRequest({0, 476, 290}, 5));
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(outcome.token_ids.size(), 5u);
+}
+
 // --help lists every flag of the program (Abseil's default printed "No flags matched").
 TEST(ServingFailuresTest, HelpListsTheFlags) {
   for (const char* program : {"pagedllm-coordinator", "pagedllm-worker", "pagedllm-client"}) {
     auto result = RunCommand({BinDir() + "/" + program, "--help"}, 10000);
     ASSERT_TRUE(result.ok()) << program << ": " << result.status();
     EXPECT_THAT(result->second, ::testing::Not(HasSubstr("No flags matched"))) << program;
-    EXPECT_THAT(result->second, HasSubstr(std::string(program) == "pagedllm-client"
-                                              ? "--max_tokens"
-                                              : "--block_size"))
+    EXPECT_THAT(
+        result->second,
+        HasSubstr(std::string(program) == "pagedllm-client" ? "--max_tokens" : "--block_size"))
         << program;
   }
   auto coordinator = RunCommand({BinDir() + "/pagedllm-coordinator", "--help"}, 10000);

@@ -1,0 +1,74 @@
+#include "coordinator/worker_link/hello_validation.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace pagedllm::coordinator {
+
+namespace wv1 = pagedllm::worker::v1;
+
+absl::Status ValidateHello(const wv1::WorkerHello& hello, int world_size) {
+  const auto invalid = [&hello](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat("worker hello (rank ", hello.rank(), ", host \"",
+                                                   hello.hostname(), "\", pid ", hello.pid(),
+                                                   "): ", parts...));
+  };
+  if (hello.world_size() != world_size) {
+    return invalid("world_size is ", hello.world_size(), ", this cluster has ", world_size,
+                   " workers");
+  }
+  if (hello.rank() < 0 || hello.rank() >= world_size) {
+    return invalid("rank must be in [0, ", world_size, ")");
+  }
+  if (hello.block_size() < 1 || hello.block_size() > 1024) {
+    return invalid("block_size must be in [1, 1024], got ", hello.block_size());
+  }
+  if (hello.num_kv_blocks() < 1) {
+    return invalid("num_kv_blocks must be >= 1, got ", hello.num_kv_blocks());
+  }
+  if (hello.num_swap_blocks() < 0) {
+    return invalid("num_swap_blocks must be >= 0, got ", hello.num_swap_blocks());
+  }
+  const wv1::ModelInfo& model = hello.model();
+  if (model.vocab_size() < 1)
+    return invalid("model.vocab_size must be >= 1, got ", model.vocab_size());
+  if (model.max_position_embeddings() < 1) {
+    return invalid("model.max_position_embeddings must be >= 1, got ",
+                   model.max_position_embeddings());
+  }
+  for (int i = 0; i < model.eos_token_ids_size(); ++i) {
+    if (model.eos_token_ids(i) < 0 || model.eos_token_ids(i) >= model.vocab_size()) {
+      return invalid("model.eos_token_ids[", i, "] = ", model.eos_token_ids(i),
+                     " is outside the vocabulary [0, ", model.vocab_size(), ")");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSameCluster(const wv1::WorkerHello& hello, const wv1::WorkerHello& first) {
+  const auto differs = [&](const char* what, const auto& mine, const auto& theirs) {
+    return absl::FailedPreconditionError(absl::StrCat("worker rank ", hello.rank(), " (host \"",
+                                                      hello.hostname(), "\") has ", what, " ", mine,
+                                                      ", rank ", first.rank(), " has ", theirs));
+  };
+  if (hello.model().name() != first.model().name()) {
+    return differs("model", hello.model().name(), first.model().name());
+  }
+  if (hello.model().vocab_size() != first.model().vocab_size()) {
+    return differs("vocab_size", hello.model().vocab_size(), first.model().vocab_size());
+  }
+  if (hello.model().num_layers() != first.model().num_layers()) {
+    return differs("num_layers", hello.model().num_layers(), first.model().num_layers());
+  }
+  if (hello.block_size() != first.block_size()) {
+    return differs("block_size", hello.block_size(), first.block_size());
+  }
+  if (hello.num_kv_blocks() != first.num_kv_blocks()) {
+    return differs("num_kv_blocks", hello.num_kv_blocks(), first.num_kv_blocks());
+  }
+  if (hello.num_swap_blocks() != first.num_swap_blocks()) {
+    return differs("num_swap_blocks", hello.num_swap_blocks(), first.num_swap_blocks());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pagedllm::coordinator
