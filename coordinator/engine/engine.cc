@@ -91,18 +91,18 @@ std::shared_ptr<RequestHandle> Engine::Submit(RequestSpec spec) {
   return handle;
 }
 
-void Engine::Abort(const std::string& request_id) {
+void Engine::Abort(const std::string& key) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    inbox_.aborted.push_back(request_id);
+    inbox_.aborted.push_back(key);
   }
   wake_.notify_all();
 }
 
-void Engine::FinishChoice(const std::string& request_id, int choice_index) {
+void Engine::FinishChoice(const std::string& key, int choice_index) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    inbox_.finished_choices.emplace_back(request_id, choice_index);
+    inbox_.finished_choices.emplace_back(key, choice_index);
   }
   wake_.notify_all();
 }
@@ -144,9 +144,10 @@ void Engine::Loop() {
 }
 
 void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
-  if (group_of_request_.contains(spec.request_id)) {
+  if (spec.key.empty()) spec.key = spec.request_id;
+  if (group_of_request_.contains(spec.key)) {
     handle->Push(ErrorChunk(absl::AlreadyExistsError(
-        absl::StrCat("request_id \"", spec.request_id, "\" is already in flight"))));
+        absl::StrCat("request \"", spec.request_id, "\" is already in flight"))));
     return;
   }
   const absl::Status health = executor_->health();
@@ -200,12 +201,12 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
     live.num_open = spec.best_of;
   }
   live.spec = std::move(spec);
-  group_of_request_[live.spec.request_id] = *group_id;
+  group_of_request_[live.spec.key] = *group_id;
   live_.emplace(*group_id, std::move(live));
 }
 
-void Engine::AbortRequest(const std::string& request_id) {
-  auto it = group_of_request_.find(request_id);
+void Engine::AbortRequest(const std::string& key) {
+  auto it = group_of_request_.find(key);
   if (it == group_of_request_.end()) return;
   const uint64_t group_id = it->second;
   // Frees the blocks now; the workers hear of it with the next step (finished_seq_ids).
@@ -218,8 +219,8 @@ void Engine::AbortRequest(const std::string& request_id) {
   group_of_request_.erase(it);
 }
 
-void Engine::FinishChoiceNow(const std::string& request_id, int choice_index) {
-  auto it = group_of_request_.find(request_id);
+void Engine::FinishChoiceNow(const std::string& key, int choice_index) {
+  auto it = group_of_request_.find(key);
   if (it == group_of_request_.end()) return;
   Live& live = live_.at(it->second);
   if (!live.spec.streams() || choice_index < 0 ||
@@ -255,7 +256,7 @@ void Engine::RunOneStep() {
     auto it = live_.find(group_id);
     if (it == live_.end()) continue;
     it->second.handle->Push(ErrorChunk(status));
-    group_of_request_.erase(it->second.spec.request_id);
+    group_of_request_.erase(it->second.spec.key);
     live_.erase(it);
   }
   if (output.step_id == 0) {
@@ -356,7 +357,7 @@ void Engine::CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishRe
     done.finish_reason = reason;
     done.request_done = true;
     live.handle->Push(std::move(done));  // dropped when the last chunk already said done
-    group_of_request_.erase(live.spec.request_id);
+    group_of_request_.erase(live.spec.key);
     live_.erase(live.group_id);
     return;
   }
@@ -429,7 +430,7 @@ void Engine::CompleteRequest(uint64_t group_id) {
     live.handle->Push(std::move(chunks[i]));
   }
   scheduler_.FinishGroup(group_id, SequenceStatus::kFinishedLength).IgnoreError();
-  group_of_request_.erase(spec.request_id);
+  group_of_request_.erase(spec.key);
   live_.erase(group_id);
 }
 

@@ -61,11 +61,12 @@ class Engine {
 
   // Queues a request; its outcome arrives through the returned handle.
   std::shared_ptr<RequestHandle> Submit(RequestSpec spec);
-  // Aborts a request (if still alive) and frees its blocks before the next step.
-  void Abort(const std::string& request_id);
+  // Aborts the request with this key (RequestSpec::key; if still alive) and frees its blocks
+  // before the next step.
+  void Abort(const std::string& key);
   // Ends one streaming choice of a request as stopped (a stop string matched in its text) and
   // frees its blocks; nothing more comes for it.
-  void FinishChoice(const std::string& request_id, int choice_index);
+  void FinishChoice(const std::string& key, int choice_index);
 
   EngineStats stats() const;
   const ModelLimits& limits() const { return limits_; }
@@ -93,8 +94,8 @@ class Engine {
 
   void Loop();
   void Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle);
-  void AbortRequest(const std::string& request_id);
-  void FinishChoiceNow(const std::string& request_id, int choice_index);
+  void AbortRequest(const std::string& key);
+  void FinishChoiceNow(const std::string& key, int choice_index);
   void RunOneStep();
   void HandleSampled(const std::vector<SampledTokenOut>& tokens);
   void HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token);
@@ -122,7 +123,7 @@ class Engine {
   // Owned by the loop thread.
   Scheduler scheduler_;
   absl::flat_hash_map<uint64_t, Live> live_;                     // by group id
-  absl::flat_hash_map<std::string, uint64_t> group_of_request_;  // request id -> group id
+  absl::flat_hash_map<std::string, uint64_t> group_of_request_;  // RequestSpec::key -> group id
   std::thread thread_;
 };
 

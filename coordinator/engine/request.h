@@ -13,7 +13,10 @@
 namespace pagedllm::coordinator {
 
 struct RequestSpec {
-  std::string request_id;
+  std::string request_id;  // the client's (shown in responses and messages; may repeat)
+  // The call's own handle on the request, unique and unguessable (the frontend makes it):
+  // Engine::Abort and FinishChoice name it, so no other call can end this request.
+  std::string key;
   std::vector<int32_t> prompt_token_ids;
   int max_tokens = 16;
   // sampling.seed is the first sample's (always set: the frontend picks one when the client did

@@ -40,6 +40,16 @@ GenerationService::GenerationService(Engine* engine, ValidationLimits limits, v1
       info_(std::move(info)),
       seed_source_(std::random_device{}()) {}
 
+std::string GenerationService::NewRequestKey() {
+  uint64_t words[2];
+  {
+    std::lock_guard<std::mutex> lock(seed_mutex_);
+    words[0] = (static_cast<uint64_t>(random_device_()) << 32) | random_device_();
+    words[1] = (static_cast<uint64_t>(random_device_()) << 32) | random_device_();
+  }
+  return absl::StrCat(absl::Hex(words[0], absl::kZeroPad16), absl::Hex(words[1], absl::kZeroPad16));
+}
+
 uint64_t GenerationService::NextSeed() {
   std::lock_guard<std::mutex> lock(seed_mutex_);
   return seed_source_();
@@ -51,9 +61,11 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
   absl::StatusOr<RequestSpec> spec =
       ValidateGenerateRequest(*request, limits_, NextSeed(), tokenizer_);
   if (!spec.ok()) return ToGrpcStatus(spec.status());
-  if (spec->request_id.empty()) {
-    spec->request_id = absl::StrCat("req-", next_request_number_.fetch_add(1));
-  }
+  // The engine knows the request by a key of this call's own: a client's request_id may be
+  // anything (and repeat), and must never reach another call's request.
+  const std::string key = NewRequestKey();
+  if (spec->request_id.empty()) spec->request_id = absl::StrCat("req-", key);
+  spec->key = key;
   const std::string request_id = spec->request_id;
   const bool client_logprobs = spec->sampling.num_top_logprobs >= 0;
   const bool with_cumulative = spec->wants_cumulative_logprob();
@@ -75,7 +87,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
   bool request_done = false;
   while (num_open > 0 && !request_done) {
     if (context->IsCancelled()) {
-      engine_->Abort(request_id);
+      engine_->Abort(key);
       return grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
     }
     if (!handle->WaitAndTake(kCancelPollInterval, &chunks)) continue;
@@ -119,7 +131,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
       if (finish == FinishReason::kStop && chunk.finish_reason == FinishReason::kNone) {
         // A stop string matched: the engine is still generating this choice; stop it and free
         // its blocks.
-        engine_->FinishChoice(request_id, index);
+        engine_->FinishChoice(key, index);
       } else if (finish == FinishReason::kNone && chunk.finish_reason != FinishReason::kNone) {
         finish = chunk.finish_reason;
         if (text.has_value()) {
@@ -136,7 +148,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
     }
     if (response.choices_size() == 0) continue;
     if (!writer->Write(response)) {
-      engine_->Abort(request_id);
+      engine_->Abort(key);
       return grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading");
     }
   }

@@ -34,14 +34,17 @@ class GenerationService final : public pagedllm::v1::Generation::Service {
 
  private:
   uint64_t NextSeed();
+  // 128 random bits from the OS (std::random_device), as 32 hex digits: request keys and the
+  // request ids the server assigns cannot be guessed.
+  std::string NewRequestKey();
 
   Engine* engine_;
   const tokenizer::Tokenizer* const tokenizer_;
   const ValidationLimits limits_;
   const pagedllm::v1::ServerStats info_;
-  std::atomic<uint64_t> next_request_number_{1};
   std::mutex seed_mutex_;
   std::mt19937_64 seed_source_;
+  std::random_device random_device_;  // guarded by seed_mutex_
 };
 
 }  // namespace pagedllm::coordinator

@@ -192,9 +192,8 @@ absl::StatusOr<RequestSpec> ValidateGenerateRequest(const v1::GenerateRequest& r
   const int64_t total = static_cast<int64_t>(spec.prompt_token_ids.size()) + spec.max_tokens;
   if (request.sampling().has_max_tokens() && total > limits.max_model_len) {
     return Invalid(absl::StrCat("sampling.max_tokens is ", request.sampling().max_tokens(),
-                                " and the prompt has ", spec.prompt_token_ids.size(),
-                                " tokens: ", total, " tokens exceed max_model_len ",
-                                limits.max_model_len));
+                                " and the prompt has ", spec.prompt_token_ids.size(), " tokens: ",
+                                total, " tokens exceed max_model_len ", limits.max_model_len));
   }
   return spec;
 }

@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <cmath>
+#include <regex>
+#include <set>
 #include <thread>
 
 #include "grpcpp/create_channel.h"
@@ -244,6 +246,57 @@ TEST(ServingFailuresTest, BadFlagsStopStartUpNamingTheFlag) {
     EXPECT_THAT(result->second, HasSubstr(message)) << flag;
     EXPECT_THAT(result->second, ::testing::Not(HasSubstr("waiting for")))
         << flag << ": workers were launched";
+  }
+}
+
+// A request belongs to the call that made it: another call using the same request_id (here with
+// a deadline that ends it at once) neither fails nor aborts it. Ids the server assigns are
+// unguessable: 128 random bits.
+TEST_F(ServingErrorsTest, ARequestIdNeverReachesAnotherCallsRequest) {
+  v1::GenerateRequest victim = GreedyRequest({0, 476, 290}, 120);
+  victim.set_request_id("shared-id");
+  GenerateOutcome victim_outcome;
+  std::thread victim_thread([&] { victim_outcome = Generate(cluster_->stub(), victim); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 10; ++i) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1));
+    auto reader = cluster_->stub().Generate(&context, victim);
+    v1::GenerateResponse response;
+    while (reader->Read(&response)) {
+    }
+    reader->Finish();
+  }
+  v1::GenerateRequest same_id = GreedyRequest({0, 476, 290}, 5);
+  same_id.set_request_id("shared-id");
+  // The suite's queue holds 2: wait for the aborted calls to leave it.
+  GenerateOutcome concurrent;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    concurrent = Generate(cluster_->stub(), same_id);
+    if (concurrent.status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(concurrent.status.ok()) << concurrent.status.error_message();
+  EXPECT_EQ(concurrent.token_ids.size(), 5u);
+  victim_thread.join();
+  ASSERT_TRUE(victim_outcome.status.ok()) << victim_outcome.status.error_message();
+  EXPECT_EQ(victim_outcome.token_ids.size(), 120u);
+  EXPECT_EQ(victim_outcome.finish_reason, v1::FINISH_REASON_LENGTH);
+
+  std::set<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext context;
+    auto reader = cluster_->stub().Generate(&context, GreedyRequest({0, 476, 290}, 1));
+    v1::GenerateResponse response;
+    ASSERT_TRUE(reader->Read(&response));
+    ids.insert(response.request_id());
+    while (reader->Read(&response)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  for (const std::string& id : ids) {
+    EXPECT_TRUE(std::regex_match(id, std::regex("req-[0-9a-f]{32}"))) << id;
   }
 }
 
