@@ -278,6 +278,7 @@ int Run() {
   control_builder.AddListeningPort(absl::StrCat("0.0.0.0:", absl::GetFlag(FLAGS_worker_port)),
                                    grpc::InsecureServerCredentials(), &worker_port);
   control_builder.RegisterService(&hub);
+  control_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   control_builder.SetMaxReceiveMessageSize(256 << 20);
   control_builder.SetMaxSendMessageSize(256 << 20);
   std::unique_ptr<grpc::Server> control_server = control_builder.BuildAndStart();
@@ -374,6 +375,9 @@ int Run() {
   builder.AddListeningPort(absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port)),
                            grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  // gRPC sets SO_REUSEPORT by default: a second coordinator on a port in use would start and
+  // take some of the first one's connections. Refuse instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     PAGEDLLM_LOG(ERROR) << "cannot listen on " << absl::GetFlag(FLAGS_host) << ":"

@@ -357,6 +357,19 @@ TEST_F(ServingErrorsTest, BadAndDuplicateWorkerHellosAreRefused) {
   EXPECT_EQ(outcome.token_ids.size(), 5u);
 }
 
+// A second coordinator on a port in use refuses to start (gRPC's SO_REUSEPORT used to let it
+// share the port and take some of the first one's connections), and stops its workers.
+TEST_F(ServingErrorsTest, ASecondCoordinatorOnAPortInUseRefusesToStart) {
+  const std::string port = cluster_->address().substr(cluster_->address().rfind(':') + 1);
+  auto result = RunCommand({BinDir() + "/pagedllm-coordinator", "--model", ModelDir(), "--tp", "1",
+                            "--port", port, "--cpu_kv_cache_gib", "0.05"},
+                           60000);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_NE(result->first, 0) << result->second;
+  EXPECT_THAT(result->second, HasSubstr(absl::StrCat("cannot listen on 0.0.0.0:", port)));
+  EXPECT_EQ(HealthStatus(cluster_->address()), "SERVING");
+}
+
 // --help lists every flag of the program (Abseil's default printed "No flags matched").
 TEST(ServingFailuresTest, HelpListsTheFlags) {
   for (const char* program : {"pagedllm-coordinator", "pagedllm-worker", "pagedllm-client"}) {
