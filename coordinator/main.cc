@@ -349,6 +349,7 @@ int Run() {
   ValidationLimits validation;
   validation.vocab_size = limits.vocab_size;
   validation.max_model_len = limits.max_model_len;
+  validation.max_text_bytes = MaxTextBytes(limits.max_model_len, tokenizer->get());
   pagedllm::v1::ServerStats info;
   info.set_block_size(hello->block_size());
   info.set_tp_size(tp);
@@ -378,6 +379,8 @@ int Run() {
   // gRPC sets SO_REUSEPORT by default: a second coordinator on a port in use would start and
   // take some of the first one's connections. Refuse instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Big enough that an oversized prompt gets a field error naming it, not the transport's.
+  builder.SetMaxReceiveMessageSize(64 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     PAGEDLLM_LOG(ERROR) << "cannot listen on " << absl::GetFlag(FLAGS_host) << ":"

@@ -161,6 +161,11 @@ grpc::Status GenerationService::Tokenize(grpc::ServerContext*, const v1::Tokeniz
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "Tokenize: this server's model directory has no tokenizer.json");
   }
+  if (limits_.max_text_bytes > 0 && request->text().size() > limits_.max_text_bytes) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "text has ", request->text().size(), " bytes: more than ", limits_.max_text_bytes,
+        " cannot fit max_model_len ", limits_.max_model_len, " tokens")));
+  }
   absl::StatusOr<std::vector<int32_t>> ids =
       tokenizer_->Encode(request->text(), request->add_special_tokens());
   if (!ids.ok()) {

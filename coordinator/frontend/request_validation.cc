@@ -125,6 +125,13 @@ absl::Status ValidateSampling(const v1::SamplingParams& params, const Validation
 
 }  // namespace
 
+size_t MaxTextBytes(int max_model_len, const tokenizer::Tokenizer* tokenizer) {
+  if (tokenizer == nullptr || tokenizer->max_token_text_bytes() == 0 || max_model_len <= 0) {
+    return 0;
+  }
+  return static_cast<size_t>(max_model_len) * tokenizer->max_token_text_bytes() * 4;
+}
+
 absl::StatusOr<RequestSpec> ValidateGenerateRequest(const v1::GenerateRequest& request,
                                                     const ValidationLimits& limits,
                                                     uint64_t fallback_seed,
@@ -153,6 +160,11 @@ absl::StatusOr<RequestSpec> ValidateGenerateRequest(const v1::GenerateRequest& r
                          "prompt.token_ids"));
       }
       if (text.empty()) return Invalid(absl::StrCat(field, " is empty"));
+      if (limits.max_text_bytes > 0 && text.size() > limits.max_text_bytes) {
+        return Invalid(absl::StrCat(field, " has ", text.size(), " bytes: more than ",
+                                    limits.max_text_bytes, " cannot fit max_model_len ",
+                                    limits.max_model_len, " tokens"));
+      }
       absl::StatusOr<std::vector<int32_t>> tokens =
           tokenizer->Encode(text, /*add_special_tokens=*/true);
       if (!tokens.ok()) {

@@ -18,7 +18,13 @@ struct ValidationLimits {
   int max_request_id_length = 256;
   int max_stop_strings = 16;
   int max_stop_string_bytes = 1024;
+  // Text longer than this cannot fit max_model_len whatever it encodes to: refused before it is
+  // tokenized (0: no bound). See MaxTextBytes.
+  size_t max_text_bytes = 0;
 };
+
+// max_model_len * tokenizer.max_token_text_bytes() * 4, or 0 without a bound (or tokenizer).
+size_t MaxTextBytes(int max_model_len, const tokenizer::Tokenizer* tokenizer);
 
 // `fallback_seed` is used when the request sets no seed. `tokenizer` (null when the server has
 // none) encodes text prompts; without it text prompts and stop strings are FAILED_PRECONDITION.

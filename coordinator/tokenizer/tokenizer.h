@@ -51,7 +51,12 @@ class Tokenizer {
   // UTF-8 decode to U+FFFD.
   absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids, bool skip_special_tokens) const;
 
-  int32_t vocab_size() const;        // largest id + 1 over the model vocab and added tokens
+  int32_t vocab_size() const;  // largest id + 1 over the model vocab and added tokens
+  // An upper bound on the bytes of text one token stands for (the longest token spelling), so
+  // that a text of more than n * max_token_text_bytes() * 4 bytes (4: what normalization may
+  // shrink) encodes to more than n tokens; 0 when there is no bound (an added token that strips
+  // the whitespace around it absorbs any amount).
+  size_t max_token_text_bytes() const { return max_token_text_bytes_; }
   bool IsSpecial(int32_t id) const;  // what skip_special_tokens drops
   std::optional<int32_t> bos_token_id() const { return bos_token_id_; }  // tokenizer_config.json
   std::optional<int32_t> eos_token_id() const { return eos_token_id_; }
@@ -80,6 +85,7 @@ class Tokenizer {
   std::vector<int32_t> prefix_, suffix_;
   std::optional<int32_t> bos_token_id_, eos_token_id_;
   int32_t vocab_size_ = 0;
+  size_t max_token_text_bytes_ = 0;
 
   friend class TokenizerLoader;
 };

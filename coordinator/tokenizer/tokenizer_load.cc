@@ -1,4 +1,5 @@
 // Tokenizer::Load / FromJson: builds the pipeline from tokenizer.json and tokenizer_config.json.
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -161,6 +162,17 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Build(const nlohmann
   }
   for (const std::string& extra : config.additional_special_tokens) special_contents.insert(extra);
   tok->vocab_size_ = static_cast<int32_t>(tok->model_->id_to_token().size());
+  tok->max_token_text_bytes_ = 1;
+  for (const std::string& spelling : tok->model_->id_to_token()) {
+    tok->max_token_text_bytes_ = std::max(tok->max_token_text_bytes_, spelling.size());
+  }
+  for (const AddedToken& token : tok->added_tokens_) {
+    tok->max_token_text_bytes_ = std::max(tok->max_token_text_bytes_, token.content.size());
+    if (token.lstrip || token.rstrip) {
+      tok->max_token_text_bytes_ = 0;
+      break;
+    }
+  }
 
   // Special tokens around the text.
   auto post = OptionalField(json, root, "post_processor");

@@ -4,6 +4,7 @@
 // tokens and chunks), Tokenize / Detokenize answer, and bad text is refused by byte offset.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -143,6 +144,30 @@ TEST_F(TextServingTest, StopStringEndsTheTextAtItsFirstMatch) {
               std::vector<int32_t>(ids.begin(), ids.begin() + outcome.token_ids.size()));
     EXPECT_LT(outcome.token_ids.size(), 12u);
   }
+}
+
+// Text that cannot fit max_model_len whatever it encodes to is refused before it is tokenized,
+// naming the field (a 10 MB prompt used to get the transport's RESOURCE_EXHAUSTED, and 4 MB
+// Tokenize calls were tokenized in full, slowing everyone down).
+TEST_F(TextServingTest, OversizedTextIsRefusedBeforeTokenizing) {
+  const std::string huge(10 << 20, 'a');
+  const auto started = std::chrono::steady_clock::now();
+  const GenerateOutcome outcome = Generate(cluster_->stub(), TextRequest(huge, 4));
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(outcome.status.error_message().find("prompt.text has 10485760 bytes"),
+            std::string::npos)
+      << outcome.status.error_message();
+  EXPECT_NE(outcome.status.error_message().find("max_model_len 1024"), std::string::npos);
+
+  grpc::ClientContext context;
+  pagedllm::v1::TokenizeRequest tokenize;
+  tokenize.set_text(std::string(4 << 20, 'b'));
+  pagedllm::v1::TokenizeResponse ids;
+  const grpc::Status status = cluster_->stub().Tokenize(&context, tokenize, &ids);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("text has 4194304 bytes"), std::string::npos)
+      << status.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
 }
 
 TEST_F(TextServingTest, BadTextIsRefusedByByteOffset) {

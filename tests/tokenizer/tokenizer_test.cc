@@ -49,6 +49,19 @@ TEST(TokenizerTest, LstripAndRstripSwallowNeighbouringWhitespace) {
   EXPECT_EQ(Encode(*tok, "   <L><R>   "), (std::vector<int32_t>{300, 301}));
 }
 
+// The bound the server refuses oversized text by: the longest spelling, none once an added
+// token may absorb any amount of whitespace.
+TEST(TokenizerTest, MaxTokenTextBytesBoundsWhatATokenStandsFor) {
+  auto plain = MakeTokenizer(WithAddedTokens(ByteLevelJson({{"a", "b"}, {"ab", "c"}}, false),
+                                             {AddedTokenJson(300, "<|longer|>", true)}));
+  EXPECT_EQ(plain->max_token_text_bytes(), std::string("<|longer|>").size());
+  const std::string text(10 * plain->max_token_text_bytes(), 'c');
+  EXPECT_GE(Encode(*plain, text).size(), 10u);
+  auto stripping = MakeTokenizer(WithAddedTokens(
+      ByteLevelJson({}, false), {AddedTokenJson(300, "<L>", true, /*lstrip=*/true)}));
+  EXPECT_EQ(stripping->max_token_text_bytes(), 0u);
+}
+
 TEST(TokenizerTest, SingleWordTokensMatchOnlyBetweenNonWordCharacters) {
   auto tok = MakeTokenizer(
       WithAddedTokens(ByteLevelJson({}, false),
