@@ -1,14 +1,11 @@
 // Turns a stream of ids into text exactly as decoding all of them at once would (see decoder.h),
 // emitting text as soon as no later id can change it:
 //   - bytes of an incomplete UTF-8 sequence (ByteLevel) and a run of <0xNN> tokens
-//     (ByteFallback, decoded as a whole) are held until complete;
-//   - clean_up_tokenization_spaces rewrites (" ." -> ".", " 's" -> "'s", ...) hold back the few
-//     bytes that could still start one.
+//     (ByteFallback, decoded as a whole) are held until complete.
 // Each Append costs O(length of the new text), whatever came before. Not thread safe; one per
 // sequence.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -17,18 +14,6 @@
 #include "coordinator/tokenizer/utf8.h"
 
 namespace pagedllm::tokenizer {
-
-// Streaming "replace every non-overlapping `from`, left to right" (String.replace with /g).
-class LiteralReplacer {
- public:
-  LiteralReplacer(std::string_view from, std::string_view to) : from_(from), to_(to) {}
-  void Append(std::string_view text, std::string* out);
-  void Finish(std::string* out);
-
- private:
-  std::string_view from_, to_;
-  std::string pending_;
-};
 
 class DecodeStream {
  public:
@@ -42,9 +27,7 @@ class DecodeStream {
 
  private:
   void FlushByteRun(std::string* text);
-  void Emit(std::string_view text, std::string* out);  // the Strip and clean-up stages
-
-  static constexpr int kNumCleanUps = 10;
+  void Emit(std::string_view text, std::string* out);  // the Strip stage
 
   const Decoder& decoder_;
   const bool skip_special_tokens_;
@@ -52,8 +35,7 @@ class DecodeStream {
   int strip_remaining_;
   LossyUtf8Decoder lossy_;  // kByteLevel
   std::string byte_run_;    // kPieces with ByteFallback
-  std::string scratch_, stage_[2];
-  std::array<LiteralReplacer, kNumCleanUps> clean_ups_;
+  std::string scratch_;
 };
 
 }  // namespace pagedllm::tokenizer

@@ -48,9 +48,8 @@ absl::Status Flatten(const nlohmann::json& config, const JsonPath& at,
 absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Parse(
     const nlohmann::json* config, const JsonPath& at, const std::vector<std::string>& id_to_token,
     const std::vector<AddedToken>& added_tokens,
-    const absl::flat_hash_set<std::string>& special_contents, bool clean_up_tokenization_spaces) {
+    const absl::flat_hash_set<std::string>& special_contents) {
   std::unique_ptr<Decoder> decoder(new Decoder());
-  decoder->clean_up_spaces_ = clean_up_tokenization_spaces;
 
   std::vector<std::pair<const nlohmann::json*, JsonPath>> steps;
   if (config != nullptr) {

@@ -1,4 +1,4 @@
-// tokenizer.json "decoder" (plus tokenizer_config.json's clean_up_tokenization_spaces): how ids
+// tokenizer.json "decoder": how ids
 // become text. Supported layouts:
 //   ByteLevel                                  GPT-2 / Llama 3 / Qwen: tokens spell raw bytes
 //   [Replace...] [ByteFallback] [Fuse] [Strip]  SentencePiece BPE (Llama 2, Mistral); Replace
@@ -35,7 +35,7 @@ class Decoder {
   static absl::StatusOr<std::unique_ptr<Decoder>> Parse(
       const nlohmann::json* config, const JsonPath& at, const std::vector<std::string>& id_to_token,
       const std::vector<AddedToken>& added_tokens,
-      const absl::flat_hash_set<std::string>& special_contents, bool clean_up_tokenization_spaces);
+      const absl::flat_hash_set<std::string>& special_contents);
 
   // What one id contributes.
   enum class PieceKind : uint8_t {
@@ -60,7 +60,6 @@ class Decoder {
   int strip_start() const { return strip_start_; }  // kPieces
   const std::string& strip_content() const { return strip_content_; }
   bool strip_first_space() const { return strip_first_space_; }  // kMetaspace
-  bool clean_up_spaces() const { return clean_up_spaces_; }
 
  private:
   struct Entry {
@@ -80,7 +79,6 @@ class Decoder {
   std::string strip_content_;
   std::string metaspace_replacement_;
   bool strip_first_space_ = false;
-  bool clean_up_spaces_ = false;
   std::string text_;            // every piece's text, back to back
   std::vector<Entry> entries_;  // by id
 };

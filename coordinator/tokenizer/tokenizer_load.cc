@@ -23,7 +23,6 @@ constexpr char kConfigFile[] = "tokenizer_config.json";
 struct TokenizerConfig {
   std::optional<bool> add_bos_token, add_eos_token;
   std::optional<std::string> bos_token, eos_token;
-  bool clean_up_tokenization_spaces = false;
   std::vector<std::string> additional_special_tokens;
 };
 
@@ -58,9 +57,8 @@ absl::StatusOr<TokenizerConfig> ParseConfig(const nlohmann::json& json) {
     if (!text.ok()) return text.status();
     (std::string(key) == "bos_token" ? config.bos_token : config.eos_token) = *std::move(text);
   }
-  auto clean_up = GetBoolOr(json, root, "clean_up_tokenization_spaces", false);
-  if (!clean_up.ok()) return clean_up.status();
-  config.clean_up_tokenization_spaces = *clean_up;
+  // clean_up_tokenization_spaces is not applied: the tokenizers library (Rust), vLLM and
+  // transformers 5 decode without it ("a != b" stays "a != b").
   if (auto extra = OptionalField(json, root, "additional_special_tokens"); !extra.ok()) {
     return extra.status();
   } else if (*extra != nullptr) {
@@ -219,9 +217,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Build(const nlohmann
   // Decoder.
   auto decoder = OptionalField(json, root, "decoder");
   if (!decoder.ok()) return decoder.status();
-  auto parsed_decoder =
-      Decoder::Parse(*decoder, root.Field("decoder"), tok->model_->id_to_token(),
-                     tok->added_tokens_, special_contents, config.clean_up_tokenization_spaces);
+  auto parsed_decoder = Decoder::Parse(*decoder, root.Field("decoder"), tok->model_->id_to_token(),
+                                       tok->added_tokens_, special_contents);
   if (!parsed_decoder.ok()) return parsed_decoder.status();
   tok->decoder_ = *std::move(parsed_decoder);
   return tok;

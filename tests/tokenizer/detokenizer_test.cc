@@ -58,40 +58,18 @@ TEST(IncrementalDetokenizerTest, RejectsUnknownIdsWithoutLosingState) {
   EXPECT_EQ(detokenizer.Append(0xA9).value(), "\xC3\xA9");
 }
 
-// clean_up_tokenization_spaces rewrites span tokens (" ' " + "s"); streamed output must equal
-// the one-shot decode for any token sequence.
-TEST(IncrementalDetokenizerTest, CleanUpSpacesStreamsExactly) {
-  nlohmann::json json =
-      ByteLevelJson({{" ", "'"}, {"'", "s"}, {"'", "t"}, {"n", "'t"}, {" ", "."}});
+// clean_up_tokenization_spaces (Llama 3's tokenizer_config.json sets it) is not applied: the
+// tokenizers library, vLLM and transformers 5 leave " !=", " ," and " 's" alone.
+TEST(IncrementalDetokenizerTest, CleanUpSpacesIsNotApplied) {
+  nlohmann::json json = ByteLevelJson({{" ", "'"}, {"'", "s"}, {" ", "."}, {" ", ","}});
   auto tok = MakeTokenizer(json, {{"clean_up_tokenization_spaces", true}});
-  std::vector<int32_t> alphabet;
-  for (const char* t : {" ", ".", "'", "s", "n", "t", "m", "v", "e", "r", "a", "?", "!", ",", " '",
-                        "'s", "'t", " ."}) {
-    alphabet.push_back(tok->TokenToId(BytesToByteLevel(t)).value());
-  }
-  alphabet.push_back(0xE4);  // a lone UTF-8 lead byte
-  std::mt19937 rng(5);
-  for (int trial = 0; trial < 3000; ++trial) {
-    std::vector<int32_t> ids;
-    const int n = 1 + static_cast<int>(rng() % 16);
-    for (int i = 0; i < n; ++i) ids.push_back(alphabet[rng() % alphabet.size()]);
-    std::string streamed;
-    for (const std::string& piece : Stream(*tok, ids)) {
-      ASSERT_EQ(FindInvalidUtf8(piece), std::string::npos);
-      streamed += piece;
-    }
-    ASSERT_EQ(streamed, tok->Decode(ids, false).value());
-  }
-  EXPECT_EQ(tok->Decode({' ', '\'', 's', ' ', '.'}, false).value(), "'s.");
-}
-
-TEST(LiteralReplacerTest, MatchesSplitAcrossChunks) {
-  LiteralReplacer replacer(" n't", "n't");
-  std::string out;
-  for (const char* chunk : {"do", " ", "n", "'", "t x n't", " n'"}) replacer.Append(chunk, &out);
-  EXPECT_EQ(out, "don't xn't");
-  replacer.Finish(&out);
-  EXPECT_EQ(out, "don't xn't n'");
+  const std::vector<int32_t> ids = {'a', ' ', '!', '=',  ' ', 'b', ' ', ',',
+                                    ' ', 'y', ' ', '\'', 's', ' ', '.'};
+  const std::string text = "a != b , y 's .";
+  EXPECT_EQ(tok->Decode(ids, false).value(), text);
+  std::string streamed;
+  for (const std::string& piece : Stream(*tok, ids)) streamed += piece;
+  EXPECT_EQ(streamed, text);
 }
 
 StopStringMatcher::Result Feed(StopStringMatcher& matcher, const std::vector<std::string>& chunks,

@@ -74,8 +74,11 @@ fs.writeFileSync(path.join(outDir, 'models.json'),
   JSON.stringify(MODELS.map(({ name, dir }) => ({ name, dir }))));
 
 for (const [index, { name, dir }] of MODELS.entries()) {
-  const tokenizer = new Tokenizer(readJson(path.join(dir, 'tokenizer.json')),
-    readJson(path.join(dir, 'tokenizer_config.json')));
+  // Decode as the tokenizers library (Rust), vLLM and transformers 5 do: without
+  // clean_up_tokenization_spaces, which this package would otherwise apply when the config says.
+  const config = { ...readJson(path.join(dir, 'tokenizer_config.json')),
+    clean_up_tokenization_spaces: false };
+  const tokenizer = new Tokenizer(readJson(path.join(dir, 'tokenizer.json')), config);
   const encode = [];
   const toDecode = [];
   for (const text of corpus) {
