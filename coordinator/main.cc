@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -272,18 +274,32 @@ int Run() {
     return 2;
   }
 
-  WorkerHub hub(tp);
+  // Workers prove they belong to this launch with a secret that only mpirun's environment
+  // carries to them (PAGEDLLM_* variables are forwarded with -x, by name): made here unless the
+  // operator set one.
+  std::string secret;
+  if (const char* given = std::getenv("PAGEDLLM_WORKER_SECRET"); given != nullptr && *given) {
+    secret = given;
+  } else {
+    std::random_device random;
+    for (int i = 0; i < 4; ++i) secret += absl::StrCat(absl::Hex(random(), absl::kZeroPad8));
+    setenv("PAGEDLLM_WORKER_SECRET", secret.c_str(), 1);
+  }
+  WorkerHub hub(tp, secret);
   int worker_port = 0;
   grpc::ServerBuilder control_builder;
-  control_builder.AddListeningPort(absl::StrCat("0.0.0.0:", absl::GetFlag(FLAGS_worker_port)),
-                                   grpc::InsecureServerCredentials(), &worker_port);
+  // Only the address the workers dial (loopback unless --advertise_host says otherwise).
+  control_builder.AddListeningPort(
+      absl::StrCat(absl::GetFlag(FLAGS_advertise_host), ":", absl::GetFlag(FLAGS_worker_port)),
+      grpc::InsecureServerCredentials(), &worker_port);
   control_builder.RegisterService(&hub);
   control_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   control_builder.SetMaxReceiveMessageSize(256 << 20);
   control_builder.SetMaxSendMessageSize(256 << 20);
   std::unique_ptr<grpc::Server> control_server = control_builder.BuildAndStart();
   if (control_server == nullptr || worker_port == 0) {
-    PAGEDLLM_LOG(ERROR) << "cannot listen for workers on port " << absl::GetFlag(FLAGS_worker_port);
+    PAGEDLLM_LOG(ERROR) << "cannot listen for workers on " << absl::GetFlag(FLAGS_advertise_host)
+                        << ":" << absl::GetFlag(FLAGS_worker_port);
     return 1;
   }
   PAGEDLLM_LOG(INFO) << "waiting for " << tp << " workers on port " << worker_port;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <string>
@@ -122,6 +123,9 @@ absl::Status Run(parallel::MpiSession& mpi) {
   hello.set_weight_bytes(static_cast<int64_t>(loaded.weight_bytes));
   hello.set_kv_bytes_per_token(static_cast<int64_t>(bytes_per_block / block_size));
   hello.set_num_swap_blocks(static_cast<int32_t>(num_swap_blocks));
+  if (const char* secret = std::getenv("PAGEDLLM_WORKER_SECRET"); secret != nullptr) {
+    hello.set_secret(secret);
+  }
 
   const std::string graphs = absl::GetFlag(FLAGS_decode_graphs);
   if (graphs != "auto" && graphs != "on" && graphs != "off") {

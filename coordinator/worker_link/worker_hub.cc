@@ -8,7 +8,21 @@ namespace pagedllm::coordinator {
 
 namespace wv1 = pagedllm::worker::v1;
 
-WorkerHub::WorkerHub(int world_size) : world_size_(world_size), workers_(world_size) {}
+WorkerHub::WorkerHub(int world_size, std::string secret)
+    : world_size_(world_size), secret_(std::move(secret)), workers_(world_size) {}
+
+namespace {
+
+// Compares in time that does not depend on where the strings differ.
+bool SameSecret(const std::string& given, const std::string& expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return diff == 0;
+}
+
+}  // namespace
 
 grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
   wv1::WorkerMessage message;
@@ -17,6 +31,13 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
   }
   const wv1::WorkerHello hello = message.hello();
   const int rank = hello.rank();
+  if (!secret_.empty() && !SameSecret(hello.secret(), secret_)) {
+    PAGEDLLM_LOG(WARNING) << "refused a worker connection from " << context->peer()
+                          << " (claims rank " << rank << ", host \"" << hello.hostname()
+                          << "\"): its hello does not carry this launch's secret";
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "the hello does not carry this cluster's worker secret");
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // A bad or duplicate hello is refused and logged; the workers already here keep serving.

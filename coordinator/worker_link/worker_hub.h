@@ -23,7 +23,8 @@ namespace pagedllm::coordinator {
 
 class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
  public:
-  explicit WorkerHub(int world_size);
+  // `secret`: what every hello must carry (empty: none is asked for, in tests of the hub alone).
+  WorkerHub(int world_size, std::string secret);
 
   grpc::Status Connect(
       grpc::ServerContext* context,
@@ -61,6 +62,7 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   bool Write(int rank, const pagedllm::worker::v1::CoordinatorMessage& message);
 
   const int world_size_;
+  const std::string secret_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<Worker> workers_;

@@ -21,9 +21,14 @@ namespace v1 = pagedllm::v1;
 
 std::string ModelDir() { return SourceDir() + "/models/pagedllm-tiny-py"; }
 
+constexpr char kWorkerSecret[] = "test-secret-0123456789abcdef";
+
 class ServingErrorsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // A known worker secret, so that the hello tests can get past it (the coordinator makes a
+    // random one otherwise).
+    setenv("PAGEDLLM_WORKER_SECRET", kWorkerSecret, 1);
     ClusterOptions options(ModelDir(), 2);
     options.num_kv_blocks = 64;
     options.extra_flags = {"--max_num_seqs=2", "--max_waiting=2"};
@@ -331,9 +336,17 @@ TEST_F(ServingErrorsTest, BadAndDuplicateWorkerHellosAreRefused) {
   good.mutable_model()->set_vocab_size(4096);
   good.mutable_model()->set_max_position_embeddings(1024);
 
+  // Without the launch's secret nothing else is even looked at.
+  grpc::Status status = hello_from(good);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+  good.set_secret("wrong");
+  status = hello_from(good);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+  good.set_secret(kWorkerSecret);
+
   wv1::WorkerHello zero_blocks = good;
   zero_blocks.set_block_size(0);
-  grpc::Status status = hello_from(zero_blocks);
+  status = hello_from(zero_blocks);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("block_size must be in [1, 1024], got 0"));
 
