@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,6 +36,7 @@
 #include "coordinator/worker_link/worker_hub.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 
@@ -46,6 +49,12 @@ ABSL_FLAG(int, tp, 1, "tensor-parallel size: number of worker processes");
 ABSL_FLAG(std::string, device, "cpu", "worker device: cpu or cuda");
 ABSL_FLAG(std::string, host, "0.0.0.0", "address the public gRPC server listens on");
 ABSL_FLAG(int, port, 50051, "public gRPC port (0 picks a free one; see --port_file)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: the public port speaks TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, api_key, "",
+          "calls must carry \"authorization: Bearer <key>\" (health checks stay open)");
+ABSL_FLAG(std::string, api_key_file, "",
+          "file of API keys, one per line (with or beside --api_key)");
 ABSL_FLAG(std::string, port_file, "", "write the public port here once serving");
 ABSL_FLAG(int, worker_port, 0, "port the workers dial (0 picks a free one)");
 ABSL_FLAG(std::string, advertise_host, "127.0.0.1", "host name the workers use to reach us");
@@ -186,6 +195,59 @@ std::vector<std::string> WorkerCommand(int worker_port) {
   return argv;
 }
 
+std::string ReadWholeFile(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// The public port's credentials: TLS from --tls_cert / --tls_key, or plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> PublicCredentials() {
+  const std::string cert_path = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key_path = absl::GetFlag(FLAGS_tls_key);
+  if (cert_path.empty() != key_path.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together: give both or neither");
+  }
+  if (cert_path.empty()) return grpc::InsecureServerCredentials();
+  bool ok = false;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  pair.cert_chain = ReadWholeFile(cert_path, &ok);
+  if (!ok || pair.cert_chain.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls_cert ", cert_path, ": not a readable PEM certificate"));
+  }
+  pair.private_key = ReadWholeFile(key_path, &ok);
+  if (!ok || pair.private_key.find("PRIVATE KEY-----") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls_key ", key_path, ": not a readable PEM private key"));
+  }
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(options);
+}
+
+// --api_key and the lines of --api_key_file (blank lines and # comments skipped).
+absl::StatusOr<std::vector<std::string>> ApiKeys() {
+  std::vector<std::string> keys;
+  if (!absl::GetFlag(FLAGS_api_key).empty()) keys.push_back(absl::GetFlag(FLAGS_api_key));
+  const std::string path = absl::GetFlag(FLAGS_api_key_file);
+  if (path.empty()) return keys;
+  bool ok = false;
+  const std::string contents = ReadWholeFile(path, &ok);
+  if (!ok) return absl::InvalidArgumentError(absl::StrCat("--api_key_file ", path, ": unreadable"));
+  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    keys.emplace_back(line);
+  }
+  if (keys.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--api_key_file ", path, ": holds no key"));
+  }
+  return keys;
+}
+
 // Every flag's value, checked before any worker is launched: the first wrong one, by name.
 absl::Status ValidateFlags() {
   const auto at_least = [](const char* name, int64_t value, int64_t low) {
@@ -251,6 +313,13 @@ int Run() {
 
   if (const absl::Status flags = ValidateFlags(); !flags.ok()) {
     PAGEDLLM_LOG(ERROR) << flags.message();
+    return 2;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> public_credentials = PublicCredentials();
+  absl::StatusOr<std::vector<std::string>> api_keys = ApiKeys();
+  for (const absl::Status& status : {public_credentials.status(), api_keys.status()}) {
+    if (status.ok()) continue;
+    PAGEDLLM_LOG(ERROR) << status.message();
     return 2;
   }
   const int tp = absl::GetFlag(FLAGS_tp);
@@ -384,13 +453,14 @@ int Run() {
                           << ": prompts that use the others are refused";
   }
   GenerationService service(&engine, validation, info, tokenizer->get());
+  service.set_api_keys(*api_keys);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port)),
-                           grpc::InsecureServerCredentials(), &port);
+                           *public_credentials, &port);
   builder.RegisterService(&service);
   // gRPC sets SO_REUSEPORT by default: a second coordinator on a port in use would start and
   // take some of the first one's connections. Refuse instead.

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "coordinator/frontend/grpc_status.h"
@@ -50,6 +51,34 @@ std::string GenerationService::NewRequestKey() {
   return absl::StrCat(absl::Hex(words[0], absl::kZeroPad16), absl::Hex(words[1], absl::kZeroPad16));
 }
 
+grpc::Status GenerationService::Authorize(const grpc::ServerContext& context) const {
+  if (api_keys_.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "this server needs an API key: send \"authorization: Bearer <key>\"");
+  }
+  const std::string value(it->second.data(), it->second.size());
+  constexpr absl::string_view kBearer = "Bearer ";
+  bool match = false;
+  if (absl::StartsWith(value, kBearer)) {
+    const std::string given = value.substr(kBearer.size());
+    for (const std::string& key : api_keys_) {
+      // Every key is compared in full, in time that does not depend on where they differ.
+      unsigned char diff = given.size() == key.size() ? 0 : 1;
+      for (size_t i = 0; i < key.size(); ++i) {
+        diff |= static_cast<unsigned char>(key[i] ^ (i < given.size() ? given[i] : 0));
+      }
+      match = match || diff == 0;
+    }
+  }
+  if (!match) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the API key is not valid");
+  }
+  return grpc::Status::OK;
+}
+
 uint64_t GenerationService::NextSeed() {
   std::lock_guard<std::mutex> lock(seed_mutex_);
   return seed_source_();
@@ -58,6 +87,7 @@ uint64_t GenerationService::NextSeed() {
 grpc::Status GenerationService::Generate(grpc::ServerContext* context,
                                          const v1::GenerateRequest* request,
                                          grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
   absl::StatusOr<RequestSpec> spec =
       ValidateGenerateRequest(*request, limits_, NextSeed(), tokenizer_);
   if (!spec.ok()) return ToGrpcStatus(spec.status());
@@ -155,8 +185,10 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status GenerationService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
+grpc::Status GenerationService::Tokenize(grpc::ServerContext* context,
+                                         const v1::TokenizeRequest* request,
                                          v1::TokenizeResponse* response) {
+  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
   if (tokenizer_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "Tokenize: this server's model directory has no tokenizer.json");
@@ -176,9 +208,10 @@ grpc::Status GenerationService::Tokenize(grpc::ServerContext*, const v1::Tokeniz
   return grpc::Status::OK;
 }
 
-grpc::Status GenerationService::Detokenize(grpc::ServerContext*,
+grpc::Status GenerationService::Detokenize(grpc::ServerContext* context,
                                            const v1::DetokenizeRequest* request,
                                            v1::DetokenizeResponse* response) {
+  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
   if (tokenizer_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "Detokenize: this server's model directory has no tokenizer.json");
@@ -195,8 +228,9 @@ grpc::Status GenerationService::Detokenize(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status GenerationService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+grpc::Status GenerationService::GetStats(grpc::ServerContext* context, const v1::GetStatsRequest*,
                                          v1::ServerStats* response) {
+  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
   const EngineStats stats = engine_->stats();
   *response = info_;
   response->set_num_total_blocks(stats.num_total_blocks);

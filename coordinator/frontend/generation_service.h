@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <mutex>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/request_validation.h"
@@ -32,8 +34,13 @@ class GenerationService final : public pagedllm::v1::Generation::Service {
   grpc::Status GetStats(grpc::ServerContext* context, const pagedllm::v1::GetStatsRequest* request,
                         pagedllm::v1::ServerStats* response) override;
 
+  // With keys set, every call must carry the metadata "authorization: Bearer <one of them>"
+  // (UNAUTHENTICATED otherwise). Call before serving.
+  void set_api_keys(std::vector<std::string> keys) { api_keys_ = std::move(keys); }
+
  private:
   uint64_t NextSeed();
+  grpc::Status Authorize(const grpc::ServerContext& context) const;
   // 128 random bits from the OS (std::random_device), as 32 hex digits: request keys and the
   // request ids the server assigns cannot be guessed.
   std::string NewRequestKey();
@@ -45,6 +52,7 @@ class GenerationService final : public pagedllm::v1::Generation::Service {
   std::mutex seed_mutex_;
   std::mt19937_64 seed_source_;
   std::random_device random_device_;  // guarded by seed_mutex_
+  std::vector<std::string> api_keys_;
 };
 
 }  // namespace pagedllm::coordinator
