@@ -82,6 +82,8 @@ ABSL_FLAG(int, max_num_batched_tokens, 2048, "most tokens computed in one step")
 ABSL_FLAG(int, max_waiting, 1024, "most queued requests; more is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_model_len, 0, "longest sequence (0: the model's max_position_embeddings)");
 ABSL_FLAG(int, step_timeout_s, 120, "a step with no result by then makes the cluster unavailable");
+ABSL_FLAG(int, drain_timeout_s, 30,
+          "on SIGTERM / SIGINT, calls in flight finish for up to this long (new ones are refused)");
 ABSL_FLAG(int, worker_start_timeout_s, 300, "workers must all connect within this");
 ABSL_FLAG(std::string, dtype, "auto", "auto, float32, bfloat16 or float16 (CPU: float32)");
 ABSL_FLAG(std::string, load_format, "auto", "auto (the checkpoint) or dummy (random weights)");
@@ -287,6 +289,7 @@ absl::Status ValidateFlags() {
   PAGEDLLM_RETURN_IF_ERROR(at_least("step_timeout_s", absl::GetFlag(FLAGS_step_timeout_s), 1));
   PAGEDLLM_RETURN_IF_ERROR(
       at_least("worker_start_timeout_s", absl::GetFlag(FLAGS_worker_start_timeout_s), 1));
+  PAGEDLLM_RETURN_IF_ERROR(at_least("drain_timeout_s", absl::GetFlag(FLAGS_drain_timeout_s), 0));
   PAGEDLLM_RETURN_IF_ERROR(
       one_of("dtype", absl::GetFlag(FLAGS_dtype), {"auto", "float32", "bfloat16", "float16"}));
   PAGEDLLM_RETURN_IF_ERROR(
@@ -503,10 +506,25 @@ int Run() {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  PAGEDLLM_LOG(INFO) << "received signal " << signal_number << ": shutting down";
   stopping = true;
   health_watch.join();
+  // Drain: health NOT_SERVING and new calls UNAVAILABLE at once; the calls in flight finish for
+  // up to --drain_timeout_s (a second signal ends that at once); the rest fail with UNAVAILABLE
+  // when the engine stops.
   server->GetHealthCheckService()->SetServingStatus(false);
+  service.StartDraining();
+  const absl::Duration drain = absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
+  PAGEDLLM_LOG(INFO) << "received signal " << signal_number << ": draining "
+                     << service.active_calls() << " calls for up to " << absl::FormatDuration(drain)
+                     << " (a second signal stops at once)";
+  const absl::Time drain_end = absl::Now() + drain;
+  bool second_signal = false;
+  while (service.active_calls() > 0 && absl::Now() < drain_end && !second_signal) {
+    const timespec poll = {0, 50 * 1000 * 1000};
+    second_signal = sigtimedwait(&stop_signals, nullptr, &poll) > 0;
+  }
+  PAGEDLLM_LOG(INFO) << (second_signal ? "second signal" : "drained") << ": shutting down with "
+                     << service.active_calls() << " calls still in flight";
   engine.Stop();
   hub.Shutdown("coordinator shutting down");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

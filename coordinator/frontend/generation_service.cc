@@ -88,6 +88,15 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
                                          const v1::GenerateRequest* request,
                                          grpc::ServerWriter<v1::GenerateResponse>* writer) {
   if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
+  ++active_calls_;
+  struct Done {
+    std::atomic<int>* count;
+    ~Done() { --*count; }
+  } done{&active_calls_};
+  if (draining_) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the server is draining before it shuts down; send the request elsewhere");
+  }
   absl::StatusOr<RequestSpec> spec =
       ValidateGenerateRequest(*request, limits_, NextSeed(), tokenizer_);
   if (!spec.ok()) return ToGrpcStatus(spec.status());

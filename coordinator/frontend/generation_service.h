@@ -38,6 +38,11 @@ class GenerationService final : public pagedllm::v1::Generation::Service {
   // (UNAUTHENTICATED otherwise). Call before serving.
   void set_api_keys(std::vector<std::string> keys) { api_keys_ = std::move(keys); }
 
+  // From now on new Generate calls get UNAVAILABLE ("draining"); those in flight go on.
+  void StartDraining() { draining_ = true; }
+  // Generate calls in flight.
+  int active_calls() const { return active_calls_.load(); }
+
  private:
   uint64_t NextSeed();
   grpc::Status Authorize(const grpc::ServerContext& context) const;
@@ -53,6 +58,8 @@ class GenerationService final : public pagedllm::v1::Generation::Service {
   std::mt19937_64 seed_source_;
   std::random_device random_device_;  // guarded by seed_mutex_
   std::vector<std::string> api_keys_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int> active_calls_{0};
 };
 
 }  // namespace pagedllm::coordinator

@@ -138,6 +138,8 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartOnce(const ClusterOptions
       "--host=127.0.0.1",
       absl::StrCat("--port=", port),
       "--port_file=" + port_file,
+      // Stop() waits 30 s: a drain must end well before (a test's own flag comes later and wins).
+      "--drain_timeout_s=10",
       absl::StrCat("--worker_port=", cluster->worker_port_),
       absl::StrCat("--block_size=", options.block_size),
       absl::StrCat("--num_kv_blocks=", options.num_kv_blocks),

@@ -42,6 +42,7 @@ class Cluster {
 
   // Pids of this cluster's live worker processes (found by their --coordinator argument).
   std::vector<pid_t> WorkerPids() const;
+  pid_t coordinator_pid() const { return pid_; }
 
   // Waits until every KV block is free again (the engine finishes aborts between steps).
   absl::StatusOr<pagedllm::v1::ServerStats> WaitForAllBlocksFree(int timeout_ms = 10000);

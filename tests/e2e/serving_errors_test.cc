@@ -383,6 +383,44 @@ TEST_F(ServingErrorsTest, ASecondCoordinatorOnAPortInUseRefusesToStart) {
   EXPECT_EQ(HealthStatus(cluster_->address()), "SERVING");
 }
 
+// SIGTERM drains: health turns NOT_SERVING and new calls get UNAVAILABLE at once, a stream in
+// flight runs to its end, then every process stops; past --drain_timeout_s the rest is aborted.
+TEST(ServingFailuresTest, SigtermDrainsCallsInFlightThenStops) {
+  for (bool patient : {true, false}) {
+    SCOPED_TRACE(patient ? "drain long enough" : "drain too short");
+    ClusterOptions options(ModelDir(), 1);
+    options.extra_flags = {patient ? "--drain_timeout_s=20" : "--drain_timeout_s=1"};
+    auto cluster = Cluster::Start(options);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    // Long enough to outlast a 1 s drain on this CPU model (~5 ms a token).
+    v1::GenerateRequest long_request = GreedyRequest({0, 476, 290}, patient ? 200 : 1000);
+    long_request.mutable_sampling()->set_ignore_eos(true);
+    if (!patient) long_request.mutable_sampling()->set_max_tokens(1000);
+    grpc::ClientContext context;
+    auto reader = (*cluster)->stub().Generate(&context, long_request);
+    v1::GenerateResponse response;
+    ASSERT_TRUE(reader->Read(&response));  // it is running
+    size_t tokens = response.choices(0).token_ids_size();
+    kill((*cluster)->coordinator_pid(), SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(HealthStatus((*cluster)->address()), "NOT_SERVING");
+    const GenerateOutcome refused = Generate((*cluster)->stub(), GreedyRequest({0, 476, 290}, 4));
+    EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_THAT(refused.status.error_message(), HasSubstr("draining"));
+    while (reader->Read(&response)) tokens += response.choices(0).token_ids_size();
+    const grpc::Status status = reader->Finish();
+    if (patient) {
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      EXPECT_EQ(tokens, 200u);
+    } else {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+      EXPECT_LT(tokens, 1000u);
+    }
+    const absl::Status stopped = (*cluster)->Stop();  // every process gone, exit status 0
+    EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
+  }
+}
+
 // --help lists every flag of the program (Abseil's default printed "No flags matched").
 TEST(ServingFailuresTest, HelpListsTheFlags) {
   for (const char* program : {"pagedllm-coordinator", "pagedllm-worker", "pagedllm-client"}) {
