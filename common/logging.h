@@ -13,6 +13,12 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 LogLevel MinLogLevel();
 void SetLogPrefix(const std::string& prefix);  // e.g. "worker[1]"
 
+// text: "I 2026-12-06 12:24:23.436Z worker[0] main.cc:93] message" (UTC); json: one object a line
+// {"time", "level", "source", "file", "message"}. From PAGEDLLM_LOG_FORMAT (text|json) unless
+// set; the coordinator's --log_format sets that variable, which mpirun hands to the workers.
+enum class LogFormat { kText, kJson };
+void SetLogFormat(LogFormat format);
+
 class LogMessage {
  public:
   LogMessage(LogLevel level, const char* file, int line);
@@ -21,6 +27,9 @@ class LogMessage {
 
  private:
   LogLevel level_;
+  const char* file_;
+  int line_;
+  std::string time_;  // UTC, to the millisecond
   std::ostringstream stream_;
 };
 

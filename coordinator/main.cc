@@ -82,6 +82,8 @@ ABSL_FLAG(int, max_num_batched_tokens, 2048, "most tokens computed in one step")
 ABSL_FLAG(int, max_waiting, 1024, "most queued requests; more is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_model_len, 0, "longest sequence (0: the model's max_position_embeddings)");
 ABSL_FLAG(int, step_timeout_s, 120, "a step with no result by then makes the cluster unavailable");
+ABSL_FLAG(std::string, log_format, "text",
+          "text or json (one object a line); the workers log the same way");
 ABSL_FLAG(int, drain_timeout_s, 30,
           "on SIGTERM / SIGINT, calls in flight finish for up to this long (new ones are refused)");
 ABSL_FLAG(int, worker_start_timeout_s, 300, "workers must all connect within this");
@@ -296,6 +298,7 @@ absl::Status ValidateFlags() {
       one_of("load_format", absl::GetFlag(FLAGS_load_format), {"auto", "dummy"}));
   PAGEDLLM_RETURN_IF_ERROR(
       one_of("decode_graphs", absl::GetFlag(FLAGS_decode_graphs), {"auto", "on", "off"}));
+  PAGEDLLM_RETURN_IF_ERROR(one_of("log_format", absl::GetFlag(FLAGS_log_format), {"text", "json"}));
   PAGEDLLM_RETURN_IF_ERROR(one_of("preemption_mode", absl::GetFlag(FLAGS_preemption_mode),
                                   {"auto", "swap", "recompute"}));
   const double utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
@@ -318,6 +321,9 @@ int Run() {
     PAGEDLLM_LOG(ERROR) << flags.message();
     return 2;
   }
+  // The workers inherit it through mpirun's environment (PAGEDLLM_* variables are forwarded).
+  setenv("PAGEDLLM_LOG_FORMAT", absl::GetFlag(FLAGS_log_format).c_str(), 1);
+  SetLogFormat(absl::GetFlag(FLAGS_log_format) == "json" ? LogFormat::kJson : LogFormat::kText);
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> public_credentials = PublicCredentials();
   absl::StatusOr<std::vector<std::string>> api_keys = ApiKeys();
   for (const absl::Status& status : {public_credentials.status(), api_keys.status()}) {

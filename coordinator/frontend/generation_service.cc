@@ -1,10 +1,14 @@
 #include "coordinator/frontend/generation_service.h"
 
+#include <chrono>
+#include <functional>
 #include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/types/span.h"
+#include "common/logging.h"
 #include "coordinator/frontend/grpc_status.h"
 #include "coordinator/frontend/text_stream.h"
 
@@ -120,6 +124,33 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
   std::vector<char> finished(num_choices, 0);
   std::vector<double> cumulative(num_choices, 0.0);
   int num_open = num_choices;
+  const size_t num_prompt_tokens = spec->prompt_token_ids.size();
+  const auto started = std::chrono::steady_clock::now();
+  double first_token_ms = -1.0;
+  size_t num_output_tokens = 0;
+  std::vector<FinishReason> finish_of(num_choices, FinishReason::kNone);
+  // One line per request when its call ends, whatever ended it.
+  struct RequestLog {
+    std::function<void()> write;
+    ~RequestLog() { write(); }
+  } request_log{[&] {
+    std::string finishes;
+    for (FinishReason reason : finish_of) {
+      absl::StrAppend(&finishes, finishes.empty() ? "" : ",",
+                      reason == FinishReason::kStop     ? "stop"
+                      : reason == FinishReason::kLength ? "length"
+                      : reason == FinishReason::kAbort  ? "abort"
+                                                        : "none");
+    }
+    const double total_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    PAGEDLLM_LOG(INFO) << "request " << request_id << ": " << num_prompt_tokens << " prompt + "
+                       << num_output_tokens << " output tokens, " << num_choices
+                       << " choices, first token " << absl::StrFormat("%.1f", first_token_ms)
+                       << " ms, total " << absl::StrFormat("%.1f", total_ms) << " ms, finish "
+                       << finishes;
+  }};
   std::shared_ptr<RequestHandle> handle = engine_->Submit(*std::move(spec));
 
   std::vector<GenerationChunk> chunks;
@@ -153,6 +184,12 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
         num_tokens = update.num_tokens;
         if (update.stopped) finish = FinishReason::kStop;
       }
+      if (num_tokens > 0 && first_token_ms < 0) {
+        first_token_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                .count();
+      }
+      num_output_tokens += num_tokens;
       for (size_t i = 0; i < num_tokens; ++i) {
         choice->add_token_ids(chunk.token_ids[i]);
         if (i >= chunk.logprobs.size()) continue;
@@ -180,6 +217,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* context,
         }
       }
       if (finish == FinishReason::kNone) continue;
+      finish_of[index] = finish;
       choice->set_finish_reason(ToProto(finish));
       if (with_cumulative) choice->set_cumulative_logprob(cumulative[index]);
       finished[index] = 1;

@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "grpcpp/create_channel.h"
 #include "pagedllm/worker/v1/worker.grpc.pb.h"
 #include "tests/e2e/cluster.h"
@@ -418,6 +420,46 @@ TEST(ServingFailuresTest, SigtermDrainsCallsInFlightThenStops) {
     }
     const absl::Status stopped = (*cluster)->Stop();  // every process gone, exit status 0
     EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
+  }
+}
+
+// --log_format json: every log line of the coordinator and of each worker is one JSON object with
+// a date, and each request leaves one line when it ends (tokens, latencies, finish reason).
+TEST(ServingFailuresTest, JsonLogsWithDatesAndOneLinePerRequest) {
+  ClusterOptions options(ModelDir(), 2);
+  options.extra_flags = {"--log_format=json"};
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  v1::GenerateRequest request = GreedyRequest({0, 476, 290}, 6);
+  request.set_request_id("logged-request");
+  ASSERT_TRUE(Generate((*cluster)->stub(), request).status.ok());
+  ASSERT_TRUE((*cluster)->Stop().ok());
+  std::set<std::string> sources;
+  int request_lines = 0;
+  int json_lines = 0;
+  for (absl::string_view line : absl::StrSplit((*cluster)->ReadLog(), '\n')) {
+    if (line.empty() || line[0] != '{') continue;
+    const nlohmann::json entry = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(entry.is_discarded()) << line;
+    ++json_lines;
+    for (const char* field : {"time", "level", "source", "file", "message"}) {
+      ASSERT_TRUE(entry.contains(field)) << field << " missing in " << line;
+    }
+    EXPECT_TRUE(std::regex_match(entry["time"].get<std::string>(),
+                                 std::regex(R"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}Z)")))
+        << line;
+    sources.insert(entry["source"].get<std::string>());
+    const std::string message = entry["message"].get<std::string>();
+    if (absl::StartsWith(message, "request logged-request:")) {
+      ++request_lines;
+      EXPECT_THAT(message, HasSubstr("3 prompt + 6 output tokens"));
+      EXPECT_THAT(message, HasSubstr("finish length"));
+    }
+  }
+  EXPECT_GT(json_lines, 5);
+  EXPECT_EQ(request_lines, 1);
+  for (const char* source : {"coordinator", "worker[0]", "worker[1]"}) {
+    EXPECT_TRUE(sources.count(source)) << source << " wrote no JSON log line";
   }
 }
 
