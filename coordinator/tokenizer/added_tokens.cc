@@ -52,6 +52,10 @@ absl::StatusOr<std::vector<AddedToken>> ParseAddedTokens(const nlohmann::json& l
     auto id = GetIntOr(list[i], item, "id", -1);
     if (!id.ok()) return id.status();
     if (*id < 0 || *id > INT32_MAX) return Malformed(item.Field("id"), "is missing or negative");
+    if (*id > kMaxTokenId) {
+      return Malformed(item.Field("id"),
+                       absl::StrCat("is ", *id, "; ids above ", kMaxTokenId, " are not supported"));
+    }
     token.id = static_cast<int32_t>(*id);
     auto content = GetString(list[i], item, "content");
     if (!content.ok()) return content.status();

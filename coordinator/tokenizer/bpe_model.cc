@@ -96,6 +96,11 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Parse(const nlohmann::json& 
     if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > INT32_MAX) {
       return Malformed(at.Field("vocab"), absl::StrCat("entry \"", it.key(), "\" has no valid id"));
     }
+    if (it->get<int64_t>() > kMaxTokenId) {
+      return Malformed(at.Field("vocab"),
+                       absl::StrCat("entry \"", it.key(), "\" has id ", it->get<int64_t>(),
+                                    "; ids above ", kMaxTokenId, " are not supported"));
+    }
     const auto id = static_cast<int32_t>(it->get<int64_t>());
     if (static_cast<size_t>(id) >= model->id_to_token_.size()) {
       model->id_to_token_.resize(static_cast<size_t>(id) + 1);

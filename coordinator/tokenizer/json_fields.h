@@ -3,6 +3,7 @@
 // supported`.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,10 @@
 #include "nlohmann/json.hpp"
 
 namespace pagedllm::tokenizer {
+
+// Token ids above this are refused at load (the largest vocabularies hold about 256k ids): the
+// id -> token table is sized by the largest id, and a stray 2,000,000,000 must not allocate it.
+inline constexpr int64_t kMaxTokenId = (1 << 22) - 1;
 
 // Where a JSON value sits: the file name and the path inside it ("decoder.decoders[2]").
 struct JsonPath {

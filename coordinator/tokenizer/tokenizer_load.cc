@@ -88,13 +88,34 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents.str();
 }
 
+// Where a parse stopped, as "line L, column C" (1-based; bytes, as the parser counts).
+std::string LineAndColumn(std::string_view text, size_t byte) {
+  byte = std::min(byte, text.size());
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < byte; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return absl::StrCat("line ", line, ", column ", column);
+}
+
 absl::StatusOr<nlohmann::json> ParseJson(std::string_view text, const char* file) {
   nlohmann::json json = nlohmann::json::parse(text.begin(), text.end(), nullptr,
                                               /*allow_exceptions=*/false);
-  if (json.is_discarded()) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": not valid JSON"));
+  if (!json.is_discarded()) return json;
+  // Parse again for the parser's error, which says at which byte it stopped.
+  std::string where;
+  try {
+    (void)nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& error) {
+    where = absl::StrCat(" at ", LineAndColumn(text, error.byte > 0 ? error.byte - 1 : 0));
+  } catch (const std::exception&) {
   }
-  return json;
+  return absl::InvalidArgumentError(absl::StrCat(file, ": not valid JSON", where));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // normalizers and the Metaspace pre-tokenizer.
 #include <fstream>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/tokenizer/toy_tokenizers.h"
 
@@ -47,6 +48,31 @@ TEST(TokenizerTest, LstripAndRstripSwallowNeighbouringWhitespace) {
   EXPECT_EQ(Encode(*tok, "a \t <L> b"), (std::vector<int32_t>{'a', 300, ' ', 'b'}));
   EXPECT_EQ(Encode(*tok, "a <R> \n b"), (std::vector<int32_t>{'a', ' ', 301, 'b'}));
   EXPECT_EQ(Encode(*tok, "   <L><R>   "), (std::vector<int32_t>{300, 301}));
+}
+
+// Broken files are refused naming the file and where: JSON syntax by line and column, an id
+// too large to index (it used to end in bad_alloc) by its field.
+TEST(TokenizerTest, BrokenFilesNameTheFileAndWhere) {
+  auto syntax = Tokenizer::FromJson("{\n  \"model\": {\n    \"type\": \"BPE\",,\n  }\n}", "");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_EQ(syntax.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(syntax.status().message()),
+              ::testing::HasSubstr("tokenizer.json: not valid JSON at line 3, column 19"));
+
+  nlohmann::json huge_id = ByteLevelJson({}, false);
+  huge_id["model"]["vocab"]["zz"] = 2000000000;
+  auto vocab = Tokenizer::FromJson(huge_id.dump(), "");
+  ASSERT_FALSE(vocab.ok());
+  EXPECT_THAT(std::string(vocab.status().message()),
+              ::testing::HasSubstr("entry \"zz\" has id 2000000000; ids above 4194303"));
+  EXPECT_THAT(std::string(vocab.status().message()), ::testing::HasSubstr("tokenizer.json"));
+
+  auto added = Tokenizer::FromJson(
+      WithAddedTokens(ByteLevelJson({}, false), {AddedTokenJson(2000000000, "<x>", true)}).dump(),
+      "");
+  ASSERT_FALSE(added.ok());
+  EXPECT_THAT(std::string(added.status().message()),
+              ::testing::HasSubstr("is 2000000000; ids above 4194303 are not supported"));
 }
 
 // The bound the server refuses oversized text by: the longest spelling, none once an added
