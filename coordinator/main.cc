@@ -310,7 +310,11 @@ absl::Status ValidateFlags() {
 }
 
 int Run() {
-  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  // Block the stop signals in every thread; the main thread waits for them with sigwait. A
+  // parent that ignored them (a shell's background job ignores SIGINT) must not make them vanish:
+  // an ignored signal is discarded even while blocked.
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);

@@ -213,9 +213,9 @@ absl::StatusOr<pagedllm::v1::ServerStats> Cluster::WaitForAllBlocksFree(int time
   }
 }
 
-absl::Status Cluster::Stop() {
+absl::Status Cluster::Stop(int signal_number) {
   if (pid_ <= 0) return absl::OkStatus();
-  kill(pid_, SIGTERM);
+  kill(pid_, signal_number);
   int status = WaitFor(pid_, 30000);
   const pid_t pid = pid_;
   pid_ = -1;

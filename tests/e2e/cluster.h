@@ -3,6 +3,7 @@
 // like a user's Ctrl-C and checks that every process exited.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <memory>
@@ -36,9 +37,9 @@ class Cluster {
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
 
-  // Sends SIGTERM and waits; returns the coordinator's exit status (or an error if it hung)
-  // and checks that no worker process of this cluster is left.
-  absl::Status Stop();
+  // Sends `signal_number` (SIGTERM: a user's Ctrl-C is SIGINT) and waits; returns the coordinator's
+  // exit status (or an error if it hung) and checks that no worker process of this cluster is left.
+  absl::Status Stop(int signal_number = SIGTERM);
 
   // Pids of this cluster's live worker processes (found by their --coordinator argument).
   std::vector<pid_t> WorkerPids() const;

@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <cmath>
 #include <regex>
@@ -461,6 +462,53 @@ TEST(ServingFailuresTest, JsonLogsWithDatesAndOneLinePerRequest) {
   for (const char* source : {"coordinator", "worker[0]", "worker[1]"}) {
     EXPECT_TRUE(sources.count(source)) << source << " wrote no JSON log line";
   }
+}
+
+// SIGINT (Ctrl-C) stops the cluster like SIGTERM: exit status 0, no worker left.
+TEST(ServingFailuresTest, SigintStopsEveryProcess) {
+  auto cluster = Cluster::Start(ClusterOptions(ModelDir(), 2));
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_EQ((*cluster)->WorkerPids().size(), 2u);
+  // (This process may itself ignore SIGINT, as a shell's background job does; the coordinator
+  // must not inherit that.) Stop checks the exit status and that no worker is left.
+  const absl::Status stopped = (*cluster)->Stop(SIGINT);
+  EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
+}
+
+// A worker that stops answering (SIGSTOP) fails the step in flight with UNAVAILABLE once
+// --step_timeout_s has passed, and health turns NOT_SERVING.
+TEST(ServingFailuresTest, AHungWorkerFailsTheStepAfterTheStepTimeout) {
+  ClusterOptions options(ModelDir(), 2);
+  options.extra_flags = {"--step_timeout_s=2"};
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  grpc::ClientContext context;
+  v1::GenerateRequest request = GreedyRequest({0, 476, 290}, 900);
+  request.mutable_sampling()->set_ignore_eos(true);
+  auto reader = (*cluster)->stub().Generate(&context, request);
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  const std::vector<pid_t> workers = (*cluster)->WorkerPids();
+  ASSERT_EQ(workers.size(), 2u);
+  const auto stopped_at = std::chrono::steady_clock::now();
+  kill(workers[1], SIGSTOP);
+  while (reader->Read(&response)) {
+  }
+  const grpc::Status status = reader->Finish();
+  const double waited_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("within 2s"));
+  EXPECT_LT(waited_s, 10.0);
+  std::string health = HealthStatus((*cluster)->address());
+  for (int i = 0; i < 30 && health != "NOT_SERVING"; ++i) {  // the health watch polls
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    health = HealthStatus((*cluster)->address());
+  }
+  EXPECT_EQ(health, "NOT_SERVING");
+  kill(workers[1], SIGKILL);
+  kill(workers[1], SIGCONT);
+  (*cluster)->Stop().IgnoreError();  // the lost worker's job ends however it ends
 }
 
 // --help lists every flag of the program (Abseil's default printed "No flags matched").
