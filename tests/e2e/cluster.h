@@ -37,8 +37,9 @@ class Cluster {
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
 
-  // Sends `signal_number` (SIGTERM: a user's Ctrl-C is SIGINT) and waits; returns the coordinator's
-  // exit status (or an error if it hung) and checks that no worker process of this cluster is left.
+  // Sends `signal_number` (default SIGTERM; SIGINT is a user's Ctrl-C) and waits; returns the
+  // coordinator's exit status (or an error if it hung) and checks that no worker process of this
+  // cluster is left.
   absl::Status Stop(int signal_number = SIGTERM);
 
   // Pids of this cluster's live worker processes (found by their --coordinator argument).
