@@ -505,6 +505,7 @@ int Run() {
   std::thread health_watch([&] {
     bool serving = true;
     while (!stopping.load()) {
+      hub.CheckHeartbeats();
       const bool ok = hub.health().ok();
       if (ok != serving) {
         serving = ok;

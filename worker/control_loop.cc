@@ -1,5 +1,9 @@
 #include "worker/control_loop.h"
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "grpcpp/create_channel.h"
@@ -36,6 +40,25 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
   PAGEDLLM_LOG(INFO) << "connected to the coordinator at " << coordinator_address;
 
   const bool is_rank0 = hello.rank() == 0;
+  // Heartbeats, from their own thread: they go on while this rank computes or waits in a
+  // collective, and stop only if the process does.
+  std::mutex write_mutex;
+  std::mutex stop_mutex;
+  std::condition_variable stop_beating;
+  bool done = false;
+  std::thread heartbeat([&] {
+    wv1::WorkerMessage beat;
+    beat.mutable_heartbeat()->set_rank(hello.rank());
+    std::unique_lock<std::mutex> lock(stop_mutex);
+    while (!stop_beating.wait_for(lock, std::chrono::milliseconds(500), [&] { return done; })) {
+      std::lock_guard<std::mutex> write_lock(write_mutex);
+      if (!stream->Write(beat)) break;
+    }
+  });
+  const auto write = [&](const wv1::WorkerMessage& reply) {
+    std::lock_guard<std::mutex> write_lock(write_mutex);
+    return stream->Write(reply);
+  };
   wv1::CoordinatorMessage message;
   absl::Status outcome = absl::OkStatus();
   while (stream->Read(&message)) {
@@ -53,14 +76,20 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
       error->set_step_id(message.step().step_id());
       error->set_code(static_cast<int>(outcome.code()));
       error->set_message(std::string(outcome.message()));
-      stream->Write(reply);
+      write(reply);
       break;
     }
     if (is_rank0) {
       *reply.mutable_result() = *std::move(result);
-      if (!stream->Write(reply)) break;
+      if (!write(reply)) break;
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(stop_mutex);
+    done = true;
+  }
+  stop_beating.notify_all();
+  heartbeat.join();
   stream->WritesDone();
   const grpc::Status finish = stream->Finish();
   if (!outcome.ok()) return outcome;

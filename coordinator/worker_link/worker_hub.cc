@@ -59,6 +59,7 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
     }
     workers_[rank].stream = stream;
     workers_[rank].hello = hello;
+    workers_[rank].last_heartbeat = std::chrono::steady_clock::now();
     PAGEDLLM_LOG(INFO) << "worker rank " << rank << " connected from " << hello.hostname()
                        << " pid " << hello.pid() << " device " << hello.device();
     changed_.notify_all();
@@ -66,6 +67,10 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
 
   while (stream->Read(&message)) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (message.has_heartbeat()) {
+      workers_[rank].last_heartbeat = std::chrono::steady_clock::now();
+      continue;  // nothing waits on a heartbeat
+    }
     if (message.has_result()) {
       results_[message.result().step_id()] = message.result();
     } else if (message.has_error()) {
@@ -93,6 +98,29 @@ void WorkerHub::Fail(const std::string& reason) {
   if (failure_.empty()) {
     failure_ = reason;
     PAGEDLLM_LOG(ERROR) << "cluster unavailable: " << reason;
+  }
+}
+
+void WorkerHub::CheckHeartbeats() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  CheckHeartbeatsLocked();
+}
+
+void WorkerHub::CheckHeartbeatsLocked() {
+  if (shutting_down_ || !failure_.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  for (int rank = 0; rank < world_size_; ++rank) {
+    const Worker& worker = workers_[rank];
+    if (worker.stream == nullptr || !worker.hello.has_value()) continue;
+    if (now - worker.last_heartbeat <= kHeartbeatTimeout) continue;
+    Fail(absl::StrCat(
+        "worker rank ", rank, " (host ", worker.hello->hostname(), ", pid ", worker.hello->pid(),
+        ") sent no heartbeat for ",
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - worker.last_heartbeat).count() /
+            1000.0,
+        " s: it is hung or stopped"));
+    changed_.notify_all();
+    return;
   }
 }
 
@@ -174,7 +202,13 @@ absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::StepInstruction& s
   std::unique_lock<std::mutex> lock(mutex_);
   const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
   while (failure_.empty() && results_.count(step.step_id()) == 0) {
-    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    // Wake now and then to look at the heartbeats: a hung rank is named in seconds, long before
+    // the step deadline.
+    const auto slice =
+        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+    if (changed_.wait_until(lock, slice) == std::cv_status::timeout) {
+      CheckHeartbeatsLocked();
+      if (std::chrono::steady_clock::now() < deadline) continue;
       Fail(absl::StrCat("step ", step.step_id(), " got no result from rank 0 within ",
                         absl::FormatDuration(timeout)));
       break;

@@ -7,6 +7,7 @@
 // good: every later RunStep fails at once with UNAVAILABLE naming the rank. Thread safe.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -45,6 +46,12 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   // Tells every connected worker to exit; streams end when they hang up.
   void Shutdown(const std::string& reason);
 
+  // Marks the hub unavailable, naming the rank, when a connected worker sent no heartbeat for
+  // kHeartbeatTimeout (hung, stopped, or its host gone quiet). Called every 100 ms by the
+  // coordinator, and while a step waits.
+  void CheckHeartbeats();
+  static constexpr std::chrono::milliseconds kHeartbeatTimeout{3000};
+
   // OK while every worker is connected and healthy; else UNAVAILABLE with the reason.
   absl::Status health() const;
   int world_size() const { return world_size_; }
@@ -56,7 +63,9 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
     Stream* stream = nullptr;  // null once the stream is gone
     std::optional<pagedllm::worker::v1::WorkerHello> hello;
     std::unique_ptr<std::mutex> write_mutex = std::make_unique<std::mutex>();
+    std::chrono::steady_clock::time_point last_heartbeat;
   };
+  void CheckHeartbeatsLocked();  // requires mutex_
 
   void Fail(const std::string& reason);  // requires mutex_
   bool Write(int rank, const pagedllm::worker::v1::CoordinatorMessage& message);
