@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -526,6 +527,60 @@ TEST(ServingFailuresTest, AHungWorkerIsNamedWithinSeconds) {
     kill(victim, SIGKILL);
     kill(victim, SIGCONT);
     (*cluster)->Stop().IgnoreError();  // the lost worker's job ends however it ends
+  }
+}
+
+// Every file in cluster-configs/ parses and sets valid flags (a flag given on the command line,
+// here an invalid one, still wins and stops start-up before workers), and the CPU one serves.
+TEST(ServingFailuresTest, EveryClusterConfigParsesAndTheCpuOneServes) {
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(SourceDir() + "/cluster-configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    auto result = RunCommand(
+        {BinDir() + "/pagedllm-coordinator", "--config", entry.path().string(), "--max_waiting=0"},
+        10000);
+    ASSERT_TRUE(result.ok()) << entry.path() << ": " << result.status();
+    EXPECT_EQ(result->first, 2) << entry.path() << ": " << result->second;
+    EXPECT_THAT(result->second, HasSubstr("--max_waiting must be >= 1, got 0"))
+        << entry.path() << ": the file itself was refused:\n"
+        << result->second;
+  }
+  EXPECT_GE(files, 3);
+  ClusterOptions options(ModelDir(), 2);
+  options.extra_flags = {"--config=" + SourceDir() + "/cluster-configs/local-cpu-tp2.yaml"};
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const GenerateOutcome outcome = Generate((*cluster)->stub(), GreedyRequest({0, 476, 290}, 4));
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(outcome.token_ids.size(), 4u);
+  EXPECT_TRUE((*cluster)->Stop().ok());
+}
+
+// 20 top logprobs of a sampled token: 20 distinct ids, most likely first, each a log-probability.
+TEST_F(ServingErrorsTest, TwentyLogprobsWhileSampling) {
+  v1::GenerateRequest request = GreedyRequest({0, 476, 290}, 8);
+  request.mutable_sampling()->set_temperature(0.9f);
+  request.mutable_sampling()->set_seed(5);
+  request.mutable_sampling()->set_logprobs(20);
+  const GenerateOutcome outcome = Generate(cluster_->stub(), request);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  ASSERT_EQ(outcome.logprobs.size(), outcome.token_ids.size());
+  for (size_t t = 0; t < outcome.logprobs.size(); ++t) {
+    const v1::TokenLogprob& token = outcome.logprobs[t];
+    ASSERT_EQ(token.top_size(), 20) << "token " << t;
+    std::set<int32_t> ids;
+    for (int k = 0; k < 20; ++k) {
+      EXPECT_LE(token.top(k).logprob(), 0.0f);
+      if (k > 0) {
+        EXPECT_LE(token.top(k).logprob(), token.top(k - 1).logprob()) << "rank " << k;
+      }
+      EXPECT_TRUE(ids.insert(token.top(k).token_id()).second) << "id twice at rank " << k;
+      if (token.top(k).token_id() == token.token_id()) {
+        EXPECT_EQ(token.top(k).logprob(), token.logprob());
+      }
+    }
+    EXPECT_LE(token.logprob(), token.top(0).logprob());
   }
 }
 
