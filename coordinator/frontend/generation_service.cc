@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
+#include "common/constant_time.h"
 #include "common/logging.h"
 #include "coordinator/frontend/grpc_status.h"
 #include "coordinator/frontend/text_stream.h"
@@ -68,14 +69,8 @@ grpc::Status GenerationService::Authorize(const grpc::ServerContext& context) co
   bool match = false;
   if (absl::StartsWith(value, kBearer)) {
     const std::string given = value.substr(kBearer.size());
-    for (const std::string& key : api_keys_) {
-      // Every key is compared in full, in time that does not depend on where they differ.
-      unsigned char diff = given.size() == key.size() ? 0 : 1;
-      for (size_t i = 0; i < key.size(); ++i) {
-        diff |= static_cast<unsigned char>(key[i] ^ (i < given.size() ? given[i] : 0));
-      }
-      match = match || diff == 0;
-    }
+    // Every key is compared in full, whatever matched before.
+    for (const std::string& key : api_keys_) match = SameSecret(given, key) || match;
   }
   if (!match) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the API key is not valid");

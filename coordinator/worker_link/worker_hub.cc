@@ -1,6 +1,7 @@
 #include "coordinator/worker_link/worker_hub.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/constant_time.h"
 #include "common/logging.h"
 #include "coordinator/worker_link/hello_validation.h"
 
@@ -10,19 +11,6 @@ namespace wv1 = pagedllm::worker::v1;
 
 WorkerHub::WorkerHub(int world_size, std::string secret)
     : world_size_(world_size), secret_(std::move(secret)), workers_(world_size) {}
-
-namespace {
-
-// Compares in time that does not depend on where the strings differ.
-bool SameSecret(const std::string& given, const std::string& expected) {
-  unsigned char diff = given.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
-  }
-  return diff == 0;
-}
-
-}  // namespace
 
 grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
   wv1::WorkerMessage message;
