@@ -2,11 +2,13 @@
 // If the job exits while it is still wanted, `on_exit` is called with a description (the
 // coordinator then marks the cluster unavailable). Stop() ends the job: it waits for a clean
 // exit, then sends SIGTERM and finally SIGKILL to the whole process group, so no worker outlives
-// the coordinator. Thread safe.
+// the coordinator. The job's output passes through this process (on to stderr), so that the last
+// error a worker logged can be named when the job ends. Thread safe.
 #pragma once
 
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -34,6 +36,8 @@ class WorkerLauncher {
 
  private:
   void Watch();
+  // Copies the job's output to stderr, remembering the last error line a worker wrote.
+  void Relay(int fd);
 
   mutable std::mutex mutex_;
   pid_t pid_ = -1;
@@ -41,6 +45,11 @@ class WorkerLauncher {
   bool stopping_ = false;
   std::function<void(const std::string&)> on_exit_;
   std::thread watcher_;
+  std::thread relay_;
+  bool relay_done_ = false;      // the job's output reached its end
+  bool stop_relay_ = false;      // give up waiting for it (a stray process holds it open)
+  std::string last_error_line_;  // guarded by mutex_
+  std::condition_variable relayed_;
 };
 
 }  // namespace pagedllm::coordinator
