@@ -28,6 +28,16 @@ std::string ModelDir() { return SourceDir() + "/models/pagedllm-tiny-py"; }
 
 constexpr char kWorkerSecret[] = "test-secret-0123456789abcdef";
 
+// The rank of a worker process, from the environment mpirun gave it.
+int RankOf(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/environ"), std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    if (absl::StartsWith(entry, "OMPI_COMM_WORLD_RANK=")) return std::stoi(entry.substr(21));
+  }
+  return -1;
+}
+
 class ServingErrorsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -198,30 +208,40 @@ TEST_F(ServingErrorsTest, CancellingACallFreesItsBlocks) {
   EXPECT_LT(after->num_generated_tokens() - before->num_generated_tokens(), 450u);
 }
 
+// A worker that dies fails the stream in flight with UNAVAILABLE naming its rank; new requests
+// are refused and health says NOT_SERVING. Each rank in turn.
 TEST(ServingFailuresTest, LostWorkerMakesTheClusterUnavailable) {
-  auto cluster = Cluster::Start(ClusterOptions(ModelDir(), 2));
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
-  grpc::ClientContext context;
-  auto reader = (*cluster)->stub().Generate(&context, GreedyRequest({0, 476, 290}, 1000));
-  v1::GenerateResponse response;
-  ASSERT_TRUE(reader->Read(&response));
-  const std::vector<pid_t> workers = (*cluster)->WorkerPids();
-  ASSERT_EQ(workers.size(), 2u);
-  kill(workers[1], SIGKILL);
-  while (reader->Read(&response)) {
+  for (int lost_rank : {1, 0}) {
+    SCOPED_TRACE(absl::StrCat("rank ", lost_rank, " dies"));
+    auto cluster = Cluster::Start(ClusterOptions(ModelDir(), 2));
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    grpc::ClientContext context;
+    auto reader = (*cluster)->stub().Generate(&context, GreedyRequest({0, 476, 290}, 1000));
+    v1::GenerateResponse response;
+    ASSERT_TRUE(reader->Read(&response));
+    pid_t victim = -1;
+    for (pid_t pid : (*cluster)->WorkerPids()) {
+      if (RankOf(pid) == lost_rank) victim = pid;
+    }
+    ASSERT_GT(victim, 0) << "no worker of rank " << lost_rank;
+    kill(victim, SIGKILL);
+    while (reader->Read(&response)) {
+    }
+    const grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("worker rank ", lost_rank, " (")))
+        << status.error_message();
+    // New requests are refused at once, naming the problem, and health says NOT_SERVING.
+    const GenerateOutcome after = Generate((*cluster)->stub(), GreedyRequest({0, 5}, 3));
+    EXPECT_EQ(after.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_THAT(after.status.error_message(), HasSubstr(absl::StrCat("worker rank ", lost_rank)));
+    for (int i = 0; i < 50 && HealthStatus((*cluster)->address()) != "NOT_SERVING"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(HealthStatus((*cluster)->address()), "NOT_SERVING");
+    const absl::Status stopped = (*cluster)->Stop();
+    EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
   }
-  const grpc::Status status = reader->Finish();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
-  // New requests are refused at once, naming the problem, and health says NOT_SERVING.
-  const GenerateOutcome after = Generate((*cluster)->stub(), GreedyRequest({0, 5}, 3));
-  EXPECT_EQ(after.status.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_THAT(after.status.error_message(), HasSubstr("worker"));
-  for (int i = 0; i < 50 && HealthStatus((*cluster)->address()) != "NOT_SERVING"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(HealthStatus((*cluster)->address()), "NOT_SERVING");
-  const absl::Status stopped = (*cluster)->Stop();
-  EXPECT_TRUE(stopped.ok()) << stopped;
 }
 
 // The coordinator's own final error names what the workers found wrong (their output passes
@@ -489,16 +509,6 @@ TEST(ServingFailuresTest, SigintStopsEveryProcess) {
   // must not inherit that.) Stop checks the exit status and that no worker is left.
   const absl::Status stopped = (*cluster)->Stop(SIGINT);
   EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
-}
-
-// The rank of a worker process, from the environment mpirun gave it.
-int RankOf(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/environ"), std::ios::binary);
-  std::string entry;
-  while (std::getline(in, entry, '\0')) {
-    if (absl::StartsWith(entry, "OMPI_COMM_WORLD_RANK=")) return std::stoi(entry.substr(21));
-  }
-  return -1;
 }
 
 // A worker that stops answering (SIGSTOP) is named within seconds by its missing heartbeats,
