@@ -95,6 +95,8 @@ int32_t BlockManager::NumBlocksNeeded(absl::Span<const SlotRequest> requests) co
     needed += plan.num_appended;
     const int32_t written_end = std::min<int32_t>(plan.end_index, table.size());
     for (int32_t i = plan.first_index; i < written_end; ++i) {
+      // A private block is written in place (the common case: no map entry, no allocation).
+      if (allocator_.RefCount(table[i]) <= 1) continue;
       auto [it, inserted] = remaining.try_emplace(table[i], 0);
       if (inserted) it->second = allocator_.RefCount(table[i]);
       if (it->second > 1) {

@@ -236,17 +236,14 @@ void Engine::FinishChoiceNow(const std::string& key, int choice_index) {
   }
 }
 
-FinishReason Engine::FinishOf(const RequestSpec& spec, int32_t token_id, int num_generated,
-                              int num_tokens) const {
+FinishReason Engine::FinishOf(const RequestSpec& spec, int32_t token_id,
+                              const Sequence& seq) const {
   if (Contains(spec.stop_token_ids, token_id) ||
       (!spec.ignore_eos && Contains(limits_.eos_token_ids, token_id))) {
     return FinishReason::kStop;
   }
-  const int max_tokens = std::min<int>(
-      spec.max_tokens, limits_.max_model_len - static_cast<int>(spec.prompt_token_ids.size()));
-  if (num_generated >= max_tokens || num_tokens >= limits_.max_model_len) {
-    return FinishReason::kLength;
-  }
+  // The group's max_tokens was cut at admission to what fits max_model_len.
+  if (seq.num_generated_tokens() >= seq.group->max_tokens) return FinishReason::kLength;
   return FinishReason::kNone;
 }
 
@@ -278,13 +275,18 @@ void Engine::RunOneStep() {
     scheduler_.OnStepDone(output, {});
     return;
   }
-  // Beam searches choose their tokens themselves, after the step.
+  // Each sampled token's sequence, looked up once (null: finished while the step ran). Beam
+  // searches choose their tokens themselves, after the step.
+  std::vector<Sequence*> sequences;
+  sequences.reserve(outcome->tokens.size());
   absl::flat_hash_map<uint64_t, int32_t> tokens;
   for (const SampledTokenOut& token : outcome->tokens) {
-    const Sequence* seq = scheduler_.GetSequence(token.seq_id);
-    if (seq != nullptr && !seq->group->beam_search) tokens[token.seq_id] = token.token_id;
+    sequences.push_back(scheduler_.GetSequence(token.seq_id));
+    if (sequences.back() != nullptr && !sequences.back()->group->beam_search) {
+      tokens[token.seq_id] = token.token_id;
+    }
   }
-  scheduler_.OnStepDone(output, tokens);
+  scheduler_.OnStepDone(output, tokens);  // forks may add sequences; none goes away
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;
@@ -296,13 +298,15 @@ void Engine::RunOneStep() {
       stats_.decode_forward_ns_total += outcome->forward_ns;
     }
   }
-  HandleSampled(outcome->tokens);
+  HandleSampled(outcome->tokens, sequences);
 }
 
-void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens) {
+void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens,
+                           const std::vector<Sequence*>& sequences) {
   absl::flat_hash_map<uint64_t, absl::flat_hash_map<uint64_t, const SampledTokenOut*>> beams;
-  for (const SampledTokenOut& token : tokens) {
-    const Sequence* seq = scheduler_.GetSequence(token.seq_id);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const SampledTokenOut& token = tokens[i];
+    const Sequence* seq = sequences[i];
     if (seq == nullptr) continue;  // finished while the step ran
     auto it = live_.find(seq->group->group_id);
     if (it == live_.end()) continue;
@@ -332,8 +336,7 @@ void Engine::HandleSample(Live& live, const Sequence& seq, const SampledTokenOut
   choice.token_ids.push_back(token.token_id);
   choice.cumulative_logprob += token.logprobs.logprob;
   if (with_logprobs) choice.logprobs.push_back(token.logprobs);
-  const FinishReason reason =
-      FinishOf(spec, token.token_id, seq.num_generated_tokens(), seq.num_tokens());
+  const FinishReason reason = FinishOf(spec, token.token_id, seq);
   if (spec.streams()) {
     GenerationChunk chunk;
     chunk.choice_index = index;

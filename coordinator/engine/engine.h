@@ -97,7 +97,9 @@ class Engine {
   void AbortRequest(const std::string& key);
   void FinishChoiceNow(const std::string& key, int choice_index);
   void RunOneStep();
-  void HandleSampled(const std::vector<SampledTokenOut>& tokens);
+  // tokens[i] was sampled for sequences[i] (null when it finished while the step ran).
+  void HandleSampled(const std::vector<SampledTokenOut>& tokens,
+                     const std::vector<Sequence*>& sequences);
   void HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token);
   void StepBeamSearch(Live& live,
                       const absl::flat_hash_map<uint64_t, const SampledTokenOut*>& reports);
@@ -105,8 +107,7 @@ class Engine {
   void CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishReason reason);
   // Sends buffered choices (best_of > n, beam search) and forgets the request.
   void CompleteRequest(uint64_t group_id);
-  FinishReason FinishOf(const RequestSpec& spec, int32_t token_id, int num_generated,
-                        int num_tokens) const;
+  FinishReason FinishOf(const RequestSpec& spec, int32_t token_id, const Sequence& seq) const;
   void FailAll(const absl::Status& status);
   void PublishStatsLocked();  // requires mutex_; reads the scheduler (loop thread or before it)
 

@@ -230,6 +230,7 @@ void Scheduler::PreemptGroup(SequenceGroup* group, SchedulerOutput* output) {
     ++counters_.num_preemptions;
     if (seq->known_to_workers) output->preempted_seq_ids.push_back(seq->seq_id);
     seq->needs_table_reset = true;
+    seq->num_registered_blocks = 0;  // its blocks come back (if at all) as fresh ones
   }
   if (swap) {
     PAGEDLLM_CHECK_OK(block_manager_.SwapOut(ids, &output->swap_out));
@@ -244,7 +245,6 @@ void Scheduler::PreemptGroup(SequenceGroup* group, SchedulerOutput* output) {
     block_manager_.Free(seq->seq_id);
     seq->num_computed_tokens = 0;
     seq->status = SequenceStatus::kPreempted;
-    num_registered_blocks_.erase(seq->seq_id);
   }
   group->status = GroupStatus::kWaiting;
   // Ahead of every group that arrived after it (a group recomputed earlier may be older).
@@ -404,15 +404,16 @@ BlockManager::CachedPrefix Scheduler::FindCachedPrefix(Sequence* seq) {
 }
 
 void Scheduler::StartFromCache(Sequence* seq, bool may_take_free_blocks) {
-  if (!config_.enable_prefix_caching || block_manager_.HasTable(seq->seq_id) ||
-      seq->num_computed_tokens != 0) {
+  // Cheapest test first: this runs for every running sequence every step.
+  if (!config_.enable_prefix_caching || seq->num_computed_tokens != 0 ||
+      block_manager_.HasTable(seq->seq_id)) {
     return;
   }
   const BlockManager::CachedPrefix prefix = FindCachedPrefix(seq);
   if (prefix.num_evictable > 0 && !may_take_free_blocks) return;
   block_manager_.TakeCachedPrefix(seq->seq_id, seq->block_hashes, prefix.num_blocks);
   seq->num_computed_tokens = prefix.num_blocks * block_manager_.block_size();
-  num_registered_blocks_[seq->seq_id] = prefix.num_blocks;
+  seq->num_registered_blocks = prefix.num_blocks;
   counters_.num_prefix_cache_queries += seq->compute_end();
   counters_.num_prefix_cache_hit_tokens += seq->num_computed_tokens;
 }
@@ -520,7 +521,7 @@ void Scheduler::UpdateBlockHashes(Sequence* seq) {
 
 void Scheduler::RegisterComputedBlocks(Sequence* seq) {
   const int full_computed = seq->num_computed_tokens / block_manager_.block_size();
-  int& registered = num_registered_blocks_[seq->seq_id];
+  int& registered = seq->num_registered_blocks;
   if (registered >= full_computed) return;
   UpdateBlockHashes(seq);
   for (; registered < full_computed; ++registered) {
@@ -583,12 +584,8 @@ uint64_t Scheduler::ForkSequence(uint64_t parent_seq_id) {
   child->num_computed_tokens = parent->num_computed_tokens;
   child->status = parent->status;
   child->block_hashes = parent->block_hashes;
-  if (block_manager_.HasTable(parent_seq_id)) {
-    block_manager_.Fork(parent_seq_id, child->seq_id);
-    if (auto it = num_registered_blocks_.find(parent_seq_id); it != num_registered_blocks_.end()) {
-      num_registered_blocks_[child->seq_id] = it->second;
-    }
-  }
+  child->num_registered_blocks = parent->num_registered_blocks;
+  if (block_manager_.HasTable(parent_seq_id)) block_manager_.Fork(parent_seq_id, child->seq_id);
   if (parent->known_to_workers && !parent->needs_table_reset &&
       block_manager_.HasTable(parent_seq_id)) {
     // The workers copy the parent's table as the last step left it.
@@ -639,7 +636,6 @@ absl::StatusOr<std::unique_ptr<Sequence>> Scheduler::FinishSequence(uint64_t seq
   SequenceGroup* group = seq->group;
   group->seqs.erase(std::find(group->seqs.begin(), group->seqs.end(), seq));
   block_manager_.Free(seq_id);
-  num_registered_blocks_.erase(seq_id);
   if (seq->known_to_workers) finished_since_last_step_.push_back(seq_id);
   std::unique_ptr<Sequence> owned = std::move(it->second);
   sequences_.erase(it);

@@ -248,7 +248,6 @@ class Scheduler {
   std::deque<SequenceGroup*> waiting_;   // by arrival order
   std::vector<uint64_t> finished_since_last_step_;
   std::vector<SequenceFork> pending_forks_;
-  absl::flat_hash_map<uint64_t, int> num_registered_blocks_;  // by seq id: prefix-cache progress
   int num_running_width_ = 0;  // max_seqs() of the running groups, added up
   uint64_t next_arrival_order_ = 0;
   uint64_t next_seq_id_ = 1;

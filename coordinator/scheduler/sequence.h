@@ -63,6 +63,7 @@ struct Sequence {
   bool known_to_workers = false;       // the workers hold its sampling state
   bool needs_table_reset = true;       // the workers' table for it is stale: send it whole
   std::vector<uint64_t> block_hashes;  // prefix-cache hashes of its full blocks, in order
+  int num_registered_blocks = 0;       // leading table entries offered to the prefix cache
   int num_preemptions = 0;
 };
 
