@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
+#include "common/read_file.h"
 #include "common/status.h"
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/generation_service.h"
@@ -199,14 +200,6 @@ std::vector<std::string> WorkerCommand(int worker_port) {
   return argv;
 }
 
-std::string ReadWholeFile(const std::string& path, bool* ok) {
-  std::ifstream in(path, std::ios::binary);
-  *ok = static_cast<bool>(in);
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
-
 // The public port's credentials: TLS from --tls_cert / --tls_key, or plaintext.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> PublicCredentials() {
   const std::string cert_path = absl::GetFlag(FLAGS_tls_cert);
@@ -215,15 +208,16 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> PublicCredentials() {
     return absl::InvalidArgumentError("--tls_cert and --tls_key go together: give both or neither");
   }
   if (cert_path.empty()) return grpc::InsecureServerCredentials();
-  bool ok = false;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  pair.cert_chain = ReadWholeFile(cert_path, &ok);
-  if (!ok || pair.cert_chain.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+  absl::StatusOr<std::string> cert = ReadFile(cert_path);
+  if (!cert.ok() || cert->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("--tls_cert ", cert_path, ": not a readable PEM certificate"));
   }
-  pair.private_key = ReadWholeFile(key_path, &ok);
-  if (!ok || pair.private_key.find("PRIVATE KEY-----") == std::string::npos) {
+  pair.cert_chain = *std::move(cert);
+  absl::StatusOr<std::string> key = ReadFile(key_path);
+  if (key.ok()) pair.private_key = *std::move(key);
+  if (!key.ok() || pair.private_key.find("PRIVATE KEY-----") == std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("--tls_key ", key_path, ": not a readable PEM private key"));
   }
@@ -238,10 +232,11 @@ absl::StatusOr<std::vector<std::string>> ApiKeys() {
   if (!absl::GetFlag(FLAGS_api_key).empty()) keys.push_back(absl::GetFlag(FLAGS_api_key));
   const std::string path = absl::GetFlag(FLAGS_api_key_file);
   if (path.empty()) return keys;
-  bool ok = false;
-  const std::string contents = ReadWholeFile(path, &ok);
-  if (!ok) return absl::InvalidArgumentError(absl::StrCat("--api_key_file ", path, ": unreadable"));
-  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
+  const absl::StatusOr<std::string> contents = ReadFile(path);
+  if (!contents.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--api_key_file ", path, ": unreadable"));
+  }
+  for (absl::string_view line : absl::StrSplit(*contents, '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line[0] == '#') continue;
     keys.emplace_back(line);

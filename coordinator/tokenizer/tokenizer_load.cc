@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/read_file.h"
 #include "coordinator/tokenizer/bpe_model.h"
 #include "coordinator/tokenizer/decoder.h"
 #include "coordinator/tokenizer/json_fields.h"
@@ -79,43 +80,13 @@ absl::StatusOr<TokenizerConfig> ParseConfig(const nlohmann::json& json) {
   return config;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
-  return contents.str();
-}
-
-// Where a parse stopped, as "line L, column C" (1-based; bytes, as the parser counts).
-std::string LineAndColumn(std::string_view text, size_t byte) {
-  byte = std::min(byte, text.size());
-  size_t line = 1, column = 1;
-  for (size_t i = 0; i < byte; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return absl::StrCat("line ", line, ", column ", column);
-}
-
 absl::StatusOr<nlohmann::json> ParseJson(std::string_view text, const char* file) {
-  nlohmann::json json = nlohmann::json::parse(text.begin(), text.end(), nullptr,
-                                              /*allow_exceptions=*/false);
-  if (!json.is_discarded()) return json;
-  // Parse again for the parser's error, which says at which byte it stopped.
-  std::string where;
   try {
-    (void)nlohmann::json::parse(text.begin(), text.end());
+    return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& error) {
-    where = absl::StrCat(" at ", LineAndColumn(text, error.byte > 0 ? error.byte - 1 : 0));
-  } catch (const std::exception&) {
+    // The library's message says where: "parse error at line L, column C: ...".
+    return absl::InvalidArgumentError(absl::StrCat(file, ": not valid JSON: ", error.what()));
   }
-  return absl::InvalidArgumentError(absl::StrCat(file, ": not valid JSON", where));
 }
 
 }  // namespace
