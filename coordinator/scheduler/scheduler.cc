@@ -562,25 +562,24 @@ void Scheduler::ForkSamples(SequenceGroup* group) {
                  group->seqs.size(), " sequences");
   group->fork_at = -1;
   Sequence* parent = group->seqs[0];
-  for (int i = 1; i < group->num_samples; ++i) {
-    const uint64_t child_id = ForkSequence(parent->seq_id);
-    Sequence* child = GetSequence(child_id);
-    child->sample_index = i;
-    child->sampling.seed = parent->sampling.seed + static_cast<uint64_t>(i);
-    if (!pending_forks_.empty() && pending_forks_.back().child_seq_id == child_id) {
-      pending_forks_.back().sampling = child->sampling;
-    }
-  }
+  for (int i = 1; i < group->num_samples; ++i) ForkSequence(parent->seq_id, i);
 }
 
-uint64_t Scheduler::ForkSequence(uint64_t parent_seq_id) {
+uint64_t Scheduler::ForkSequence(uint64_t parent_seq_id, int sample_index) {
   Sequence* parent = GetSequence(parent_seq_id);
   PAGEDLLM_CHECK(parent != nullptr && parent->status == SequenceStatus::kRunning,
                  "ForkSequence of sequence ", parent_seq_id, ", which is not running");
   SequenceGroup* group = parent->group;
   auto child = std::make_unique<Sequence>(next_seq_id_++, group, parent->token_ids,
                                           parent->num_prompt_tokens, parent->sampling);
-  child->sample_index = parent->sample_index;
+  if (sample_index >= 0) {
+    // Sample i of the group draws with the group's seed + i.
+    child->sample_index = sample_index;
+    child->sampling.seed = parent->sampling.seed - static_cast<uint64_t>(parent->sample_index) +
+                           static_cast<uint64_t>(sample_index);
+  } else {
+    child->sample_index = parent->sample_index;
+  }
   child->num_computed_tokens = parent->num_computed_tokens;
   child->status = parent->status;
   child->block_hashes = parent->block_hashes;

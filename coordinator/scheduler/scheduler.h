@@ -181,7 +181,9 @@ class Scheduler {
 
   // A new sequence of parent's group with parent's tokens and blocks (shared, copy on write)
   // and sampling. Returns its id.
-  uint64_t ForkSequence(uint64_t parent_seq_id);
+  // sample_index >= 0 makes the child that sample of its group (its own seed); otherwise it
+  // samples as its parent does (beams).
+  uint64_t ForkSequence(uint64_t parent_seq_id, int sample_index = -1);
   // Appends a generated token to a sequence whose tokens are all computed.
   void AppendToken(uint64_t seq_id, int32_t token_id);
 

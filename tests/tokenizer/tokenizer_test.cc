@@ -82,7 +82,10 @@ TEST(TokenizerTest, MaxTokenTextBytesBoundsWhatATokenStandsFor) {
   auto plain = MakeTokenizer(WithAddedTokens(ByteLevelJson({{"a", "b"}, {"ab", "c"}}, false),
                                              {AddedTokenJson(300, "<|longer|>", true)}));
   EXPECT_EQ(plain->max_token_text_bytes(), std::string("<|longer|>").size());
-  const std::string text(10 * plain->max_token_text_bytes(), 'c');
+  // The longest spelling ten times over is the fewest tokens that many bytes can be.
+  std::string text;
+  for (int i = 0; i < 10; ++i) text += "<|longer|>";
+  ASSERT_EQ(text.size(), 10 * plain->max_token_text_bytes());
   EXPECT_GE(Encode(*plain, text).size(), 10u);
   auto stripping = MakeTokenizer(WithAddedTokens(
       ByteLevelJson({}, false), {AddedTokenJson(300, "<L>", true, /*lstrip=*/true)}));
