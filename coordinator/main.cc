@@ -1,6 +1,7 @@
 // pagedllm-coordinator: the public gRPC frontend, the scheduler and the global block table.
-// By default it also launches the workers (`mpirun -np <tp> pagedllm-worker ...`) and stops them
-// on SIGINT/SIGTERM; with --launch_workers=false it waits for workers started elsewhere.
+// By default it also launches the workers (`mpirun -np <tp> pagedllm-worker ...`), restarts them
+// when one dies or hangs (WorkerSupervisor), and stops them on SIGINT/SIGTERM; with
+// --launch_workers=false it waits for workers started elsewhere.
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
@@ -31,7 +33,7 @@
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/generation_service.h"
 #include "coordinator/launcher/cluster_config.h"
-#include "coordinator/launcher/worker_launcher.h"
+#include "coordinator/worker_link/worker_supervisor.h"
 #include "coordinator/tokenizer/tokenizer.h"
 #include "coordinator/worker_link/grpc_step_executor.h"
 #include "coordinator/worker_link/worker_hub.h"
@@ -88,6 +90,10 @@ ABSL_FLAG(std::string, log_format, "text",
 ABSL_FLAG(int, drain_timeout_s, 30,
           "on SIGTERM / SIGINT, calls in flight finish for up to this long (new ones are refused)");
 ABSL_FLAG(int, worker_start_timeout_s, 300, "workers must all connect within this");
+ABSL_FLAG(int, max_restarts, 5,
+          "restarts of the workers after one dies or hangs (back-off 1 s, 2 s, ... 30 s; 10 "
+          "minutes of serving forgives earlier ones); past it the coordinator exits with status "
+          "3, for systemd or Kubernetes to take over. 0: exit at the first failure");
 ABSL_FLAG(std::string, dtype, "auto", "auto, float32, bfloat16 or float16 (CPU: float32)");
 ABSL_FLAG(std::string, load_format, "auto", "auto (the checkpoint) or dummy (random weights)");
 ABSL_FLAG(double, gpu_memory_utilization, 0.9, "CUDA: fraction of each GPU a worker may use");
@@ -148,10 +154,13 @@ std::vector<std::string> WorkerCommand(int worker_port) {
   }
   // Every PAGEDLLM_* setting (log level, GPU sharing, kernel switches such as
   // PAGEDLLM_CUDA_PDL) reaches the workers on every host, not only on this one.
+  // The worker secret is set in mpirun's environment by each launch (never on a command line).
+  argv.insert(argv.end(), {"-x", "PAGEDLLM_WORKER_SECRET"});
   for (char** entry = environ; *entry != nullptr; ++entry) {
     const absl::string_view variable(*entry);
-    if (!absl::StartsWith(variable, "PAGEDLLM_")) continue;
-    argv.insert(argv.end(), {"-x", std::string(variable.substr(0, variable.find('=')))});
+    const absl::string_view name = variable.substr(0, variable.find('='));
+    if (!absl::StartsWith(name, "PAGEDLLM_") || name == "PAGEDLLM_WORKER_SECRET") continue;
+    argv.insert(argv.end(), {"-x", std::string(name)});
   }
   // CPU workers on one host share its cores: give each its share of kernel threads unless the
   // user chose (each worker would otherwise start a thread per core and oversubscribe).
@@ -287,6 +296,7 @@ absl::Status ValidateFlags() {
   PAGEDLLM_RETURN_IF_ERROR(
       at_least("worker_start_timeout_s", absl::GetFlag(FLAGS_worker_start_timeout_s), 1));
   PAGEDLLM_RETURN_IF_ERROR(at_least("drain_timeout_s", absl::GetFlag(FLAGS_drain_timeout_s), 0));
+  PAGEDLLM_RETURN_IF_ERROR(at_least("max_restarts", absl::GetFlag(FLAGS_max_restarts), 0));
   PAGEDLLM_RETURN_IF_ERROR(
       one_of("dtype", absl::GetFlag(FLAGS_dtype), {"auto", "float32", "bfloat16", "float16"}));
   PAGEDLLM_RETURN_IF_ERROR(
@@ -351,18 +361,20 @@ int Run() {
     return 2;
   }
 
-  // Workers prove they belong to this launch with a secret that only mpirun's environment
-  // carries to them (PAGEDLLM_* variables are forwarded with -x, by name): made here unless the
-  // operator set one.
-  std::string secret;
+  // Workers prove they belong to this launch with a secret that only the job's environment
+  // carries to them (mpirun forwards it with -x, by name): a new one per launch, unless the
+  // operator set one (workers started elsewhere must carry it).
+  std::string fixed_secret;
   if (const char* given = std::getenv("PAGEDLLM_WORKER_SECRET"); given != nullptr && *given) {
-    secret = given;
-  } else {
-    std::random_device random;
-    for (int i = 0; i < 4; ++i) secret += absl::StrCat(absl::Hex(random(), absl::kZeroPad8));
-    setenv("PAGEDLLM_WORKER_SECRET", secret.c_str(), 1);
+    fixed_secret = given;
+  } else if (!absl::GetFlag(FLAGS_launch_workers)) {
+    PAGEDLLM_LOG(ERROR) << "--launch_workers=false: set PAGEDLLM_WORKER_SECRET to the same value "
+                           "in the coordinator's and every worker's environment";
+    return 2;
   }
-  WorkerHub hub(tp, secret);
+  // Until the first launch, no hello can match: a random secret nobody was given.
+  WorkerHub hub(tp, absl::StrCat(std::random_device()(), "-", std::random_device()(), "-",
+                                 std::random_device()(), "-", std::random_device()()));
   int worker_port = 0;
   grpc::ServerBuilder control_builder;
   // Only the address the workers dial (loopback unless --advertise_host says otherwise).
@@ -381,23 +393,21 @@ int Run() {
   }
   PAGEDLLM_LOG(INFO) << "waiting for " << tp << " workers on port " << worker_port;
 
-  WorkerLauncher launcher;
-  if (absl::GetFlag(FLAGS_launch_workers)) {
-    absl::Status started = launcher.Start(WorkerCommand(worker_port),
-                                          [&hub](const std::string& why) { hub.MarkLost(why); });
-    if (!started.ok()) {
-      PAGEDLLM_LOG(ERROR) << started;
-      return 1;
-    }
-  }
+  SupervisorOptions supervision;
+  if (absl::GetFlag(FLAGS_launch_workers)) supervision.command = WorkerCommand(worker_port);
+  supervision.fixed_secret = fixed_secret;
+  supervision.max_restarts = absl::GetFlag(FLAGS_max_restarts);
+  supervision.start_timeout = absl::Seconds(absl::GetFlag(FLAGS_worker_start_timeout_s));
+  WorkerSupervisor supervisor(&hub, supervision);
+  const auto stop_control = [&] {
+    control_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  };
 
-  absl::StatusOr<pagedllm::worker::v1::WorkerHello> hello =
-      hub.WaitForWorkers(absl::Seconds(absl::GetFlag(FLAGS_worker_start_timeout_s)));
+  absl::StatusOr<pagedllm::worker::v1::WorkerHello> hello = supervisor.Start();
   if (!hello.ok()) {
     PAGEDLLM_LOG(ERROR) << "workers did not start: " << hello.status();
-    hub.Shutdown("start-up failed");
-    launcher.Stop(absl::Seconds(2));
-    control_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    supervisor.Stop("start-up failed");
+    stop_control();
     return 1;
   }
 
@@ -410,9 +420,8 @@ int Run() {
     PAGEDLLM_LOG(ERROR) << "--max_model_len " << limits.max_model_len
                         << " exceeds the model's max_position_embeddings "
                         << hello->model().max_position_embeddings();
-    hub.Shutdown("bad --max_model_len");
-    launcher.Stop(absl::Seconds(10));
-    control_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    supervisor.Stop("bad --max_model_len");
+    stop_control();
     return 2;
   }
   limits.eos_token_ids.assign(hello->model().eos_token_ids().begin(),
@@ -438,6 +447,7 @@ int Run() {
   GrpcStepExecutor executor(&hub, absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s)));
   Engine engine(scheduler_config, limits, &executor);
   engine.Start();
+  hub.MarkReady();
 
   ValidationLimits validation;
   validation.vocab_size = limits.vocab_size;
@@ -479,9 +489,9 @@ int Run() {
   if (server == nullptr || port == 0) {
     PAGEDLLM_LOG(ERROR) << "cannot listen on " << absl::GetFlag(FLAGS_host) << ":"
                         << absl::GetFlag(FLAGS_port);
+    supervisor.Stop("start-up failed");
     engine.Stop();
-    hub.Shutdown("start-up failed");
-    launcher.Stop(absl::Seconds(5));
+    stop_control();
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
@@ -494,48 +504,69 @@ int Run() {
                      << hello->num_kv_blocks() << " KV blocks of " << hello->block_size()
                      << " tokens, max_model_len " << limits.max_model_len << ") on port " << port;
 
-  // Health follows the workers: NOT_SERVING as soon as one is lost. Joined before the servers
-  // it touches are destroyed.
-  std::atomic<bool> stopping{false};
-  std::thread health_watch([&] {
-    bool serving = true;
-    while (!stopping.load()) {
-      hub.CheckHeartbeats();
-      const bool ok = hub.health().ok();
-      if (ok != serving) {
-        serving = ok;
-        server->GetHealthCheckService()->SetServingStatus(serving);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Health follows the workers: NOT_SERVING while they are lost and restarting. Past
+  // --max_restarts the supervisor gives up: the coordinator stops with status 3.
+  std::mutex outcome_mutex;
+  absl::Status given_up;  // guarded by outcome_mutex
+  std::atomic<bool> draining{false};
+  SupervisorCallbacks callbacks;
+  callbacks.set_serving = [&](bool serving) {
+    if (!draining.load()) server->GetHealthCheckService()->SetServingStatus(serving);
+  };
+  callbacks.restarted = [&](const pagedllm::worker::v1::WorkerHello& restarted,
+                            const absl::Status& why) {
+    BlockManagerConfig blocks = scheduler_config.blocks;
+    blocks.num_blocks = restarted.num_kv_blocks();
+    blocks.num_host_blocks = restarted.num_swap_blocks();
+    engine.Reconfigure(blocks, why);
+  };
+  callbacks.give_up = [&](const absl::Status& why) {
+    {
+      std::lock_guard<std::mutex> lock(outcome_mutex);
+      given_up = why;
     }
-  });
+    kill(getpid(), SIGTERM);  // wakes the sigwait below
+  };
+  supervisor.Watch(std::move(callbacks));
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  stopping = true;
-  health_watch.join();
-  // Drain: health NOT_SERVING and new calls UNAVAILABLE at once; the calls in flight finish for
-  // up to --drain_timeout_s (a second signal ends that at once); the rest fail with UNAVAILABLE
-  // when the engine stops.
+  draining = true;
   server->GetHealthCheckService()->SetServingStatus(false);
   service.StartDraining();
-  const absl::Duration drain = absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
-  PAGEDLLM_LOG(INFO) << "received signal " << signal_number << ": draining "
-                     << service.active_calls() << " calls for up to " << absl::FormatDuration(drain)
-                     << " (a second signal stops at once)";
-  const absl::Time drain_end = absl::Now() + drain;
-  bool second_signal = false;
-  while (service.active_calls() > 0 && absl::Now() < drain_end && !second_signal) {
-    const timespec poll = {0, 50 * 1000 * 1000};
-    second_signal = sigtimedwait(&stop_signals, nullptr, &poll) > 0;
+  absl::Status stop_reason = absl::UnavailableError("the server is shutting down");
+  bool gave_up = false;
+  {
+    std::lock_guard<std::mutex> lock(outcome_mutex);
+    gave_up = !given_up.ok();
+    if (gave_up) stop_reason = given_up;
   }
-  PAGEDLLM_LOG(INFO) << (second_signal ? "second signal" : "drained") << ": shutting down with "
-                     << service.active_calls() << " calls still in flight";
-  engine.Stop();
-  hub.Shutdown("coordinator shutting down");
+  if (!gave_up) {
+    // Drain: new calls UNAVAILABLE at once; the calls in flight finish for up to
+    // --drain_timeout_s (a second signal ends that at once); the rest fail with UNAVAILABLE.
+    const absl::Duration drain = absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
+    PAGEDLLM_LOG(INFO) << "received signal " << signal_number << ": draining "
+                       << service.active_calls() << " calls for up to "
+                       << absl::FormatDuration(drain) << " (a second signal stops at once)";
+    const absl::Time drain_end = absl::Now() + drain;
+    bool second_signal = false;
+    while (service.active_calls() > 0 && absl::Now() < drain_end && !second_signal) {
+      const timespec poll = {0, 50 * 1000 * 1000};
+      second_signal = sigtimedwait(&stop_signals, nullptr, &poll) > 0;
+    }
+    PAGEDLLM_LOG(INFO) << (second_signal ? "second signal" : "drained") << ": shutting down with "
+                       << service.active_calls() << " calls still in flight";
+  }
+  // The workers first: a step in flight ends at once, failing its requests; then the engine
+  // fails the ones still waiting.
+  supervisor.Stop("coordinator shutting down");
+  engine.Stop(stop_reason);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  launcher.Stop(absl::Seconds(10));
-  control_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  stop_control();
+  if (gave_up) {
+    PAGEDLLM_LOG(ERROR) << "stopped: " << stop_reason.message();
+    return 3;
+  }
   PAGEDLLM_LOG(INFO) << "stopped";
   return 0;
 }

@@ -44,7 +44,9 @@ std::vector<int32_t> BeamStopTokens(const RequestSpec& spec, const ModelLimits& 
 }  // namespace
 
 Engine::Engine(SchedulerConfig scheduler_config, ModelLimits limits, StepExecutor* executor)
-    : limits_(std::move(limits)), executor_(executor), scheduler_(scheduler_config) {}
+    : limits_(std::move(limits)),
+      executor_(executor),
+      scheduler_(std::make_unique<Scheduler>(scheduler_config)) {}
 
 Engine::~Engine() { Stop(); }
 
@@ -57,24 +59,36 @@ void Engine::Start() {
 }
 
 void Engine::PublishStatsLocked() {
-  const BlockManager& blocks = scheduler_.block_manager();
-  stats_.num_waiting = scheduler_.num_waiting();
-  stats_.num_running = scheduler_.num_running();
-  stats_.num_swapped = scheduler_.num_swapped();
+  const BlockManager& blocks = scheduler_->block_manager();
+  stats_.num_waiting = scheduler_->num_waiting();
+  stats_.num_running = scheduler_->num_running();
+  stats_.num_swapped = scheduler_->num_swapped();
   stats_.num_free_blocks = blocks.num_free_blocks();
   stats_.num_cached_free_blocks = blocks.num_cached_free_blocks();
   stats_.num_total_blocks = blocks.num_total_blocks();
   stats_.num_free_host_blocks = blocks.num_free_host_blocks();
-  stats_.counters = scheduler_.counters();
+  stats_.counters = replaced_counters_;
+  stats_.counters.Add(scheduler_->counters());
 }
 
-void Engine::Stop() {
+void Engine::Stop(absl::Status why) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (!stop_) stop_reason_ = std::move(why);
     stop_ = true;
   }
   wake_.notify_all();
+  reconfigured_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void Engine::Reconfigure(BlockManagerConfig blocks, absl::Status why) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stop_ || !thread_.joinable()) return;
+  const uint64_t asked = ++reconfigurations_asked_;
+  inbox_.reconfiguration = Reconfiguration{blocks, std::move(why)};
+  wake_.notify_all();
+  reconfigured_.wait(lock, [&] { return stop_ || reconfigurations_done_ >= asked; });
 }
 
 std::shared_ptr<RequestHandle> Engine::Submit(RequestSpec spec) {
@@ -113,16 +127,28 @@ EngineStats Engine::stats() const {
 }
 
 void Engine::Loop() {
+  bool paused = false;  // the executor is unhealthy: no step runs
   while (true) {
     Inbox inbox;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] {
-        return stop_ || !inbox_.submitted.empty() || !inbox_.aborted.empty() ||
-               !inbox_.finished_choices.empty() || scheduler_.has_unfinished();
-      });
+      const auto has_work = [&] {
+        return stop_ || !inbox_.empty() || (scheduler_->has_unfinished() && !paused);
+      };
+      if (paused) {
+        wake_.wait_for(lock, std::chrono::milliseconds(50), has_work);  // look at health again
+      } else {
+        wake_.wait(lock, has_work);
+      }
       if (stop_) break;
       std::swap(inbox, inbox_);
+    }
+    if (inbox.reconfiguration.has_value()) {
+      Rebuild(*inbox.reconfiguration);
+      std::lock_guard<std::mutex> lock(mutex_);
+      PublishStatsLocked();
+      ++reconfigurations_done_;
+      reconfigured_.notify_all();
     }
     for (auto& [spec, handle] : inbox.submitted) Admit(std::move(spec), std::move(handle));
     for (const std::string& request_id : inbox.aborted) AbortRequest(request_id);
@@ -131,16 +157,22 @@ void Engine::Loop() {
     }
 
     const absl::Status health = executor_->health();
-    if (!health.ok()) {
-      FailAll(health);
-    } else if (scheduler_.has_unfinished()) {
+    paused = !health.ok();
+    if (paused) {
+      FailStarted(health);
+    } else if (scheduler_->has_unfinished()) {
       RunOneStep();
     }
 
     std::lock_guard<std::mutex> lock(mutex_);
     PublishStatsLocked();
   }
-  FailAll(absl::UnavailableError("the server is shutting down"));
+  absl::Status why;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    why = stop_reason_;
+  }
+  FailAll(why);
 }
 
 void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
@@ -148,11 +180,6 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
   if (group_of_request_.contains(spec.key)) {
     handle->Push(ErrorChunk(absl::AlreadyExistsError(
         absl::StrCat("request \"", spec.request_id, "\" is already in flight"))));
-    return;
-  }
-  const absl::Status health = executor_->health();
-  if (!health.ok()) {
-    handle->Push(ErrorChunk(health));
     return;
   }
   const int max_tokens = std::min<int>(
@@ -185,7 +212,7 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
   } else if (spec.wants_cumulative_logprob()) {
     group.sampling.num_top_logprobs = std::max(0, spec.sampling.num_top_logprobs);
   }
-  absl::StatusOr<uint64_t> group_id = scheduler_.AddGroup(std::move(group));
+  absl::StatusOr<uint64_t> group_id = scheduler_->AddGroup(std::move(group));
   if (!group_id.ok()) {
     handle->Push(ErrorChunk(group_id.status()));
     return;
@@ -195,7 +222,7 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
   live.group_id = *group_id;
   if (spec.use_beam_search) {
     live.beam =
-        std::make_unique<BeamSearch>(beam, scheduler_.GetGroup(*group_id)->seqs.front()->seq_id);
+        std::make_unique<BeamSearch>(beam, scheduler_->GetGroup(*group_id)->seqs.front()->seq_id);
   } else {
     live.samples.resize(spec.best_of);
     live.num_open = spec.best_of;
@@ -210,7 +237,7 @@ void Engine::AbortRequest(const std::string& key) {
   if (it == group_of_request_.end()) return;
   const uint64_t group_id = it->second;
   // Frees the blocks now; the workers hear of it with the next step (finished_seq_ids).
-  scheduler_.FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
+  scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
   GenerationChunk chunk;
   chunk.finish_reason = FinishReason::kAbort;
   chunk.request_done = true;
@@ -228,7 +255,7 @@ void Engine::FinishChoiceNow(const std::string& key, int choice_index) {
       live.samples[choice_index].finish_reason != FinishReason::kNone) {
     return;
   }
-  const SequenceGroup* group = scheduler_.GetGroup(live.group_id);
+  const SequenceGroup* group = scheduler_->GetGroup(live.group_id);
   for (const Sequence* seq : group->seqs) {
     if (seq->sample_index != choice_index) continue;
     CloseSample(live, seq->seq_id, choice_index, FinishReason::kStop);
@@ -248,7 +275,7 @@ FinishReason Engine::FinishOf(const RequestSpec& spec, int32_t token_id,
 }
 
 void Engine::RunOneStep() {
-  const SchedulerOutput output = scheduler_.Schedule();
+  const SchedulerOutput output = scheduler_->Schedule();
   for (const auto& [group_id, status] : output.failed_groups) {
     auto it = live_.find(group_id);
     if (it == live_.end()) continue;
@@ -258,7 +285,7 @@ void Engine::RunOneStep() {
   }
   if (output.step_id == 0) {
     // Nothing fits now (a finish or an abort will free room); every output must be acknowledged.
-    scheduler_.OnStepDone(output, {});
+    scheduler_->OnStepDone(output, {});
     if (!output.failed_groups.empty()) return;
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait_for(lock, std::chrono::milliseconds(5));  // do not spin while nothing can run
@@ -271,8 +298,10 @@ void Engine::RunOneStep() {
                                std::chrono::steady_clock::now() - started)
                                .count();
   if (!outcome.ok()) {
-    FailAll(outcome.status());  // finishes every sequence, so the acknowledgement skips them
-    scheduler_.OnStepDone(output, {});
+    // Every sequence of the step is started, so it is finished here and the acknowledgement
+    // skips it; requests still waiting stay for the workers that replace these.
+    FailStarted(outcome.status());
+    scheduler_->OnStepDone(output, {});
     return;
   }
   // Each sampled token's sequence, looked up once (null: finished while the step ran). Beam
@@ -281,12 +310,12 @@ void Engine::RunOneStep() {
   sequences.reserve(outcome->tokens.size());
   absl::flat_hash_map<uint64_t, int32_t> tokens;
   for (const SampledTokenOut& token : outcome->tokens) {
-    sequences.push_back(scheduler_.GetSequence(token.seq_id));
+    sequences.push_back(scheduler_->GetSequence(token.seq_id));
     if (sequences.back() != nullptr && !sequences.back()->group->beam_search) {
       tokens[token.seq_id] = token.token_id;
     }
   }
-  scheduler_.OnStepDone(output, tokens);  // forks may add sequences; none goes away
+  scheduler_->OnStepDone(output, tokens);  // forks may add sequences; none goes away
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;
@@ -318,7 +347,7 @@ void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens,
   }
   for (const auto& [group_id, reports] : beams) {
     auto it = live_.find(group_id);
-    const SequenceGroup* group = scheduler_.GetGroup(group_id);
+    const SequenceGroup* group = scheduler_->GetGroup(group_id);
     if (it == live_.end() || group == nullptr) continue;
     // Beams run together (the scheduler schedules them all or none).
     PAGEDLLM_CHECK(reports.size() == group->seqs.size(), "beam search group ", group_id, ": ",
@@ -351,7 +380,7 @@ void Engine::HandleSample(Live& live, const Sequence& seq, const SampledTokenOut
 
 void Engine::CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishReason reason) {
   live.samples[sample_index].finish_reason = reason;
-  scheduler_.FinishSequence(seq_id, StatusOf(reason)).IgnoreError();
+  scheduler_->FinishSequence(seq_id, StatusOf(reason)).IgnoreError();
   if (--live.num_open > 0) return;
   if (live.spec.streams()) {
     // The request's last chunk went out with the token (or the frontend ended the choice).
@@ -387,15 +416,15 @@ void Engine::StepBeamSearch(Live& live,
   for (const BeamSearch::Extension& extension : result.next) {
     ids.push_back(kept.insert(extension.parent_seq_id).second
                       ? extension.parent_seq_id
-                      : scheduler_.ForkSequence(extension.parent_seq_id));
+                      : scheduler_->ForkSequence(extension.parent_seq_id));
   }
-  for (size_t i = 0; i < ids.size(); ++i) scheduler_.AppendToken(ids[i], result.next[i].token_id);
+  for (size_t i = 0; i < ids.size(); ++i) scheduler_->AppendToken(ids[i], result.next[i].token_id);
   std::vector<uint64_t> pruned;
-  for (const Sequence* seq : scheduler_.GetGroup(live.group_id)->seqs) {
+  for (const Sequence* seq : scheduler_->GetGroup(live.group_id)->seqs) {
     if (std::find(ids.begin(), ids.end(), seq->seq_id) == ids.end()) pruned.push_back(seq->seq_id);
   }
   for (uint64_t seq_id : pruned) {
-    scheduler_.FinishSequence(seq_id, SequenceStatus::kFinishedAborted).IgnoreError();
+    scheduler_->FinishSequence(seq_id, SequenceStatus::kFinishedAborted).IgnoreError();
   }
   live.beam->Commit(ids);
 }
@@ -432,7 +461,7 @@ void Engine::CompleteRequest(uint64_t group_id) {
     chunks[i].request_done = i + 1 == chunks.size();
     live.handle->Push(std::move(chunks[i]));
   }
-  scheduler_.FinishGroup(group_id, SequenceStatus::kFinishedLength).IgnoreError();
+  scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedLength).IgnoreError();
   group_of_request_.erase(spec.key);
   live_.erase(group_id);
 }
@@ -440,10 +469,53 @@ void Engine::CompleteRequest(uint64_t group_id) {
 void Engine::FailAll(const absl::Status& status) {
   for (auto& [group_id, live] : live_) {
     live.handle->Push(ErrorChunk(status));
-    scheduler_.FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
+    scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
   }
   live_.clear();
   group_of_request_.clear();
+}
+
+void Engine::FailStarted(const absl::Status& status) {
+  std::vector<uint64_t> started;
+  for (const auto& [group_id, live] : live_) {
+    const SequenceGroup* group = scheduler_->GetGroup(group_id);
+    bool known =
+        group == nullptr || group->status != GroupStatus::kWaiting || group->num_preemptions > 0;
+    for (size_t i = 0; group != nullptr && !known && i < group->seqs.size(); ++i) {
+      known = group->seqs[i]->known_to_workers;
+    }
+    if (known) started.push_back(group_id);
+  }
+  for (uint64_t group_id : started) {
+    Live& live = live_.at(group_id);
+    live.handle->Push(ErrorChunk(status));
+    scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
+    group_of_request_.erase(live.spec.key);
+    live_.erase(group_id);
+  }
+}
+
+void Engine::Rebuild(const Reconfiguration& reconfiguration) {
+  FailStarted(reconfiguration.why);
+  // What is left never reached the workers: queue it again, in arrival order (group ids grow
+  // with arrival).
+  std::vector<uint64_t> order;
+  for (const auto& [group_id, live] : live_) order.push_back(group_id);
+  std::sort(order.begin(), order.end());
+  std::vector<std::pair<RequestSpec, std::shared_ptr<RequestHandle>>> kept;
+  for (uint64_t group_id : order) {
+    Live& live = live_.at(group_id);
+    kept.emplace_back(std::move(live.spec), std::move(live.handle));
+  }
+  live_.clear();
+  group_of_request_.clear();
+  replaced_counters_.Add(scheduler_->counters());
+  SchedulerConfig config = scheduler_->config();
+  config.blocks = reconfiguration.blocks;
+  scheduler_ = std::make_unique<Scheduler>(config);
+  PAGEDLLM_LOG(INFO) << "engine: new workers with " << config.blocks.num_blocks << " KV blocks; "
+                     << kept.size() << " waiting requests queued again";
+  for (auto& [spec, handle] : kept) Admit(std::move(spec), std::move(handle));
 }
 
 }  // namespace pagedllm::coordinator

@@ -6,12 +6,18 @@
 //
 // Submit, Abort and FinishChoice are thread safe and only queue work for the loop; all request
 // outcomes, errors included, arrive through the RequestHandle.
+//
+// While the executor is unhealthy (a worker lost or hung) no step runs: the requests the workers
+// had started fail with the executor's status at once; the others wait. Reconfigure() then takes
+// the replacement workers (a supervised restart): a new scheduler for their KV cache, and the
+// waiting requests queued again in their order.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,8 +62,13 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   void Start();
-  // Finishes nothing new: fails every request still in flight with UNAVAILABLE and joins.
-  void Stop();
+  // Finishes nothing new: fails every request still in flight with `why` and joins.
+  void Stop(absl::Status why = absl::UnavailableError("the server is shutting down"));
+
+  // The workers were replaced: fails the requests the old ones had started with `why`, and
+  // rebuilds the scheduler for the new workers' KV cache (`blocks`); requests that had not
+  // started are queued again, oldest first. Returns once the loop has done it (or stopped).
+  void Reconfigure(BlockManagerConfig blocks, absl::Status why);
 
   // Queues a request; its outcome arrives through the returned handle.
   std::shared_ptr<RequestHandle> Submit(RequestSpec spec);
@@ -86,10 +97,19 @@ class Engine {
     int num_open = 0;             // samples not finished
     std::unique_ptr<BeamSearch> beam;
   };
+  struct Reconfiguration {
+    BlockManagerConfig blocks;
+    absl::Status why;
+  };
   struct Inbox {
     std::vector<std::pair<RequestSpec, std::shared_ptr<RequestHandle>>> submitted;
     std::vector<std::string> aborted;
     std::vector<std::pair<std::string, int>> finished_choices;
+    std::optional<Reconfiguration> reconfiguration;
+    bool empty() const {
+      return submitted.empty() && aborted.empty() && finished_choices.empty() &&
+             !reconfiguration.has_value();
+    }
   };
 
   void Loop();
@@ -109,6 +129,9 @@ class Engine {
   void CompleteRequest(uint64_t group_id);
   FinishReason FinishOf(const RequestSpec& spec, int32_t token_id, const Sequence& seq) const;
   void FailAll(const absl::Status& status);
+  // Fails the requests the workers know of (scheduled at least once); the others stay queued.
+  void FailStarted(const absl::Status& status);
+  void Rebuild(const Reconfiguration& reconfiguration);
   void PublishStatsLocked();  // requires mutex_; reads the scheduler (loop thread or before it)
 
   const ModelLimits limits_;
@@ -117,13 +140,18 @@ class Engine {
   // Guarded by mutex_: the inbox, stop flag and the published stats.
   mutable std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable reconfigured_;
   Inbox inbox_;
   bool stop_ = false;
+  absl::Status stop_reason_;
+  uint64_t reconfigurations_asked_ = 0;
+  uint64_t reconfigurations_done_ = 0;
   EngineStats stats_;
 
   // Owned by the loop thread.
-  Scheduler scheduler_;
-  absl::flat_hash_map<uint64_t, Live> live_;                     // by group id
+  std::unique_ptr<Scheduler> scheduler_;      // replaced by Reconfigure
+  SchedulerCounters replaced_counters_;       // of the schedulers Reconfigure replaced
+  absl::flat_hash_map<uint64_t, Live> live_;  // by group id
   absl::flat_hash_map<std::string, uint64_t> group_of_request_;  // RequestSpec::key -> group id
   std::thread thread_;
 };

@@ -20,10 +20,25 @@ namespace pagedllm::coordinator {
 WorkerLauncher::~WorkerLauncher() { Stop(absl::Seconds(5)); }
 
 absl::Status WorkerLauncher::Start(const std::vector<std::string>& argv,
-                                   std::function<void(const std::string&)> on_exit) {
+                                   std::function<void(const std::string&)> on_exit,
+                                   const std::vector<std::string>& env) {
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  // The child's environment, made before fork (the child may only exec).
+  std::vector<std::string> environment = env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string variable(*entry);
+    const std::string name = variable.substr(0, variable.find('=') + 1);
+    bool replaced = false;
+    for (const std::string& given : env) replaced = replaced || absl::StartsWith(given, name);
+    if (!replaced) environment.push_back(variable);
+  }
+  std::vector<char*> envp;
+  for (const std::string& variable : environment) {
+    envp.push_back(const_cast<char*>(variable.c_str()));
+  }
+  envp.push_back(nullptr);
   PAGEDLLM_LOG(INFO) << "launching workers: " << absl::StrJoin(argv, " ");
   int output[2];
   if (pipe(output) != 0) {
@@ -45,7 +60,7 @@ absl::Status WorkerLauncher::Start(const std::vector<std::string>& argv,
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_UNBLOCK, &all, nullptr);
-    execvp(args[0], args.data());
+    execvpe(args[0], args.data(), envp.data());
     std::fprintf(stderr, "pagedllm: cannot run %s: %s\n", args[0], std::strerror(errno));
     _exit(127);
   }
@@ -149,6 +164,7 @@ void WorkerLauncher::Stop(absl::Duration grace) {
     PAGEDLLM_LOG(WARNING) << "workers did not exit within " << absl::FormatDuration(grace)
                           << ": sending SIGTERM to process group " << pid;
     kill(-pid, SIGTERM);
+    kill(-pid, SIGCONT);  // a stopped worker handles SIGTERM only once it runs again
     if (!wait_exit(absl::Seconds(5))) {
       PAGEDLLM_LOG(WARNING) << "sending SIGKILL to process group " << pid;
       kill(-pid, SIGKILL);

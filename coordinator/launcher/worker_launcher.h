@@ -27,9 +27,12 @@ class WorkerLauncher {
   WorkerLauncher(const WorkerLauncher&) = delete;
   WorkerLauncher& operator=(const WorkerLauncher&) = delete;
 
-  // argv[0] is the program (e.g. mpirun); looked up on PATH.
+  // argv[0] is the program (e.g. mpirun); looked up on PATH. The job gets this process's
+  // environment with `env` ("NAME=value" entries) added or replaced: kept out of argv, which any
+  // local user can read (the worker secret goes this way).
   absl::Status Start(const std::vector<std::string>& argv,
-                     std::function<void(const std::string&)> on_exit);
+                     std::function<void(const std::string&)> on_exit,
+                     const std::vector<std::string>& env = {});
   // Waits up to `grace` for the job to exit by itself, then terminates its process group.
   void Stop(absl::Duration grace);
   bool running() const;

@@ -115,6 +115,17 @@ struct SchedulerCounters {
   int64_t num_kv_samples = 0;
   int64_t kv_slots_allocated_sum = 0;
   int64_t kv_slots_filled_sum = 0;
+
+  void Add(const SchedulerCounters& other) {
+    num_preemptions += other.num_preemptions;
+    num_swapped_out += other.num_swapped_out;
+    num_swapped_in += other.num_swapped_in;
+    num_prefix_cache_queries += other.num_prefix_cache_queries;
+    num_prefix_cache_hit_tokens += other.num_prefix_cache_hit_tokens;
+    num_kv_samples += other.num_kv_samples;
+    kv_slots_allocated_sum += other.kv_slots_allocated_sum;
+    kv_slots_filled_sum += other.kv_slots_filled_sum;
+  }
 };
 
 // Decides, each step, which sequences run and how many tokens each computes (vLLM v1's one

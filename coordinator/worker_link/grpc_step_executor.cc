@@ -73,7 +73,11 @@ wv1::StepInstruction EncodeStep(const SchedulerOutput& step) {
 }
 
 absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const SchedulerOutput& step) {
-  PAGEDLLM_ASSIGN_OR_RETURN(wv1::StepResult result, hub_->RunStep(EncodeStep(step), step_timeout_));
+  const absl::Time started = absl::Now();
+  PAGEDLLM_ASSIGN_OR_RETURN(
+      wv1::StepResult result,
+      hub_->RunStep(EncodeStep(step), deadline_.For(step.num_scheduled_tokens)));
+  deadline_.Observe(step.num_scheduled_tokens, absl::Now() - started);
   StepOutcome outcome;
   outcome.forward_ns = result.forward_ns();
   std::vector<SampledTokenOut>& tokens = outcome.tokens;

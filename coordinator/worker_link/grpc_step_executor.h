@@ -1,10 +1,11 @@
 // StepExecutor over the workers' gRPC control streams: encodes a SchedulerOutput as a
 // StepInstruction (the one place that does), sends it through the WorkerHub and decodes rank 0's
-// tokens.
+// tokens. Each step waits for as long as its StepDeadline allows.
 #pragma once
 
 #include "absl/time/time.h"
 #include "coordinator/engine/step_executor.h"
+#include "coordinator/worker_link/step_deadline.h"
 #include "coordinator/worker_link/worker_hub.h"
 
 namespace pagedllm::coordinator {
@@ -13,15 +14,16 @@ pagedllm::worker::v1::StepInstruction EncodeStep(const SchedulerOutput& step);
 
 class GrpcStepExecutor final : public StepExecutor {
  public:
+  // step_timeout: the most any step may take (the cap of StepDeadline).
   GrpcStepExecutor(WorkerHub* hub, absl::Duration step_timeout)
-      : hub_(hub), step_timeout_(step_timeout) {}
+      : hub_(hub), deadline_(step_timeout) {}
 
   absl::StatusOr<StepOutcome> Execute(const SchedulerOutput& step) override;
   absl::Status health() const override { return hub_->health(); }
 
  private:
   WorkerHub* hub_;
-  absl::Duration step_timeout_;
+  StepDeadline deadline_;  // used by the engine thread only
 };
 
 }  // namespace pagedllm::coordinator

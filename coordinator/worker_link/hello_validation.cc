@@ -1,6 +1,9 @@
 #include "coordinator/worker_link/hello_validation.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace pagedllm::coordinator {
 
@@ -67,6 +70,35 @@ absl::Status CheckSameCluster(const wv1::WorkerHello& hello, const wv1::WorkerHe
   }
   if (hello.num_swap_blocks() != first.num_swap_blocks()) {
     return differs("num_swap_blocks", hello.num_swap_blocks(), first.num_swap_blocks());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSameModel(const wv1::WorkerHello& restarted, const wv1::WorkerHello& first) {
+  const auto differs = [](const char* what, const auto& now, const auto& before) {
+    return absl::FailedPreconditionError(absl::StrCat("the restarted workers have ", what, " ", now,
+                                                      ", the first ones had ", before));
+  };
+  const wv1::ModelInfo& now = restarted.model();
+  const wv1::ModelInfo& before = first.model();
+  if (now.name() != before.name()) return differs("model", now.name(), before.name());
+  if (now.vocab_size() != before.vocab_size()) {
+    return differs("vocab_size", now.vocab_size(), before.vocab_size());
+  }
+  if (now.max_position_embeddings() != before.max_position_embeddings()) {
+    return differs("max_position_embeddings", now.max_position_embeddings(),
+                   before.max_position_embeddings());
+  }
+  if (now.num_layers() != before.num_layers()) {
+    return differs("num_layers", now.num_layers(), before.num_layers());
+  }
+  if (!std::equal(now.eos_token_ids().begin(), now.eos_token_ids().end(),
+                  before.eos_token_ids().begin(), before.eos_token_ids().end())) {
+    return differs("eos_token_ids", absl::StrJoin(now.eos_token_ids(), ","),
+                   absl::StrJoin(before.eos_token_ids(), ","));
+  }
+  if (restarted.block_size() != first.block_size()) {
+    return differs("block_size", restarted.block_size(), first.block_size());
   }
   return absl::OkStatus();
 }

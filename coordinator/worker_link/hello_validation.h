@@ -16,4 +16,10 @@ absl::Status ValidateHello(const pagedllm::worker::v1::WorkerHello& hello, int w
 absl::Status CheckSameCluster(const pagedllm::worker::v1::WorkerHello& hello,
                               const pagedllm::worker::v1::WorkerHello& first);
 
+// OK when restarted workers (`restarted`, rank 0's hello) serve what the first ones did (`first`):
+// the same model, vocabulary, positions, stop tokens and block size; their KV cache may be sized
+// differently. FAILED_PRECONDITION naming what differs otherwise.
+absl::Status CheckSameModel(const pagedllm::worker::v1::WorkerHello& restarted,
+                            const pagedllm::worker::v1::WorkerHello& first);
+
 }  // namespace pagedllm::coordinator

@@ -19,17 +19,20 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
   }
   const wv1::WorkerHello hello = message.hello();
   const int rank = hello.rank();
-  if (!secret_.empty() && !SameSecret(hello.secret(), secret_)) {
-    PAGEDLLM_LOG(WARNING) << "refused a worker connection from " << context->peer()
-                          << " (claims rank " << rank << ", host \"" << hello.hostname()
-                          << "\"): its hello does not carry this launch's secret";
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "the hello does not carry this cluster's worker secret");
-  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (!secret_.empty() && !SameSecret(hello.secret(), secret_)) {
+      PAGEDLLM_LOG(WARNING) << "refused a worker connection from " << context->peer()
+                            << " (claims rank " << rank << ", host \"" << hello.hostname()
+                            << "\"): its hello does not carry this launch's secret";
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "the hello does not carry this cluster's worker secret");
+    }
     // A bad or duplicate hello is refused and logged; the workers already here keep serving.
     absl::Status valid = ValidateHello(hello, world_size_);
+    if (valid.ok() && shutting_down_) {
+      valid = absl::UnavailableError("the coordinator is shutting down its workers");
+    }
     if (valid.ok() && workers_[rank].hello.has_value()) {
       valid = absl::AlreadyExistsError(
           absl::StrCat("worker rank ", rank, " is already connected (from ",
@@ -46,6 +49,7 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
                           std::string(valid.message()));
     }
     workers_[rank].stream = stream;
+    workers_[rank].context = context;
     workers_[rank].hello = hello;
     workers_[rank].last_heartbeat = std::chrono::steady_clock::now();
     PAGEDLLM_LOG(INFO) << "worker rank " << rank << " connected from " << hello.hostname()
@@ -55,6 +59,7 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
 
   while (stream->Read(&message)) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (workers_[rank].stream != stream) break;  // forgotten by Reset: its words count no more
     if (message.has_heartbeat()) {
       workers_[rank].last_heartbeat = std::chrono::steady_clock::now();
       continue;  // nothing waits on a heartbeat
@@ -69,15 +74,18 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
   }
 
   {
-    // Wait for any write in flight on this stream, then forget it.
+    // Wait for any write in flight on this stream, then forget it (unless Reset already did).
     std::lock_guard<std::mutex> write_lock(*workers_[rank].write_mutex);
     std::lock_guard<std::mutex> lock(mutex_);
-    workers_[rank].stream = nullptr;
-    if (!shutting_down_) {
-      Fail(absl::StrCat("worker rank ", rank, " (", hello.hostname(), " pid ", hello.pid(),
-                        ") disconnected", context->IsCancelled() ? " (stream cancelled)" : ""));
+    if (workers_[rank].stream == stream) {
+      workers_[rank].stream = nullptr;
+      workers_[rank].context = nullptr;
+      if (!shutting_down_) {
+        Fail(absl::StrCat("worker rank ", rank, " (", hello.hostname(), " pid ", hello.pid(),
+                          ") disconnected", context->IsCancelled() ? " (stream cancelled)" : ""));
+      }
+      changed_.notify_all();
     }
-    changed_.notify_all();
   }
   return grpc::Status::OK;
 }
@@ -122,6 +130,8 @@ void WorkerHub::MarkLost(const std::string& reason) {
 absl::Status WorkerHub::health() const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!failure_.empty()) return absl::UnavailableError(failure_);
+  if (shutting_down_) return absl::UnavailableError("the coordinator is stopping its workers");
+  if (!ready_) return absl::UnavailableError("the workers are starting");
   for (int rank = 0; rank < world_size_; ++rank) {
     if (workers_[rank].stream == nullptr) {
       return absl::UnavailableError(absl::StrCat("worker rank ", rank, " is not connected"));
@@ -139,7 +149,7 @@ absl::StatusOr<wv1::WorkerHello> WorkerHub::WaitForWorkers(absl::Duration timeou
     }
     return true;
   };
-  while (failure_.empty() && !all_here()) {
+  while (failure_.empty() && !shutting_down_ && !all_here()) {
     if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
       int connected = 0;
       for (const Worker& worker : workers_) connected += worker.hello.has_value();
@@ -149,6 +159,7 @@ absl::StatusOr<wv1::WorkerHello> WorkerHub::WaitForWorkers(absl::Duration timeou
     }
   }
   if (!failure_.empty()) return absl::UnavailableError(failure_);
+  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
   const wv1::WorkerHello& first = *workers_[0].hello;
   for (const Worker& worker : workers_) {
     if (worker.hello->num_kv_blocks() != first.num_kv_blocks() ||
@@ -189,7 +200,7 @@ absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::StepInstruction& s
   }
   std::unique_lock<std::mutex> lock(mutex_);
   const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-  while (failure_.empty() && results_.count(step.step_id()) == 0) {
+  while (failure_.empty() && !shutting_down_ && results_.count(step.step_id()) == 0) {
     // Wake now and then to look at the heartbeats: a hung rank is named in seconds, long before
     // the step deadline.
     const auto slice =
@@ -203,15 +214,47 @@ absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::StepInstruction& s
     }
   }
   if (!failure_.empty()) return absl::UnavailableError(failure_);
+  if (shutting_down_) {
+    return absl::UnavailableError(
+        absl::StrCat("step ", step.step_id(), " ended: the coordinator is stopping its workers"));
+  }
   wv1::StepResult result = std::move(results_[step.step_id()]);
   results_.erase(step.step_id());
   return result;
+}
+
+bool WorkerHub::failed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !failure_.empty();
+}
+
+void WorkerHub::Reset(std::string secret) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Worker& worker : workers_) {
+    if (worker.context != nullptr) worker.context->TryCancel();
+    worker.stream = nullptr;
+    worker.context = nullptr;
+    worker.hello.reset();
+  }
+  results_.clear();
+  failure_.clear();
+  shutting_down_ = false;
+  ready_ = false;
+  secret_ = std::move(secret);
+  changed_.notify_all();
+}
+
+void WorkerHub::MarkReady() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ready_ = true;
+  changed_.notify_all();
 }
 
 void WorkerHub::Shutdown(const std::string& reason) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     shutting_down_ = true;
+    changed_.notify_all();
   }
   wv1::CoordinatorMessage message;
   message.mutable_shutdown()->set_reason(reason);

@@ -3,8 +3,10 @@
 // Each worker (one per MPI rank) dials in and calls Connect once; its gRPC handler thread reads
 // that worker's messages for the life of the stream. The engine thread sends steps with RunStep,
 // which writes the same instruction to every worker and waits, with a deadline, for rank 0's
-// result. A worker whose stream closes, or that reports an error, makes the hub unhealthy for
-// good: every later RunStep fails at once with UNAVAILABLE naming the rank. Thread safe.
+// result. A worker whose stream closes, or that reports an error, makes the hub unhealthy: every
+// later RunStep fails at once with UNAVAILABLE naming the rank, until the supervisor tears the
+// workers down, calls Reset() for the next set and MarkReady() once the engine is ready for them.
+// Thread safe.
 #pragma once
 
 #include <chrono>
@@ -33,8 +35,8 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
                                pagedllm::worker::v1::WorkerMessage>* stream) override;
 
   // Waits until every rank has said hello; returns rank 0's hello. DEADLINE_EXCEEDED when they
-  // do not all come in time, UNAVAILABLE when one was lost, FAILED_PRECONDITION when the ranks
-  // disagree (world size, block count).
+  // do not all come in time, UNAVAILABLE when one was lost or the hub shuts down,
+  // FAILED_PRECONDITION when the ranks disagree (world size, block count).
   absl::StatusOr<pagedllm::worker::v1::WorkerHello> WaitForWorkers(absl::Duration timeout);
 
   // Sends `step` to every worker and waits for rank 0's result.
@@ -43,8 +45,14 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
 
   // Marks the hub unavailable with `reason` (e.g. the worker processes exited).
   void MarkLost(const std::string& reason);
-  // Tells every connected worker to exit; streams end when they hang up.
+  // Tells every connected worker to exit; streams end when they hang up. A step or a
+  // WaitForWorkers in progress returns UNAVAILABLE at once.
   void Shutdown(const std::string& reason);
+  // Forgets every worker (their streams are cancelled), every result and the failure, and
+  // waits for a new set of workers carrying `secret`. Not ready until MarkReady().
+  void Reset(std::string secret);
+  // The workers connected since the last Reset may run steps (health() may say OK).
+  void MarkReady();
 
   // Marks the hub unavailable, naming the rank, when a connected worker sent no heartbeat for
   // kHeartbeatTimeout (hung, stopped, or its host gone quiet). Called every 100 ms by the
@@ -52,15 +60,19 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   void CheckHeartbeats();
   static constexpr std::chrono::milliseconds kHeartbeatTimeout{3000};
 
-  // OK while every worker is connected and healthy; else UNAVAILABLE with the reason.
+  // OK while every worker is connected and healthy and the hub is ready; else UNAVAILABLE with
+  // the reason.
   absl::Status health() const;
+  // Whether a worker was lost or failed since the last Reset (a restart is due).
+  bool failed() const;
   int world_size() const { return world_size_; }
 
  private:
   using Stream = grpc::ServerReaderWriter<pagedllm::worker::v1::CoordinatorMessage,
                                           pagedllm::worker::v1::WorkerMessage>;
   struct Worker {
-    Stream* stream = nullptr;  // null once the stream is gone
+    Stream* stream = nullptr;                // null once the stream is gone (or forgotten by Reset)
+    grpc::ServerContext* context = nullptr;  // valid while stream is set
     std::optional<pagedllm::worker::v1::WorkerHello> hello;
     std::unique_ptr<std::mutex> write_mutex = std::make_unique<std::mutex>();
     std::chrono::steady_clock::time_point last_heartbeat;
@@ -71,13 +83,14 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   bool Write(int rank, const pagedllm::worker::v1::CoordinatorMessage& message);
 
   const int world_size_;
-  const std::string secret_;
+  std::string secret_;  // guarded by mutex_
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<Worker> workers_;
   std::map<uint64_t, pagedllm::worker::v1::StepResult> results_;
   std::string failure_;  // non-empty once unavailable
   bool shutting_down_ = false;
+  bool ready_ = false;
 };
 
 }  // namespace pagedllm::coordinator

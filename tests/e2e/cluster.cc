@@ -216,28 +216,37 @@ absl::StatusOr<pagedllm::v1::ServerStats> Cluster::WaitForAllBlocksFree(int time
 absl::Status Cluster::Stop(int signal_number) {
   if (pid_ <= 0) return absl::OkStatus();
   kill(pid_, signal_number);
-  int status = WaitFor(pid_, 30000);
+  absl::StatusOr<int> exit_status = WaitForExit(30000);
+  if (!exit_status.ok()) return exit_status.status();
+  if (*exit_status != 0) {
+    return absl::InternalError(absl::StrCat("the coordinator exited with status ", *exit_status));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Cluster::WaitForExit(int timeout_ms) {
+  if (pid_ <= 0) return absl::FailedPreconditionError("the coordinator is not running");
+  const int status = WaitFor(pid_, timeout_ms);
   const pid_t pid = pid_;
-  pid_ = -1;
   if (status == -1) {
     kill(-pid, SIGKILL);
     waitpid(pid, nullptr, 0);
-    return absl::DeadlineExceededError("the coordinator did not exit within 30 s of SIGTERM");
+    pid_ = -1;
+    return absl::DeadlineExceededError(
+        absl::StrCat("the coordinator did not exit within ", timeout_ms, " ms"));
   }
   // Give mpirun's children a moment to be reaped, then look for stragglers.
   for (int i = 0; i < 50 && !WorkerPids().empty(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   const std::vector<pid_t> left = WorkerPids();
+  pid_ = -1;
   if (!left.empty()) {
     for (pid_t worker : left) kill(worker, SIGKILL);
     return absl::InternalError(
         absl::StrCat(left.size(), " worker processes outlived the coordinator"));
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("the coordinator exited with status ", status));
-  }
-  return absl::OkStatus();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 Cluster::~Cluster() {

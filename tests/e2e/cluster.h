@@ -41,6 +41,9 @@ class Cluster {
   // coordinator's exit status (or an error if it hung) and checks that no worker process of this
   // cluster is left.
   absl::Status Stop(int signal_number = SIGTERM);
+  // Waits up to timeout_ms for the coordinator to exit by itself and returns its exit status
+  // (-1 when a signal killed it); an error when it did not exit or a worker process outlived it.
+  absl::StatusOr<int> WaitForExit(int timeout_ms);
 
   // Pids of this cluster's live worker processes (found by their --coordinator argument).
   std::vector<pid_t> WorkerPids() const;

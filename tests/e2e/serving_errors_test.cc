@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "pagedllm/worker/v1/worker.grpc.pb.h"
 #include "tests/e2e/cluster.h"
@@ -208,39 +211,135 @@ TEST_F(ServingErrorsTest, CancellingACallFreesItsBlocks) {
   EXPECT_LT(after->num_generated_tokens() - before->num_generated_tokens(), 450u);
 }
 
-// A worker that dies fails the stream in flight with UNAVAILABLE naming its rank; new requests
-// are refused and health says NOT_SERVING. Each rank in turn.
-TEST(ServingFailuresTest, LostWorkerMakesTheClusterUnavailable) {
-  for (int lost_rank : {1, 0}) {
-    SCOPED_TRACE(absl::StrCat("rank ", lost_rank, " dies"));
-    auto cluster = Cluster::Start(ClusterOptions(ModelDir(), 2));
+pid_t WorkerOfRank(const Cluster& cluster, int rank) {
+  for (pid_t pid : cluster.WorkerPids()) {
+    if (RankOf(pid) == rank) return pid;
+  }
+  return -1;
+}
+
+int NumWaiting(v1::Generation::Stub& stub) {
+  grpc::ClientContext context;
+  v1::ServerStats stats;
+  return stub.GetStats(&context, v1::GetStatsRequest(), &stats).ok() ? stats.num_waiting() : -1;
+}
+
+// Polls health until SERVING after having seen NOT_SERVING (up to timeout_s); whether it was
+// seen, and the last status.
+std::pair<bool, std::string> WaitForRecovery(const std::string& address, int timeout_s) {
+  bool saw_not_serving = false;
+  std::string health;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    health = HealthStatus(address);
+    saw_not_serving = saw_not_serving || health == "NOT_SERVING";
+    if (saw_not_serving && health == "SERVING") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return {saw_not_serving, health};
+}
+
+// A worker that dies (SIGKILL) or stops (SIGSTOP) mid-stream, each rank in turn: the stream
+// fails with UNAVAILABLE naming that rank (a death within 2 s, a stop within the 3 s heartbeat
+// deadline), health turns NOT_SERVING, the supervisor tears the whole job down and launches a
+// new one: health is SERVING again, the request that was waiting behind the stream (one
+// sequence at a time) is kept and runs on the new workers, and the tokens are those of before.
+TEST(ServingFailuresTest, LostOrHungWorkerFailsItsStreamsThenTheWorkersRestart) {
+  for (int signal_number : {SIGKILL, SIGSTOP}) {
+    for (int lost_rank : {1, 0}) {
+      SCOPED_TRACE(absl::StrCat("rank ", lost_rank, " gets signal ", signal_number));
+      ClusterOptions options(ModelDir(), 2);
+      options.extra_flags = {"--max_num_seqs=1"};
+      auto cluster = Cluster::Start(options);
+      ASSERT_TRUE(cluster.ok()) << cluster.status();
+      v1::Generation::Stub& stub = (*cluster)->stub();
+      const v1::GenerateRequest short_request = GreedyRequest({0, 5, 9, 11}, 12);
+      const GenerateOutcome before = Generate(stub, short_request);
+      ASSERT_TRUE(before.status.ok()) << before.status.error_message();
+
+      grpc::ClientContext context;
+      v1::GenerateRequest long_request = GreedyRequest({0, 476, 290}, 900);
+      long_request.mutable_sampling()->set_ignore_eos(true);
+      auto reader = stub.Generate(&context, long_request);
+      v1::GenerateResponse response;
+      ASSERT_TRUE(reader->Read(&response));
+      GenerateOutcome waited;
+      std::thread waiting_call([&] { waited = Generate(stub, short_request); });
+      for (int i = 0; i < 200 && NumWaiting(stub) < 1; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      ASSERT_EQ(NumWaiting(stub), 1) << "the second request should wait behind the first";
+
+      const pid_t victim = WorkerOfRank(**cluster, lost_rank);
+      ASSERT_GT(victim, 0) << "no worker of rank " << lost_rank;
+      const auto signalled_at = std::chrono::steady_clock::now();
+      kill(victim, signal_number);
+      while (reader->Read(&response)) {
+      }
+      const grpc::Status status = reader->Finish();
+      const double waited_s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - signalled_at).count();
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+      EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("worker rank ", lost_rank, " (")));
+      EXPECT_LT(waited_s, signal_number == SIGKILL ? 2.0 : 5.0);
+      if (signal_number == SIGSTOP) {
+        EXPECT_THAT(status.error_message(), HasSubstr("hung or stopped"));
+      }
+
+      const auto [saw_not_serving, health] = WaitForRecovery((*cluster)->address(), 60);
+      EXPECT_TRUE(saw_not_serving);
+      EXPECT_EQ(health, "SERVING");
+      waiting_call.join();
+      EXPECT_TRUE(waited.status.ok()) << waited.status.error_message();
+      EXPECT_EQ(waited.token_ids, before.token_ids);
+      const GenerateOutcome after = Generate(stub, short_request);
+      EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+      EXPECT_EQ(after.token_ids, before.token_ids);
+      EXPECT_THAT((*cluster)->ReadLog(), HasSubstr("restart 1 of at most"));
+      const std::vector<pid_t> workers = (*cluster)->WorkerPids();
+      EXPECT_EQ(std::count(workers.begin(), workers.end(), victim), 0)
+          << "the lost worker " << victim << " was left behind";
+      const absl::Status stopped = (*cluster)->Stop();
+      EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
+    }
+  }
+}
+
+// Each loss up to --max_restarts is followed by a restart; the next one stops the coordinator
+// with status 3 (for systemd or Kubernetes to act on), failing every call with UNAVAILABLE that
+// names the cause, and leaving no process behind. --max_restarts 0 exits at the first loss.
+TEST(ServingFailuresTest, LossesPastMaxRestartsStopTheCoordinatorWithStatus3) {
+  for (int max_restarts : {0, 2}) {
+    SCOPED_TRACE(absl::StrCat("--max_restarts=", max_restarts));
+    ClusterOptions options(ModelDir(), 2);
+    options.extra_flags = {absl::StrCat("--max_restarts=", max_restarts)};
+    auto cluster = Cluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
-    grpc::ClientContext context;
-    auto reader = (*cluster)->stub().Generate(&context, GreedyRequest({0, 476, 290}, 1000));
-    v1::GenerateResponse response;
-    ASSERT_TRUE(reader->Read(&response));
-    pid_t victim = -1;
-    for (pid_t pid : (*cluster)->WorkerPids()) {
-      if (RankOf(pid) == lost_rank) victim = pid;
+    for (int loss = 0; loss <= max_restarts; ++loss) {
+      SCOPED_TRACE(absl::StrCat("loss ", loss));
+      for (int i = 0; i < 300 && HealthStatus((*cluster)->address()) != "SERVING"; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      grpc::ClientContext context;
+      v1::GenerateRequest request = GreedyRequest({0, 476, 290}, 900);
+      request.mutable_sampling()->set_ignore_eos(true);
+      auto reader = (*cluster)->stub().Generate(&context, request);
+      v1::GenerateResponse response;
+      ASSERT_TRUE(reader->Read(&response));
+      const pid_t victim = WorkerOfRank(**cluster, loss % 2);
+      ASSERT_GT(victim, 0);
+      kill(victim, SIGKILL);
+      while (reader->Read(&response)) {
+      }
+      const grpc::Status status = reader->Finish();
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+      EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("worker rank ", loss % 2)));
     }
-    ASSERT_GT(victim, 0) << "no worker of rank " << lost_rank;
-    kill(victim, SIGKILL);
-    while (reader->Read(&response)) {
-    }
-    const grpc::Status status = reader->Finish();
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
-    EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("worker rank ", lost_rank, " (")))
-        << status.error_message();
-    // New requests are refused at once, naming the problem, and health says NOT_SERVING.
-    const GenerateOutcome after = Generate((*cluster)->stub(), GreedyRequest({0, 5}, 3));
-    EXPECT_EQ(after.status.error_code(), grpc::StatusCode::UNAVAILABLE);
-    EXPECT_THAT(after.status.error_message(), HasSubstr(absl::StrCat("worker rank ", lost_rank)));
-    for (int i = 0; i < 50 && HealthStatus((*cluster)->address()) != "NOT_SERVING"; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    EXPECT_EQ(HealthStatus((*cluster)->address()), "NOT_SERVING");
-    const absl::Status stopped = (*cluster)->Stop();
-    EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
+    const absl::StatusOr<int> exit_status = (*cluster)->WaitForExit(30000);
+    ASSERT_TRUE(exit_status.ok()) << exit_status.status() << "\n" << (*cluster)->ReadLog();
+    EXPECT_EQ(*exit_status, 3) << (*cluster)->ReadLog();
+    EXPECT_THAT((*cluster)->ReadLog(),
+                HasSubstr(absl::StrCat("--max_restarts (", max_restarts, ") restarts are spent")));
   }
 }
 
@@ -511,49 +610,6 @@ TEST(ServingFailuresTest, SigintStopsEveryProcess) {
   EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
 }
 
-// A worker that stops answering (SIGSTOP) is named within seconds by its missing heartbeats,
-// long before --step_timeout_s (120 s here): every stream fails UNAVAILABLE naming that rank, and
-// health turns NOT_SERVING. Each rank in turn.
-TEST(ServingFailuresTest, AHungWorkerIsNamedWithinSeconds) {
-  for (int hung_rank : {1, 0}) {
-    SCOPED_TRACE(absl::StrCat("rank ", hung_rank, " hangs"));
-    auto cluster = Cluster::Start(ClusterOptions(ModelDir(), 2));
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    grpc::ClientContext context;
-    v1::GenerateRequest request = GreedyRequest({0, 476, 290}, 900);
-    request.mutable_sampling()->set_ignore_eos(true);
-    auto reader = (*cluster)->stub().Generate(&context, request);
-    v1::GenerateResponse response;
-    ASSERT_TRUE(reader->Read(&response));
-    pid_t victim = -1;
-    for (pid_t pid : (*cluster)->WorkerPids()) {
-      if (RankOf(pid) == hung_rank) victim = pid;
-    }
-    ASSERT_GT(victim, 0) << "no worker of rank " << hung_rank;
-    const auto stopped_at = std::chrono::steady_clock::now();
-    kill(victim, SIGSTOP);
-    while (reader->Read(&response)) {
-    }
-    const grpc::Status status = reader->Finish();
-    const double waited_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count();
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
-    EXPECT_THAT(status.error_message(),
-                HasSubstr(absl::StrCat("worker rank ", hung_rank, " (host")));
-    EXPECT_THAT(status.error_message(), HasSubstr("hung or stopped"));
-    EXPECT_LT(waited_s, 6.0);
-    std::string health = HealthStatus((*cluster)->address());
-    for (int i = 0; i < 30 && health != "NOT_SERVING"; ++i) {  // the health watch polls
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      health = HealthStatus((*cluster)->address());
-    }
-    EXPECT_EQ(health, "NOT_SERVING");
-    kill(victim, SIGKILL);
-    kill(victim, SIGCONT);
-    (*cluster)->Stop().IgnoreError();  // the lost worker's job ends however it ends
-  }
-}
-
 // Every file in cluster-configs/ parses and sets valid flags (a flag given on the command line,
 // here an invalid one, still wins and stops start-up before workers), and the CPU one serves.
 TEST(ServingFailuresTest, EveryClusterConfigParsesAndTheCpuOneServes) {
@@ -582,6 +638,50 @@ TEST(ServingFailuresTest, EveryClusterConfigParsesAndTheCpuOneServes) {
 }
 
 // 20 top logprobs of a sampled token: 20 distinct ids, most likely first, each a log-probability.
+// Server reflection (what grpcurl and grpc_cli use) lists the public services and serves the
+// file that defines Generation, with its methods.
+TEST_F(ServingErrorsTest, ReflectionListsTheServicesAndDescribesGeneration) {
+  namespace reflection = grpc::reflection::v1alpha;
+  auto stub = reflection::ServerReflection::NewStub(
+      grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->ServerReflectionInfo(&context);
+  reflection::ServerReflectionRequest request;
+  request.set_list_services("");
+  ASSERT_TRUE(stream->Write(request));
+  reflection::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::set<std::string> services;
+  for (const reflection::ServiceResponse& service : response.list_services_response().service()) {
+    services.insert(service.name());
+  }
+  EXPECT_TRUE(services.count("pagedllm.v1.Generation")) << response.DebugString();
+  EXPECT_TRUE(services.count("grpc.health.v1.Health")) << response.DebugString();
+  EXPECT_FALSE(services.count("pagedllm.worker.v1.WorkerControl"))
+      << "the worker protocol is not on the public port";
+
+  request.set_file_containing_symbol("pagedllm.v1.Generation");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_TRUE(response.has_file_descriptor_response()) << response.DebugString();
+  bool found = false;
+  for (const std::string& bytes : response.file_descriptor_response().file_descriptor_proto()) {
+    google::protobuf::FileDescriptorProto file;
+    ASSERT_TRUE(file.ParseFromString(bytes));
+    for (const google::protobuf::ServiceDescriptorProto& service : file.service()) {
+      if (file.package() != "pagedllm.v1" || service.name() != "Generation") continue;
+      found = true;
+      std::set<std::string> methods;
+      for (const auto& method : service.method()) methods.insert(method.name());
+      EXPECT_TRUE(methods.count("Generate") && methods.count("GetStats")) << file.DebugString();
+    }
+  }
+  EXPECT_TRUE(found);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 TEST_F(ServingErrorsTest, TwentyLogprobsWhileSampling) {
   v1::GenerateRequest request = GreedyRequest({0, 476, 290}, 8);
   request.mutable_sampling()->set_temperature(0.9f);

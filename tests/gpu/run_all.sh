@@ -26,7 +26,16 @@ run() {  # run NAME COMMAND...: logs to $out/NAME.log, records failure
     tail -3 "$out/$name.log"
   fi
 }
+require() {  # require NAME...: each must be an executable in the bundle, else the stage fails
+  local name
+  for name in "$@"; do
+    [ -x "$bin/$name" ] || { echo "=== $name: missing from the bundle"; status=1; }
+  done
+}
 if [[ " $stages " == *" unit "* ]]; then
+  require kernels_cuda_argmax_test kernels_cuda_attention_test kernels_cuda_device_test \
+          kernels_cuda_gemv_test kernels_cuda_kv_swap_test kernels_cuda_ops_test \
+          kernels_cuda_sample_rows_test
   for test in "$bin"/kernels_cuda_*_test; do
     [ -x "$test" ] && run "$(basename "$test")" "$test"
   done
@@ -46,6 +55,7 @@ if [[ " $stages " == *" compare "* ]]; then
   run compare_with_transformers python3 tests/gpu/compare_with_transformers.py --bin "$bin" --out "$out"
 fi
 if [[ " $stages " == *" bench "* ]]; then
+  require attention_bench cuda_ops_bench sample_rows_bench
   for bench in "$bin"/*_bench; do
     [ -x "$bench" ] && run "$(basename "$bench")" "$bench"
   done
@@ -68,6 +78,9 @@ serve_bench() {  # serve_bench MODEL NAME_SUFFIX BENCH_FLAGS...: batch 1, 32, 25
   done
   kill -TERM $server; wait $server
 }
+if [[ " $stages " == *" serve "* || " $stages " == *" sampled "* ]]; then
+  require pagedllm-coordinator pagedllm-worker pagedllm-bench
+fi
 if [[ " $stages " == *" serve "* ]]; then
   # Decode steps of 7B/8B shapes (random weights) at batch 1, 32, 256 against the bytes floor.
   # SERVE_MODELS narrows the list (e.g. for an A/B run of one model).

@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "parallel/shard_plan.h"
@@ -126,7 +128,17 @@ absl::StatusOr<LlamaWeights> CheckpointWeights(kernels::Device& device,
                                                const parallel::ShardPlan& plan, DType dtype) {
   PAGEDLLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(model_dir));
   LlamaWeights weights;
+  // A progress line every few seconds: a big checkpoint takes minutes to read.
+  const absl::Time started = absl::Now();
+  absl::Time last_report = started;
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+    if (absl::Now() - last_report >= absl::Seconds(5)) {
+      last_report = absl::Now();
+      PAGEDLLM_LOG(INFO) << "loading weights: " << layer << " of " << config.num_hidden_layers
+                         << " layers in "
+                         << absl::FormatDuration(
+                                absl::Trunc(last_report - started, absl::Milliseconds(100)));
+    }
     PAGEDLLM_ASSIGN_OR_RETURN(LlamaLayerShard shard,
                               LoadLlamaLayerShard(checkpoint, config, plan, layer));
     LlamaLayerWeights w;
@@ -168,6 +180,7 @@ std::string BaseName(const std::string& path) {
 absl::StatusOr<LoadedModel> LoadLlamaModel(const std::string& model_dir, kernels::Device& device,
                                            parallel::Communicator& comm,
                                            const LoadOptions& options) {
+  const absl::Time load_started = absl::Now();
   PAGEDLLM_ASSIGN_OR_RETURN(LlamaConfig config, LoadLlamaConfig(model_dir));
   PAGEDLLM_ASSIGN_OR_RETURN(
       parallel::ShardPlan plan,
@@ -221,7 +234,9 @@ absl::StatusOr<LoadedModel> LoadLlamaModel(const std::string& model_dir, kernels
   loaded.info.set_num_layers(static_cast<int32_t>(config.num_hidden_layers));
   loaded.info.set_num_parameters(CountParameters(config));
   PAGEDLLM_LOG(INFO) << "loaded " << model_dir << " shard " << plan.DebugString() << " as "
-                     << kernels::DTypeName(dtype) << " on " << device.name();
+                     << kernels::DTypeName(dtype) << " on " << device.name() << " in "
+                     << absl::FormatDuration(
+                            absl::Trunc(absl::Now() - load_started, absl::Milliseconds(10)));
   return loaded;
 }
 
