@@ -1,9 +1,12 @@
 #include "worker/control_loop.h"
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "grpcpp/create_channel.h"
@@ -12,6 +15,16 @@
 namespace pagedllm::worker {
 
 namespace wv1 = pagedllm::worker::v1;
+
+namespace {
+
+uint64_t EnvUint(const char* name, uint64_t fallback) {
+  const char* value = std::getenv(name);
+  uint64_t parsed = 0;
+  return value != nullptr && absl::SimpleAtoi(value, &parsed) ? parsed : fallback;
+}
+
+}  // namespace
 
 absl::Status RunControlLoop(const std::string& coordinator_address, absl::Duration connect_timeout,
                             const wv1::WorkerHello& hello, ModelRunner& runner) {
@@ -59,6 +72,11 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
     std::lock_guard<std::mutex> write_lock(write_mutex);
     return stream->Write(reply);
   };
+  // Fault injection for the supervision tests: this rank stops working at that step while its
+  // heartbeats go on, as a rank stuck in a kernel or a collective would.
+  const uint64_t hang_at_step = EnvUint("PAGEDLLM_FAULT_HANG_AT_STEP", 0);
+  const bool hang_here = hang_at_step > 0 && EnvUint("PAGEDLLM_FAULT_HANG_RANK", 0) ==
+                                                 static_cast<uint64_t>(hello.rank());
   wv1::CoordinatorMessage message;
   absl::Status outcome = absl::OkStatus();
   while (stream->Read(&message)) {
@@ -67,6 +85,10 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
       break;
     }
     if (!message.has_step()) continue;
+    if (hang_here && message.step().step_id() == hang_at_step) {
+      PAGEDLLM_LOG(WARNING) << "PAGEDLLM_FAULT_HANG_AT_STEP: hanging at step " << hang_at_step;
+      while (true) std::this_thread::sleep_for(std::chrono::hours(1));
+    }
     absl::StatusOr<wv1::StepResult> result = runner.ExecuteStep(message.step());
     wv1::WorkerMessage reply;
     if (!result.ok()) {

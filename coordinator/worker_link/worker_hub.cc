@@ -209,7 +209,10 @@ absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::StepInstruction& s
       CheckHeartbeatsLocked();
       if (std::chrono::steady_clock::now() < deadline) continue;
       Fail(absl::StrCat("step ", step.step_id(), " got no result from rank 0 within ",
-                        absl::FormatDuration(timeout)));
+                        absl::FormatDuration(timeout),
+                        " (10x the slowest such step, capped by --step_timeout_s); every rank "
+                        "still sends heartbeats, so one is stuck inside the step: in a kernel, a "
+                        "collective or the device"));
       break;
     }
   }

@@ -305,6 +305,35 @@ TEST(ServingFailuresTest, LostOrHungWorkerFailsItsStreamsThenTheWorkersRestart) 
   }
 }
 
+// A rank stuck inside a step while its heartbeats go on (a kernel or a collective that never
+// returns; injected with PAGEDLLM_FAULT_HANG_AT_STEP) is caught by the step deadline, which
+// follows the slowest step seen (here its 10 s floor), not by --step_timeout_s (120 s): the
+// stream fails UNAVAILABLE saying so, and with --max_restarts 0 the coordinator exits with 3.
+TEST(ServingFailuresTest, AStepStuckWithHeartbeatsFailsWithinTheDerivedDeadline) {
+  setenv("PAGEDLLM_FAULT_HANG_AT_STEP", "30", 1);
+  setenv("PAGEDLLM_FAULT_HANG_RANK", "1", 1);
+  ClusterOptions options(ModelDir(), 2);
+  options.extra_flags = {"--max_restarts=0", "--step_timeout_s=120"};
+  auto cluster = Cluster::Start(options);
+  unsetenv("PAGEDLLM_FAULT_HANG_AT_STEP");
+  unsetenv("PAGEDLLM_FAULT_HANG_RANK");
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  v1::GenerateRequest request = GreedyRequest({0, 476, 290}, 900);
+  request.mutable_sampling()->set_ignore_eos(true);
+  const auto started = std::chrono::steady_clock::now();
+  const GenerateOutcome outcome = Generate((*cluster)->stub(), request);
+  const double waited_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(outcome.status.error_message(), HasSubstr("step 30 got no result"));
+  EXPECT_THAT(outcome.status.error_message(), HasSubstr("still sends heartbeats"));
+  EXPECT_LT(outcome.token_ids.size(), 30u);
+  EXPECT_LT(waited_s, 20.0);  // the 10 s floor and the steps before, not 120 s
+  const absl::StatusOr<int> exit_status = (*cluster)->WaitForExit(30000);
+  ASSERT_TRUE(exit_status.ok()) << exit_status.status();
+  EXPECT_EQ(*exit_status, 3);
+}
+
 // Each loss up to --max_restarts is followed by a restart; the next one stops the coordinator
 // with status 3 (for systemd or Kubernetes to act on), failing every call with UNAVAILABLE that
 // names the cause, and leaving no process behind. --max_restarts 0 exits at the first loss.
