@@ -9,10 +9,10 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/vec.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels::cpu {
 namespace {

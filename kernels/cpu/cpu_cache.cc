@@ -3,8 +3,8 @@
 // tensors involved agree.
 #include <cstring>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels::cpu {
 

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <limits>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels::cpu {
 

@@ -3,10 +3,10 @@
 #include <cstring>
 #include <limits>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/half_conversion.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels::cpu {
 namespace {

@@ -1,9 +1,9 @@
 // Row-wise float32 ops: RmsNorm, AddRmsNorm (as Hugging Face LlamaRMSNorm) and SiluAndMul.
 #include <cmath>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels::cpu {
 namespace {

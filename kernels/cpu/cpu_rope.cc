@@ -4,9 +4,9 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels::cpu {
 namespace {

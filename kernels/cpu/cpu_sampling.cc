@@ -12,8 +12,8 @@
 
 #include "common/check.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "kernels/cpu/sample_rows_checks.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/sample_rows_checks.h"
 #include "kernels/sampling_math.h"
 
 namespace pagedllm::kernels::cpu {

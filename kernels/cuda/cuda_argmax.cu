@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "kernels/cpu/cpu_checks.h"
+#include "kernels/op_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -66,10 +66,10 @@ __global__ void ArgmaxRowsKernel(const T* __restrict__ logits, int64_t cols, int
 void CudaOps::ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tensor& max_values,
                          const Tensor& argmax) {
   constexpr const char* kOp = "ArgmaxRows";
-  cpu::CheckOnDevice(kOp, "logits", logits, device_);
-  cpu::CheckTensor(kOp, "max_values", max_values, device_, DType::kFloat32);
-  cpu::CheckTensor(kOp, "argmax", argmax, device_, DType::kInt32);
-  cpu::CheckRank(kOp, "logits", logits, 2);
+  kernels::CheckOnDevice(kOp, "logits", logits, device_);
+  kernels::CheckTensor(kOp, "max_values", max_values, device_, DType::kFloat32);
+  kernels::CheckTensor(kOp, "argmax", argmax, device_, DType::kInt32);
+  kernels::CheckRank(kOp, "logits", logits, 2);
   PAGEDLLM_CHECK(max_values.numel() == logits.dim(0) && argmax.numel() == logits.dim(0), kOp,
                  ": want logits: [rows, cols], max_values and argmax: [rows], got ",
                  logits.ShapeString(), ", ", max_values.ShapeString(), ", ", argmax.ShapeString());

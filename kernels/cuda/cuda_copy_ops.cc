@@ -1,17 +1,17 @@
 // The copy ops of CudaOps: Embedding, GatherRows, WriteKvCache, CopyBlocks and Cast. Shape checks
 // as the CPU backend's (kernels/cpu/cpu_misc.cc, cpu_cache.cc); kernels in cuda_copy.cu. Like the
 // CPU ops, the row copies take any dtype that agrees between their inputs and outputs.
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_op_checks.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels {
 namespace {
 
-using cpu::DescribeTensors;
+using kernels::DescribeTensors;
 
 }  // namespace
 
@@ -19,7 +19,7 @@ using cpu::DescribeTensors;
 // [vocab_begin, vocab_begin + vocab_local), out: [n, hidden] (same dtype as table).
 void CudaOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t vocab_begin,
                         const Tensor& out) {
-  cpu::CheckEmbeddingArgs(device_, token_ids, table, out);
+  kernels::CheckEmbeddingArgs(device_, token_ids, table, out);
   const int64_t row_bytes = table.dim(1) * static_cast<int64_t>(DTypeSize(table.dtype()));
   cuda::LaunchEmbedding(token_ids.data<int32_t>(), table.raw_data(), vocab_begin, table.dim(0),
                         out.raw_data(), token_ids.dim(0), row_bytes, stream());
@@ -27,7 +27,7 @@ void CudaOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t vo
 
 // x: [n, d], indices: [m] int32 in [0, n), out: [m, d] (same dtype as x).
 void CudaOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) {
-  cpu::CheckGatherRowsArgs(device_, x, indices, out);
+  kernels::CheckGatherRowsArgs(device_, x, indices, out);
   const int64_t row_bytes = x.dim(1) * static_cast<int64_t>(DTypeSize(x.dtype()));
   cuda::LaunchGatherRows(x.raw_data(), x.dim(0), indices.data<int32_t>(), out.raw_data(),
                          indices.dim(0), row_bytes, stream());
@@ -37,7 +37,7 @@ void CudaOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& o
 // key_cache, value_cache: [num_blocks, block_size, num_kv_heads, head_dim].
 void CudaOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor& slot_mapping,
                            const Tensor& key_cache, const Tensor& value_cache) {
-  cpu::CheckWriteKvCacheArgs(device_, key, value, slot_mapping, key_cache, value_cache);
+  kernels::CheckWriteKvCacheArgs(device_, key, value, slot_mapping, key_cache, value_cache);
   const int64_t row_bytes = key.dim(1) * key.dim(2) * static_cast<int64_t>(DTypeSize(key.dtype()));
   cuda::LaunchWriteKvCache(key.raw_data(), value.raw_data(), slot_mapping.data<int32_t>(),
                            key_cache.raw_data(), value_cache.raw_data(), key.dim(0),
@@ -47,7 +47,8 @@ void CudaOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor&
 // cache: [num_blocks, ...], pairs: [num_pairs, 2] int32 of (src, dst). All pairs are copied in
 // one launch, in parallel: callers keep destinations distinct from every source.
 void CudaOps::CopyBlocks(const Tensor& cache, const Tensor& pairs) {
-  const int64_t block_bytes = static_cast<int64_t>(cpu::CheckCopyBlocksArgs(device_, cache, pairs));
+  const int64_t block_bytes =
+      static_cast<int64_t>(kernels::CheckCopyBlocksArgs(device_, cache, pairs));
   const int64_t num_blocks = cache.dim(0);
   cuda::LaunchCopyBlocks(cache.raw_data(), pairs.data<int32_t>(), pairs.dim(0), num_blocks,
                          block_bytes, stream());
@@ -57,7 +58,7 @@ void CudaOps::CopyBlocks(const Tensor& cache, const Tensor& pairs) {
 // nearest even), and any dtype copies to itself.
 void CudaOps::Cast(const Tensor& in, const Tensor& out) {
   constexpr const char* kOp = "Cast";
-  cpu::CheckCastArgs(device_, in, out);
+  kernels::CheckCastArgs(device_, in, out);
   if (in.dtype() == out.dtype()) {
     if (in.raw_data() != out.raw_data() && in.bytes() > 0) {
       PAGEDLLM_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), in.raw_data(), in.bytes(),

@@ -7,11 +7,11 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_op_checks.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels {
 namespace cuda {
@@ -113,18 +113,18 @@ const LinearPlans::Plan& LinearPlans::Get(int64_t m, int64_t n, int64_t k, DType
 void CudaOps::Linear(const Tensor& x, const Tensor& weight, const Tensor& y) {
   constexpr const char* kOp = "Linear";
   const DType dtype = x.dtype();
-  cpu::CheckOnDevice(kOp, "x", x, device_);
+  kernels::CheckOnDevice(kOp, "x", x, device_);
   PAGEDLLM_CHECK(dtype != DType::kInt32, kOp, ": x must be a float tensor, got ", x.ShapeString());
-  cpu::CheckTensor(kOp, "weight", weight, device_, dtype);
-  cpu::CheckTensor(kOp, "y", y, device_, dtype);
-  cpu::CheckRank(kOp, "x", x, 2);
-  cpu::CheckRank(kOp, "weight", weight, 2);
-  cpu::CheckRank(kOp, "y", y, 2);
+  kernels::CheckTensor(kOp, "weight", weight, device_, dtype);
+  kernels::CheckTensor(kOp, "y", y, device_, dtype);
+  kernels::CheckRank(kOp, "x", x, 2);
+  kernels::CheckRank(kOp, "weight", weight, 2);
+  kernels::CheckRank(kOp, "y", y, 2);
   const int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
   PAGEDLLM_CHECK(weight.dim(1) == k, kOp, ": x and weight disagree on k (",
-                 cpu::DescribeTensors({{"x", &x}, {"weight", &weight}, {"y", &y}}), ")");
+                 kernels::DescribeTensors({{"x", &x}, {"weight", &weight}, {"y", &y}}), ")");
   PAGEDLLM_CHECK(y.dim(0) == m && y.dim(1) == n, kOp, ": y must be [m, n] = [", m, ", ", n, "] (",
-                 cpu::DescribeTensors({{"x", &x}, {"weight", &weight}, {"y", &y}}), ")");
+                 kernels::DescribeTensors({{"x", &x}, {"weight", &weight}, {"y", &y}}), ")");
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty sum
     PAGEDLLM_CUDA_CHECK(cudaMemsetAsync(y.raw_data(), 0, y.bytes(), stream()));

@@ -1,9 +1,9 @@
-// Argument checks of the CUDA ops beyond kernels/cpu/cpu_checks.h (which they reuse): the CUDA
+// Argument checks of the CUDA ops beyond kernels/op_checks.h (which they reuse): the CUDA
 // ops take any float dtype, so the checks name the one the call uses.
 #pragma once
 
 #include "common/check.h"
-#include "kernels/cpu/cpu_checks.h"
+#include "kernels/op_checks.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/tensor.h"
 

@@ -4,12 +4,12 @@
 
 #include <algorithm>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_linear.h"
 #include "kernels/cuda/cuda_op_checks.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels {
 namespace cuda {
@@ -27,11 +27,11 @@ namespace {
 // cuBLASLt's workspace: enough for the split-K and stream-K algorithms of large GEMMs.
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 
-using cpu::CheckOnDevice;
-using cpu::CheckRank;
-using cpu::CheckRopeQkvArgs;
-using cpu::CheckTensor;
-using cpu::DescribeTensors;
+using kernels::CheckOnDevice;
+using kernels::CheckRank;
+using kernels::CheckRopeQkvArgs;
+using kernels::CheckTensor;
+using kernels::DescribeTensors;
 
 // Checks x/out: [n, hidden], weight: [hidden], one float dtype; returns that dtype.
 cuda::FloatType CheckNormArgs(const char* op, const Device* device, const Tensor& x,

@@ -30,7 +30,7 @@
 #include <cstdint>
 
 #include "common/check.h"
-#include "kernels/cpu/sample_rows_checks.h"
+#include "kernels/sample_rows_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_kernel_util.cuh"
@@ -451,8 +451,8 @@ __global__ void __launch_bounds__(kThreads, 2) MergeKernel(RowReader<T> reader, 
 }  // namespace
 
 void CudaOps::SampleRows(const SampleRowsArgs& args) {
-  const cpu::SampleRowsShape shape =
-      cpu::CheckSampleRowsArgs(device_, args, /*float32_logits_only=*/false);
+  const kernels::SampleRowsShape shape =
+      kernels::CheckSampleRowsArgs(device_, args, /*float32_logits_only=*/false);
   if (shape.rows == 0) return;
   const int64_t rows = shape.rows;
   const int32_t num_groups = static_cast<int32_t>((args.vocab_size + 3) / 4);

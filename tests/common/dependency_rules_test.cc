@@ -1,7 +1,8 @@
 // Keeps the dependency direction of DESIGN.md true by reading every #include line:
 //   coordinator -> proto, common (never worker, kernels, parallel); inside the coordinator only
 //   the frontend, the worker link and main touch generated gRPC types;
-//   worker -> parallel -> kernels interfaces -> common; kernels -> common only.
+//   worker -> parallel -> kernels interfaces -> common; kernels -> common only; the CPU and CUDA
+//   backends never include each other.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -83,6 +84,20 @@ TEST(DependencyRulesTest, KernelsDependOnlyOnCommon) {
     if (!IsOurs(include.header)) continue;
     EXPECT_TRUE(StartsWith(include.header, "kernels/") || StartsWith(include.header, "common/"))
         << include.file << " includes " << include.header;
+  }
+}
+
+// The backends share only what lives in kernels/ itself (interfaces, argument checks, sampling
+// math): neither includes the other's files.
+TEST(DependencyRulesTest, CpuAndCudaBackendsNeverIncludeEachOther) {
+  for (const auto& [dir, banned] :
+       {std::pair{"kernels/cpu", "kernels/cuda/"}, std::pair{"kernels/cuda", "kernels/cpu/"}}) {
+    const auto includes = IncludesUnder(dir);
+    ASSERT_FALSE(includes.empty()) << dir;
+    for (const Include& include : includes) {
+      EXPECT_FALSE(StartsWith(include.header, banned))
+          << include.file << " includes " << include.header;
+    }
   }
 }
 

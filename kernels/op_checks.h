@@ -1,5 +1,6 @@
-// Argument checks shared by the CPU kernels. A failed check is a caller bug: it aborts with
-// the op's name and the shapes involved, e.g.
+// Argument checks shared by every backend (CPU and CUDA), so that both accept exactly the same
+// calls and name the same problems. A failed check is a caller bug: it aborts with the op's name
+// and the shapes involved, e.g.
 //   "Linear: x [3, 5] float32 and weight [4, 6] float32 disagree on k (y [3, 4] float32)".
 #pragma once
 
@@ -11,7 +12,7 @@
 #include "kernels/ops.h"
 #include "kernels/tensor.h"
 
-namespace pagedllm::kernels::cpu {
+namespace pagedllm::kernels {
 
 // "x [3, 5] float32, weight [4, 5] float32" for a list of (name, tensor).
 std::string DescribeTensors(std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
@@ -39,4 +40,4 @@ size_t CheckCopyBlocksArgs(const Device* device, const Tensor& cache, const Tens
 // Cast: in and out on `device`, the same shape.
 void CheckCastArgs(const Device* device, const Tensor& in, const Tensor& out);
 
-}  // namespace pagedllm::kernels::cpu
+}  // namespace pagedllm::kernels

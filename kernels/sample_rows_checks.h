@@ -7,10 +7,8 @@
 #include "kernels/ops.h"
 
 namespace pagedllm::kernels {
-class Device;
-}  // namespace pagedllm::kernels
 
-namespace pagedllm::kernels::cpu {
+class Device;
 
 struct SampleRowsShape {
   int64_t rows = 0;         // P
@@ -27,4 +25,4 @@ SampleRowsShape CheckSampleRowsArgs(const Device* device, const SampleRowsArgs& 
 // num_top_logprobs in [0, num_top]). Backends that can read the params on the host call it.
 void CheckSampleRowParams(int64_t row, const SampleRowParams& params, int num_top);
 
-}  // namespace pagedllm::kernels::cpu
+}  // namespace pagedllm::kernels

@@ -1,9 +1,9 @@
-#include "kernels/cpu/cpu_checks.h"
+#include "kernels/op_checks.h"
 
 #include "absl/strings/str_cat.h"
 #include "kernels/device.h"
 
-namespace pagedllm::kernels::cpu {
+namespace pagedllm::kernels {
 
 std::string DescribeTensors(std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
   std::string text;
@@ -150,4 +150,4 @@ void CheckCastArgs(const Device* device, const Tensor& in, const Tensor& out) {
                  DescribeTensors({{"in", &in}, {"out", &out}}), ")");
 }
 
-}  // namespace pagedllm::kernels::cpu
+}  // namespace pagedllm::kernels

@@ -1,13 +1,13 @@
-#include "kernels/cpu/sample_rows_checks.h"
+#include "kernels/sample_rows_checks.h"
 
 #include <cmath>
 
 #include "common/check.h"
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/device.h"
+#include "kernels/op_checks.h"
 #include "kernels/sampling_math.h"
 
-namespace pagedllm::kernels::cpu {
+namespace pagedllm::kernels {
 
 SampleRowsShape CheckSampleRowsArgs(const Device* device, const SampleRowsArgs& args,
                                     bool float32_logits_only) {
@@ -83,4 +83,4 @@ void CheckSampleRowParams(int64_t row, const SampleRowParams& p, int num_top) {
                  p.num_top_logprobs);
 }
 
-}  // namespace pagedllm::kernels::cpu
+}  // namespace pagedllm::kernels
