@@ -4,12 +4,13 @@
 // width, so a table far wider than the batch needs would waste work), so a decode step costs one
 // graph launch instead of hundreds of kernel launches.
 //
-// Each bucket owns static input tensors; a step writes its batch into them, padded to the
-// bucket: padding rows read token 0 at position 0 of block 0 and write nowhere (slot -1), and
-// their logits are ignored. A bucket's graph is captured the first time a batch needs it, after
-// one eager warm-up run (which sizes the kernels' workspaces). On the CPU the "graph" re-runs
-// the forward pass, so the same path (padding, static buffers) is tested without a GPU.
-// Borrows the device, the model and the cache; used from the step thread.
+// Each bucket owns static input tensors (its logits are rows of one buffer all buckets share); a
+// step writes its batch into them, padded to the bucket: padding rows read token 0 at position 0
+// of block 0 and write nowhere (slot -1), and their logits are ignored. A bucket's graph is
+// captured the first time a batch needs it, after one eager warm-up run (which sizes the kernels'
+// workspaces). On the CPU the "graph" re-runs the forward pass, so the same path (padding, static
+// buffers) is tested without a GPU. Borrows the device, the model and the cache; used from the step
+// thread.
 #pragma once
 
 #include <map>
@@ -48,7 +49,7 @@ class DecodeGraphs {
     int size = 0;
     int table_width = 0;     // block-table columns
     ForwardBatch inputs;     // static: [size] / [size, table_width] / [size + 1]
-    kernels::Tensor logits;  // [size, vocab_local], written by each replay
+    kernels::Tensor logits;  // [size, vocab_local]: a view of logits_, written by each replay
     std::unique_ptr<kernels::DeviceGraph> graph;
   };
 
@@ -64,6 +65,9 @@ class DecodeGraphs {
   const int max_blocks_per_seq_;
   std::map<std::pair<int, int>, std::unique_ptr<Bucket>> buckets_;  // by (size, table_width)
   std::set<std::pair<int, int>> failed_;  // buckets whose capture ran out of memory
+  // [max_batch, vocab_local]: every bucket's logits, as only one graph runs at a time (the graph
+  // pool shares their other memory the same way, see CudaDevice::CaptureGraph).
+  kernels::Tensor logits_;
 };
 
 }  // namespace pagedllm::worker

@@ -1,8 +1,12 @@
-// How many KV blocks fit on this rank's GPU: after the weights are loaded, one forward pass at
-// the largest step the scheduler may send (max_num_batched_tokens tokens) measures the peak of
-// activation memory; what is left of gpu_memory_utilization × total, after everything the
-// process (and any other) holds, becomes KV blocks. The caching allocator keeps the profiled
-// activation memory reserved, so serving never needs more than was measured.
+// How many KV blocks fit on this rank's GPU. After the weights are loaded, the largest step the
+// scheduler may send is run once: max_num_batched_tokens tokens in min(max_num_seqs, tokens)
+// sequences, every one sampled (so the logits of that many rows, gathered over the ranks, and
+// the sampler's workspace at its largest are part of it). That measures the peak of activation
+// memory; the caching allocator keeps it reserved, so eager steps never need more. Decode graphs
+// draw on a pool of their own (CudaDevice::CaptureGraph), about one decode step's activations
+// at the largest batch: with graphs on, that much more is kept free. What is left of
+// gpu_memory_utilization × total, after everything the process (and any other) holds, becomes KV
+// blocks.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +20,10 @@ namespace pagedllm::worker {
 struct KvSizingInput {
   int block_size = 16;
   int max_num_batched_tokens = 2048;
+  int max_num_seqs = 256;
+  bool reserve_graph_pool = false;  // decode graphs on
+  int world_size = 1;               // tensor-parallel ranks (rank 0 samples the gathered logits)
+  int64_t vocab_size = 0;
   double gpu_memory_utilization = 0.9;
   kernels::DType cache_dtype = kernels::DType::kBFloat16;
   int num_layers = 0;
@@ -26,6 +34,7 @@ struct KvSizingInput {
 struct KvSizing {
   int64_t num_blocks = 0;
   size_t activation_peak_bytes = 0;
+  size_t graph_reserve_bytes = 0;
   size_t bytes_per_block = 0;
 };
 

@@ -47,8 +47,18 @@ ABSL_FLAG(int, max_num_seqs, 256, "most sequences in a step (the largest decode 
 namespace pagedllm::worker {
 namespace {
 
+// --decode_graphs (checked at the start of Run): on, off, or auto (on for CUDA).
+bool UseDecodeGraphs(const kernels::Device& device) {
+  const std::string graphs = absl::GetFlag(FLAGS_decode_graphs);
+  return graphs == "on" || (graphs == "auto" && device.type() == kernels::DeviceType::kCuda);
+}
+
 absl::Status Run(parallel::MpiSession& mpi) {
   const int rank = mpi.rank();
+  if (const std::string graphs = absl::GetFlag(FLAGS_decode_graphs);
+      graphs != "auto" && graphs != "on" && graphs != "off") {
+    return absl::InvalidArgumentError("--decode_graphs must be auto, on or off, got " + graphs);
+  }
   PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<kernels::Device> device,
                             parallel::OpenRankDevice(mpi, absl::GetFlag(FLAGS_device)));
   PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<parallel::Communicator> comm,
@@ -75,6 +85,10 @@ absl::Status Run(parallel::MpiSession& mpi) {
     KvSizingInput sizing_input;
     sizing_input.block_size = block_size;
     sizing_input.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+    sizing_input.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+    sizing_input.reserve_graph_pool = UseDecodeGraphs(*device);
+    sizing_input.world_size = mpi.world_size();
+    sizing_input.vocab_size = loaded.info.vocab_size();
     sizing_input.gpu_memory_utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
     sizing_input.cache_dtype = loaded.cache_dtype;
     sizing_input.num_layers = loaded.num_layers;
@@ -127,12 +141,7 @@ absl::Status Run(parallel::MpiSession& mpi) {
     hello.set_secret(secret);
   }
 
-  const std::string graphs = absl::GetFlag(FLAGS_decode_graphs);
-  if (graphs != "auto" && graphs != "on" && graphs != "off") {
-    return absl::InvalidArgumentError("--decode_graphs must be auto, on or off, got " + graphs);
-  }
-  const bool use_graphs =
-      graphs == "on" || (graphs == "auto" && device->type() == kernels::DeviceType::kCuda);
+  const bool use_graphs = UseDecodeGraphs(*device);
   ModelRunner runner(device.get(), comm.get(), std::move(loaded.model), std::move(cache),
                      loaded.info.max_position_embeddings(),
                      use_graphs ? absl::GetFlag(FLAGS_max_num_seqs) : 0);

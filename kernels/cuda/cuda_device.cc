@@ -100,21 +100,23 @@ absl::StatusOr<void*> CudaDevice::AllocateBytes(size_t bytes) {
 }
 
 absl::StatusOr<void*> CudaDevice::TakeBlock(size_t bytes, size_t rounded) {
-  if (auto it = cached_.lower_bound(rounded);
-      it != cached_.end() && it->first <= rounded + rounded / kReuseSlackDivisor) {
+  std::multimap<size_t, void*>& free_blocks = capturing_ ? graph_free_ : cached_;
+  if (auto it = free_blocks.lower_bound(rounded);
+      it != free_blocks.end() && it->first <= rounded + rounded / kReuseSlackDivisor) {
     void* data = it->second;
-    cached_.erase(it);
+    free_blocks.erase(it);
     return data;
   }
   void* data = nullptr;
   cudaError_t error = cudaMalloc(&data, rounded);
   if (error == cudaErrorMemoryAllocation) {
     cudaGetLastError();  // cudaMalloc's failure is not sticky; clear it for the launch checks
-    if (capture_blocks_ != nullptr) {
+    if (capturing_) {
       // Emptying the cache synchronises the stream, which a capture forbids: fail instead, and
       // let the caller run the step without a graph.
-      return absl::ResourceExhaustedError(absl::StrCat(name_, ": out of memory allocating ", bytes,
-                                                       " bytes while capturing a graph"));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          name_, ": out of memory allocating ", bytes, " bytes while capturing a graph (",
+          graph_pool_bytes_, " bytes in the graph pool)"));
     }
     const size_t cached_bytes = bytes_reserved_ - bytes_in_use_;
     EmptyCache();
@@ -133,6 +135,10 @@ absl::StatusOr<void*> CudaDevice::TakeBlock(size_t bytes, size_t rounded) {
   PAGEDLLM_CUDA_RETURN_IF_ERROR(error);
   block_size_.emplace(data, rounded);
   bytes_reserved_ += rounded;
+  if (capturing_) {
+    graph_pool_.insert(data);
+    graph_pool_bytes_ += rounded;
+  }
   return data;
 }
 
@@ -143,13 +149,10 @@ void CudaDevice::Free(void* data) {
                  absl::Hex(reinterpret_cast<uintptr_t>(data)),
                  ") of a pointer this device did not allocate (or freed twice)");
   bytes_in_use_ -= it->second;
-  if (capture_blocks_ != nullptr) {
-    capture_blocks_->push_back(data);  // the graph being captured reads or writes it
-    return;
-  }
-  // Kernels still queued on the stream may use the block; whoever takes it next issues its work
-  // on the same stream, after them, so the block goes back to the cache at once.
-  cached_.emplace(it->second, data);
+  // Kernels still queued on the stream (or recorded in a graph) may use the block; whoever takes
+  // it next issues its work on the same stream, after them, so it is free again at once. A graph
+  // pool block stays in the pool.
+  (graph_pool_.count(data) > 0 ? graph_free_ : cached_).emplace(it->second, data);
 }
 
 void CudaDevice::EmptyCache() {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -73,12 +74,17 @@ class CudaDevice final : public Device {
   }
   void ResetPeakMemory() override { ResetPeak(); }
 
-  // Stream capture (relaxed mode) of `body` into a CUDA graph (cuda_graph.cc). Blocks freed while
-  // capturing belong to the graph until it is destroyed: replays write them.
+  // Stream capture (relaxed mode) of `body` into a CUDA graph (cuda_graph.cc).
+  //
+  // Graph memory is one pool shared by every graph: blocks allocated while capturing join it for
+  // good (replays write them), and a pool block that no live tensor holds may be taken again by
+  // the same capture (in stream order, as eager work reuses memory) or by a later one. Graphs
+  // replay one at a time on the one stream, so each uses the pool as scratch in turn; only what
+  // a capture leaves live (its outputs) stays its own. Eager allocations never take pool blocks.
+  // So the graphs of every batch size together hold about the largest one's activations.
   absl::StatusOr<std::unique_ptr<DeviceGraph>> CaptureGraph(
       std::function<absl::Status()> body) override;
-  // Returns a destroyed graph's blocks to the cache.
-  void ReleaseGraphBlocks(const std::vector<void*>& blocks);
+  size_t graph_pool_bytes() const { return graph_pool_bytes_; }
   // Returns every cached (unused) block to CUDA.
   void EmptyCache();
   // cudaMemGetInfo: {free, total} bytes of the GPU.
@@ -100,8 +106,11 @@ class CudaDevice final : public Device {
   cudaStream_t stream_;
   const std::string name_;
   std::unique_ptr<CudaOps> ops_;
-  std::multimap<size_t, void*> cached_;           // free blocks by size
-  std::vector<void*>* capture_blocks_ = nullptr;  // while capturing: blocks freed meanwhile
+  std::multimap<size_t, void*> cached_;  // free blocks by size
+  bool capturing_ = false;
+  std::multimap<size_t, void*> graph_free_;  // graph pool blocks no live tensor holds
+  std::unordered_set<void*> graph_pool_;     // every graph pool block
+  size_t graph_pool_bytes_ = 0;
   std::unordered_map<void*, size_t> block_size_;  // every block we hold, by address
   size_t bytes_in_use_ = 0;
   size_t bytes_reserved_ = 0;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "common/status.h"
 
@@ -49,8 +50,16 @@ absl::StatusOr<Tensor> LlamaModel::Forward(const ForwardBatch& batch, KvCache& c
   ops_.AddRmsNorm(delta, residual, weights_.final_norm, dims_.rms_norm_eps, normed);
 
   const int64_t num_sampled = batch.sample_rows.empty() ? 0 : batch.sample_rows.dim(0);
-  PAGEDLLM_ASSIGN_OR_RETURN(Tensor logits,
-                            device_->Allocate(compute_dtype_, {num_sampled, dims_.vocab_local}));
+  Tensor logits = batch.logits_out;
+  if (logits.empty()) {
+    PAGEDLLM_ASSIGN_OR_RETURN(logits,
+                              device_->Allocate(compute_dtype_, {num_sampled, dims_.vocab_local}));
+  } else if (logits.dtype() != compute_dtype_ || logits.rank() != 2 ||
+             logits.dim(0) != num_sampled || logits.dim(1) != dims_.vocab_local) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Forward: logits_out is ", logits.ShapeString(), ", the step needs [", num_sampled, ", ",
+        dims_.vocab_local, "] ", kernels::DTypeName(compute_dtype_)));
+  }
   if (num_sampled == 0) return logits;
   PAGEDLLM_ASSIGN_OR_RETURN(Tensor last_rows,
                             device_->Allocate(compute_dtype_, {num_sampled, hidden}));

@@ -57,6 +57,9 @@ struct ForwardBatch {
   kernels::Tensor query_start;   // [S + 1] int32
   kernels::Tensor context_lens;  // [S] int32
   kernels::Tensor sample_rows;   // [P] int32: rows of the last token of each sampled sequence
+  // Optional: where the logits go ([P, vocab_local] in the compute dtype). Decode graphs of every
+  // batch size share one such buffer instead of each holding its own.
+  kernels::Tensor logits_out;
 };
 
 class LlamaModel {
@@ -67,6 +70,7 @@ class LlamaModel {
   LlamaModel& operator=(const LlamaModel&) = delete;
 
   const LlamaDims& dims() const { return dims_; }
+  kernels::DType compute_dtype() const { return compute_dtype_; }
 
   // Runs the batch through every layer, writing this step's K/V into `cache`, and returns this
   // rank's slice of the logits of the sampled rows: [P, vocab_local].
