@@ -148,6 +148,7 @@ void Engine::Loop() {
       std::lock_guard<std::mutex> lock(mutex_);
       PublishStatsLocked();
       ++reconfigurations_done_;
+      ++stats_.num_reconfigurations;
       reconfigured_.notify_all();
     }
     for (auto& [spec, handle] : inbox.submitted) Admit(std::move(spec), std::move(handle));
@@ -325,6 +326,10 @@ void Engine::RunOneStep() {
       ++stats_.num_decode_steps;
       stats_.decode_step_ns_total += step_ns;
       stats_.decode_forward_ns_total += outcome->forward_ns;
+    } else {
+      ++stats_.num_prefill_steps;
+      stats_.prefill_step_ns_total += step_ns;
+      stats_.prefill_forward_ns_total += outcome->forward_ns;
     }
   }
   HandleSampled(outcome->tokens, sequences);

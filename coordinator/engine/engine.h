@@ -52,6 +52,10 @@ struct EngineStats {
   uint64_t num_decode_steps = 0;         // steps where every sequence computed one token
   uint64_t decode_step_ns_total = 0;     // their round trip, as the engine saw it
   uint64_t decode_forward_ns_total = 0;  // their time on rank 0
+  uint64_t num_prefill_steps = 0;        // the other steps
+  uint64_t prefill_step_ns_total = 0;
+  uint64_t prefill_forward_ns_total = 0;
+  uint64_t num_reconfigurations = 0;  // worker restarts taken (Reconfigure)
 };
 
 class Engine {

@@ -296,6 +296,10 @@ grpc::Status GenerationService::GetStats(grpc::ServerContext* context, const v1:
   response->set_num_decode_steps(stats.num_decode_steps);
   response->set_decode_step_ns_total(stats.decode_step_ns_total);
   response->set_decode_forward_ns_total(stats.decode_forward_ns_total);
+  response->set_num_prefill_steps(stats.num_prefill_steps);
+  response->set_prefill_step_ns_total(stats.prefill_step_ns_total);
+  response->set_prefill_forward_ns_total(stats.prefill_forward_ns_total);
+  response->set_num_worker_restarts(stats.num_reconfigurations);
   return grpc::Status::OK;
 }
 

@@ -120,6 +120,7 @@ TEST(EngineRestartTest, StartedRequestsFailWaitingOnesRunOnTheNewWorkers) {
   executor.set_healthy(true);
   engine.Reconfigure(blocks, FakeExecutor::Lost());
   EXPECT_EQ(engine.stats().num_total_blocks, 256);
+  EXPECT_EQ(engine.stats().num_reconfigurations, 1u);
   for (const auto& [handle, tokens] : {std::pair{waiting, 3}, std::pair{arrived, 2}}) {
     const std::vector<GenerationChunk> chunks = Drain(*handle, absl::Seconds(10));
     std::vector<int32_t> ids;
