@@ -9,7 +9,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   libopenblas-dev
   libgtest-dev libgmock-dev
-  nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev patchelf openssl
+  nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libpng-dev patchelf openssl
   python3
 )
 missing=()
