@@ -187,6 +187,28 @@ TEST(BenchStatsTest, AnalyzeCountsCompletedRequestsOnly) {
   EXPECT_NEAR(report.e2e_ms.p99, 499, 1e-6);
 }
 
+TEST(BenchStatsTest, CompletionRateFollowsTheQueue) {
+  // Ten arrivals one second apart; each sent on arrival.
+  std::vector<RequestRecord> keeps_up(10), falls_behind(10);
+  for (int i = 0; i < 10; ++i) {
+    for (RequestRecord* record : {&keeps_up[i], &falls_behind[i]}) {
+      record->arrival_s = record->sent_s = i;
+      record->first_token_s = 0.1;
+      record->ok = true;
+    }
+    keeps_up[i].latency_s = 0.5 + 0.3 * (i % 2);  // bounded latency
+    falls_behind[i].latency_s = 0.5 + i;          // one second more queueing every second
+  }
+  const RunReport good = Analyze(keeps_up, 10.0);
+  EXPECT_NEAR(good.arrival_rate, 1.0, 1e-12);
+  EXPECT_NEAR(good.completion_rate, 1.0, 0.02);
+  const RunReport bad = Analyze(falls_behind, 19.5);
+  EXPECT_NEAR(bad.arrival_rate, 1.0, 1e-12);
+  EXPECT_NEAR(bad.completion_rate, 0.5, 1e-9);
+  for (RequestRecord& record : keeps_up) record.arrival_s = 0;  // all at once: no fit
+  EXPECT_EQ(Analyze(keeps_up, 1.0).arrival_rate, 0.0);
+}
+
 TEST(BenchStatsTest, FloorByHand) {
   FloorInputs inputs;
   inputs.requests = {{10, 4}, {2, 2}};

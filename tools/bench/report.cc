@@ -40,6 +40,16 @@ EngineDelta DiffStats(const v1::ServerStats& before, const v1::ServerStats& afte
         1e-6 * (after.decode_forward_ns_total() - before.decode_forward_ns_total()) /
         engine.decode_steps;
   }
+  engine.prefill_steps = after.num_prefill_steps() - before.num_prefill_steps();
+  if (engine.prefill_steps > 0) {
+    engine.prefill_step_ms = 1e-6 *
+                             (after.prefill_step_ns_total() - before.prefill_step_ns_total()) /
+                             engine.prefill_steps;
+    engine.prefill_forward_ms =
+        1e-6 * (after.prefill_forward_ns_total() - before.prefill_forward_ns_total()) /
+        engine.prefill_steps;
+  }
+  engine.worker_restarts = after.num_worker_restarts() - before.num_worker_restarts();
   engine.kv_usage_samples = after.kv_usage_samples() - before.kv_usage_samples();
   if (engine.kv_usage_samples > 0) {
     const double allocated = after.kv_slots_allocated_sum() - before.kv_slots_allocated_sum();
@@ -64,6 +74,15 @@ void PrintEngine(const EngineDelta& engine, const v1::ServerStats& after, double
               static_cast<unsigned long>(engine.steps),
               engine.steps ? 1e3 * wall_s / engine.steps : 0.0,
               static_cast<unsigned long>(engine.preemptions));
+  if (engine.worker_restarts > 0) {
+    std::printf("workers restarted %lu times during the run\n",
+                static_cast<unsigned long>(engine.worker_restarts));
+  }
+  if (engine.prefill_steps > 0) {
+    std::printf("prefill: %lu steps, %.3f ms per step (worker forward %.3f ms)\n",
+                static_cast<unsigned long>(engine.prefill_steps), engine.prefill_step_ms,
+                engine.prefill_forward_ms);
+  }
   if (engine.kv_usage_samples > 0) {
     std::printf(
         "KV cache: %.2f%% of allocated slots hold no token (mean over %lu steps); "
@@ -100,8 +119,8 @@ void AddRunReport(const RunReport& report, Row* row) {
   r["failed"] = report.failed;
   r["duration_s"] = report.duration_s;
   r["request_throughput"] = report.request_throughput;
-  r["steady_offered_rate"] = report.steady_offered_rate;
-  r["steady_completion_rate"] = report.steady_completion_rate;
+  r["arrival_rate"] = report.arrival_rate;
+  r["completion_rate"] = report.completion_rate;
   r["input_tokens"] = report.input_tokens;
   r["output_tokens"] = report.output_tokens;
   r["input_tokens_per_s"] = report.input_tokens_per_s;
@@ -121,6 +140,10 @@ void AddEngine(const EngineDelta& engine, Row* row) {
   r["decode_steps"] = engine.decode_steps;
   r["decode_step_ms"] = engine.decode_step_ms;
   r["decode_forward_ms"] = engine.decode_forward_ms;
+  r["prefill_steps"] = engine.prefill_steps;
+  r["prefill_step_ms"] = engine.prefill_step_ms;
+  r["prefill_forward_ms"] = engine.prefill_forward_ms;
+  r["worker_restarts"] = engine.worker_restarts;
   r["kv_usage_samples"] = engine.kv_usage_samples;
   r["kv_waste_pct"] = engine.kv_waste_pct;
   r["kv_mean_blocks_in_use"] = engine.kv_mean_blocks_in_use;

@@ -23,6 +23,10 @@ struct EngineDelta {
   uint64_t decode_steps = 0;
   double decode_step_ms = 0;     // mean coordinator round trip of a decode step
   double decode_forward_ms = 0;  // mean time of a decode step on rank 0
+  uint64_t prefill_steps = 0;    // the other steps (prefills, chunks, recomputes)
+  double prefill_step_ms = 0;
+  double prefill_forward_ms = 0;
+  uint64_t worker_restarts = 0;
   uint64_t kv_usage_samples = 0;
   double kv_waste_pct = 0;  // of allocated slots holding no token (--kv_usage_stats)
   double kv_mean_blocks_in_use = 0;
@@ -34,8 +38,9 @@ struct EngineDelta {
 
 EngineDelta DiffStats(const v1::ServerStats& before, const v1::ServerStats& after);
 
-// The lines "engine: ...", "KV cache: ..." (with --kv_usage_stats), "prefix cache: ..." (when
-// queried) and "swaps: ...". `wall_s` gives the mean step time.
+// The lines "engine: ...", "prefill: ..." (when there were any), "KV cache: ..." (with
+// --kv_usage_stats), "prefix cache: ..." (when queried) and "swaps: ...". `wall_s` gives the mean
+// step time.
 void PrintEngine(const EngineDelta& engine, const v1::ServerStats& after, double wall_s);
 
 // TTFT, TPOT, ITL and E2E latency: mean, p50, p90, p99 in ms, one line each, under a header.

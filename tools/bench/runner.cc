@@ -16,6 +16,28 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration duration) { return std::chrono::duration<double>(duration).count(); }
 
+const char* CodeName(grpc::StatusCode code) {
+  static constexpr const char* kNames[] = {"OK",
+                                           "CANCELLED",
+                                           "UNKNOWN",
+                                           "INVALID_ARGUMENT",
+                                           "DEADLINE_EXCEEDED",
+                                           "NOT_FOUND",
+                                           "ALREADY_EXISTS",
+                                           "PERMISSION_DENIED",
+                                           "RESOURCE_EXHAUSTED",
+                                           "FAILED_PRECONDITION",
+                                           "ABORTED",
+                                           "OUT_OF_RANGE",
+                                           "UNIMPLEMENTED",
+                                           "INTERNAL",
+                                           "UNAVAILABLE",
+                                           "DATA_LOSS",
+                                           "UNAUTHENTICATED"};
+  const int index = static_cast<int>(code);
+  return index >= 0 && index < 17 ? kNames[index] : "UNKNOWN";
+}
+
 // One call in flight. Exactly one operation of it is pending on the queue at a time, so its
 // address is the tag and `state` says which operation completed.
 struct Call {
@@ -106,7 +128,7 @@ RunResult RunRequests(v1::Generation::Stub* stub, const std::vector<v1::Generate
         record.latency_s = Seconds(now - call->sent);
         record.ok = call->status.ok();
         if (!record.ok) {
-          record.error = "code " + std::to_string(call->status.error_code()) + ": " +
+          record.error = std::string(CodeName(call->status.error_code())) + ": " +
                          call->status.error_message();
           ++failed;
         }

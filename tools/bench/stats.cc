@@ -29,12 +29,18 @@ Summary Summarize(std::vector<double> values) {
 
 namespace {
 
-// Events per second between the 10th and the 90th percentile of `times`: 0.8 (n - 1) intervals.
-double MiddleRate(std::vector<double> times) {
-  if (times.size() < 10) return 0;
-  std::sort(times.begin(), times.end());
-  const double span = Percentile(times, 0.9) - Percentile(times, 0.1);
-  return span > 0 ? 0.8 * static_cast<double>(times.size() - 1) / span : 0.0;
+// The least-squares slope of y against x; 0 when x does not vary.
+double Slope(const std::vector<double>& x, const std::vector<double>& y) {
+  if (x.size() < 2) return 0;
+  const double n = static_cast<double>(x.size());
+  const double mean_x = std::accumulate(x.begin(), x.end(), 0.0) / n;
+  const double mean_y = std::accumulate(y.begin(), y.end(), 0.0) / n;
+  double covariance = 0, variance = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    covariance += (x[i] - mean_x) * (y[i] - mean_y);
+    variance += (x[i] - mean_x) * (x[i] - mean_x);
+  }
+  return variance > 0 ? covariance / variance : 0.0;
 }
 
 }  // namespace
@@ -44,8 +50,10 @@ RunReport Analyze(const std::vector<RequestRecord>& records, double duration_s) 
   report.num_requests = static_cast<int>(records.size());
   report.duration_s = duration_s;
   std::vector<double> ttft, tpot, itl, e2e, arrivals, completions;
+  double first_arrival = 0, last_arrival = 0;
   for (const RequestRecord& record : records) {
-    arrivals.push_back(record.arrival_s);
+    first_arrival = std::min(first_arrival, record.arrival_s);
+    last_arrival = std::max(last_arrival, record.arrival_s);
     if (!record.ok) {
       ++report.failed;
       if (report.first_error.empty()) report.first_error = record.error;
@@ -55,6 +63,7 @@ RunReport Analyze(const std::vector<RequestRecord>& records, double duration_s) 
     report.input_tokens += record.prompt_len;
     report.output_tokens += record.output_tokens;
     e2e.push_back(1e3 * record.latency_s);
+    arrivals.push_back(record.arrival_s);
     completions.push_back(record.sent_s + record.latency_s);
     if (record.first_token_s >= 0) ttft.push_back(1e3 * record.first_token_s);
     if (record.first_token_s >= 0 && record.steps > 1) {
@@ -68,9 +77,10 @@ RunReport Analyze(const std::vector<RequestRecord>& records, double duration_s) 
     report.output_tokens_per_s = report.output_tokens / duration_s;
     report.total_tokens_per_s = (report.input_tokens + report.output_tokens) / duration_s;
   }
-  report.steady_offered_rate = MiddleRate(std::move(arrivals));
-  if (report.steady_offered_rate > 0) {
-    report.steady_completion_rate = MiddleRate(std::move(completions));
+  if (last_arrival > first_arrival && arrivals.size() >= 3) {
+    report.arrival_rate = (records.size() - 1) / (last_arrival - first_arrival);
+    const double slope = Slope(arrivals, completions);
+    report.completion_rate = slope > 0 ? report.arrival_rate / slope : report.arrival_rate;
   }
   report.ttft_ms = Summarize(std::move(ttft));
   report.tpot_ms = Summarize(std::move(tpot));

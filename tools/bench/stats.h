@@ -27,7 +27,7 @@ struct RequestRecord {
   // for the first chunk, which TTFT covers.
   std::vector<double> itl_s;
   bool ok = false;
-  std::string error;  // the call's status ("CODE: message") when not ok
+  std::string error;  // the call's status ("INVALID_ARGUMENT: message") when not ok
 };
 
 struct Summary {
@@ -54,13 +54,15 @@ struct RunReport {
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   double request_throughput = 0;  // completed / duration
-  // Rates over the middle of the run, from the 10th to the 90th percentile of the times, where
-  // neither the start nor the drain of a finite run weighs: of the arrivals (the offered rate as
-  // realized by the Poisson draws) and of the completions. A server that keeps up completes as
-  // fast as requests arrive; one that does not falls behind. 0 when the arrivals take no time
-  // (every request at once) or fewer than 10 requests completed.
-  double steady_offered_rate = 0;
-  double steady_completion_rate = 0;
+  // Whether the server keeps up, free of a finite run's drain and of the Poisson draws' noise:
+  // arrival_rate is the rate the arrivals realized, (n - 1) / (last - first arrival);
+  // completion_rate is arrival_rate / b, where b is the least-squares slope of the completion
+  // times against the arrival times of the completed requests. A server that keeps up finishes
+  // each request a bounded time after it arrived (b = 1); one that falls behind adds queueing
+  // delay in proportion to the time run (b > 1: completions come b times slower than arrivals).
+  // Both 0 when every request arrived at once or fewer than 3 completed.
+  double arrival_rate = 0;
+  double completion_rate = 0;
   double input_tokens_per_s = 0;
   double output_tokens_per_s = 0;
   double total_tokens_per_s = 0;
