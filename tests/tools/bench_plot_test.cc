@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tools/bench/plot.h"
+#include "tools/bench/sweep.h"
 
 namespace pagedllm::bench {
 namespace {
@@ -136,6 +137,34 @@ TEST(BenchPlotTest, ChartDrawsSeriesLegendAndMarkers) {
   EXPECT_EQ(image.height, 300);
   EXPECT_EQ(image.rgb.size(), canvas.pixels().size());
   EXPECT_TRUE(image.rgb == canvas.pixels());
+  std::remove(path.c_str());
+}
+
+TEST(BenchPlotTest, SweepPlotHasTwoPanelsOfTwoSeries) {
+  std::vector<RunReport> reports(3);
+  for (int i = 0; i < 3; ++i) {
+    reports[i].ttft_ms.p50 = 10 * (i + 1);
+    reports[i].ttft_ms.p99 = 100 * (i + 1);
+    reports[i].tpot_ms.p50 = 5 + i;
+    reports[i].tpot_ms.p99 = 8 + 2 * i;
+  }
+  const std::string path = TempPath("sweep");
+  ASSERT_TRUE(WriteSweepPlot(path, {2, 4, 8}, reports, 250, 8).ok());
+  const Image image = ReadPng(path);
+  ASSERT_GT(image.width, image.height);
+  int colors[4] = {0, 0, 0, 0};
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      for (int s = 0; s < 4; ++s) colors[s] += image.At(x, y) == SeriesColor(s);
+    }
+  }
+  for (int s = 0; s < 4; ++s) EXPECT_GT(colors[s], 50) << "series " << s;
+  // TTFT on the left half, TPOT on the right.
+  int left_tpot = 0;
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width / 2; ++x) left_tpot += image.At(x, y) == SeriesColor(2);
+  }
+  EXPECT_EQ(left_tpot, 0);
   std::remove(path.c_str());
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tools/bench/stats.h"
+#include "tools/bench/sweep.h"
 #include "tools/bench/workload.h"
 
 namespace pagedllm::bench {
@@ -207,6 +208,34 @@ TEST(BenchStatsTest, CompletionRateFollowsTheQueue) {
   EXPECT_NEAR(bad.completion_rate, 0.5, 1e-9);
   for (RequestRecord& record : keeps_up) record.arrival_s = 0;  // all at once: no fit
   EXPECT_EQ(Analyze(keeps_up, 1.0).arrival_rate, 0.0);
+}
+
+TEST(BenchSweepTest, ExplosionReasons) {
+  RunReport report;
+  report.num_requests = 100;
+  report.request_throughput = 9.5;
+  report.arrival_rate = 10;
+  report.completion_rate = 10;
+  report.ttft_ms.p99 = 900;
+  report.e2e_ms.p50 = 100;
+  EXPECT_EQ(Explosion(report, 10, 1000), "");
+  report.ttft_ms.p99 = 1200;
+  EXPECT_NE(Explosion(report, 10, 1000).find("p99 TTFT 1200.0 ms > 1000 ms"), std::string::npos);
+  report.ttft_ms.p99 = 900;
+  // Offered as realized: 8.0/s arrived, 7.5 achieved is within 90% although the rate was 10.
+  report.arrival_rate = 8;
+  report.request_throughput = 7.5;
+  EXPECT_EQ(Explosion(report, 10, 1000), "");
+  report.request_throughput = 5;
+  report.completion_rate = 5;
+  EXPECT_EQ(Explosion(report, 10, 1000).rfind("achieved 5.00 requests/s < 90% of the 8.00/s", 0),
+            0u);
+  // A short run whose completions kept pace: said so.
+  report.completion_rate = 8;
+  report.e2e_ms.p50 = 5000;
+  EXPECT_NE(Explosion(report, 10, 1000).find("a short run"), std::string::npos);
+  report.failed = 2;
+  EXPECT_EQ(Explosion(report, 10, 1000), "2 requests failed");
 }
 
 TEST(BenchStatsTest, FloorByHand) {

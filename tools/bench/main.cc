@@ -47,7 +47,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -61,10 +60,11 @@
 #include "common/flags_usage.h"
 #include "grpcpp/create_channel.h"
 #include "pagedllm/v1/generation.grpc.pb.h"
-#include "tools/bench/plot.h"
+#include "tools/bench/flag_check.h"
 #include "tools/bench/report.h"
 #include "tools/bench/runner.h"
 #include "tools/bench/stats.h"
+#include "tools/bench/sweep.h"
 #include "tools/bench/workload.h"
 
 ABSL_FLAG(std::string, address, "localhost:50051", "coordinator address");
@@ -120,54 +120,7 @@ namespace v1 = pagedllm::v1;
   std::exit(2);
 }
 
-// The flags given on the command line (this Abseil keeps IsSpecifiedOnCommandLine private).
-std::set<std::string>& SpecifiedFlags() {
-  static std::set<std::string> names;
-  return names;
-}
-
-// absl::ParseCommandLine reports a bad flag and exits 1; ours is exit 2, so every --name[=value]
-// is checked first: an unknown name, or a value its flag cannot parse. Records the names given.
-void CheckFlagSyntaxOrExit(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "--") return;
-    if (arg.size() < 2 || arg[0] != '-') continue;  // a positional argument: refused later
-    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
-    const size_t equals = arg.find('=');
-    const std::string name(arg.substr(0, equals));
-    // These read other sources of flags; absl checks what they bring.
-    if (name == "flagfile" || name == "fromenv" || name == "tryfromenv" || name == "undefok") {
-      return;
-    }
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    if (flag == nullptr && absl::StartsWith(name, "no") && equals == absl::string_view::npos) {
-      absl::CommandLineFlag* negated = absl::FindCommandLineFlag(name.substr(2));
-      if (negated != nullptr && negated->IsOfType<bool>()) {
-        SpecifiedFlags().insert(name.substr(2));
-        continue;
-      }
-    }
-    if (flag == nullptr) BadFlag(absl::StrCat("unknown flag --", name, " (see --help)"));
-    SpecifiedFlags().insert(name);
-    std::string value;
-    if (equals != absl::string_view::npos) {
-      value = std::string(arg.substr(equals + 1));
-    } else if (flag->IsOfType<bool>()) {
-      continue;
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      BadFlag(absl::StrCat("--", name, " needs a value"));
-    }
-    std::string error;
-    if (!flag->ParseFrom(value, &error)) {
-      BadFlag(absl::StrCat("--", name, "=", value, ": ", error));
-    }
-  }
-}
-
-bool Specified(const std::string& name) { return SpecifiedFlags().count(name) > 0; }
+bool Specified(const std::string& name) { return bench::FlagsGiven().count(name) > 0; }
 
 // A rate in requests/s: a positive number, or "inf" when allowed.
 absl::StatusOr<double> ParseRate(absl::string_view text, absl::string_view flag, bool allow_inf) {
@@ -643,80 +596,6 @@ int RunOnline(v1::Generation::Stub* stub, const v1::ServerStats& before,
   return report.failed == 0 ? 0 : 1;
 }
 
-// Why the run at `rate` counts as exploded; empty when it does not. The throughput test is
-// vLLM's, completed / duration, against the offered rate as the arrivals realized it (n - 1
-// requests over the last arrival's time; the nominal rate when all came at once). A short run
-// fails it without overload
-// (its last requests drain after the arrivals end, and the Poisson draws may fall short of the
-// rate): the reason then says so, with the fit of completions against arrivals (stats.h).
-std::string Explosion(const bench::RunReport& report, double rate, double slo_ms) {
-  char text[320];
-  if (report.failed > 0) return absl::StrCat(report.failed, " requests failed");
-  if (report.ttft_ms.p99 > slo_ms) {
-    std::snprintf(text, sizeof(text), "p99 TTFT %.1f ms > %g ms (--ttft_slo_ms)",
-                  report.ttft_ms.p99, slo_ms);
-    return text;
-  }
-  // The rate the Poisson draws realized (a short run's may fall well short of the nominal one).
-  const double offered = report.arrival_rate > 0 ? report.arrival_rate : rate;
-  if (report.request_throughput >= 0.9 * offered) return "";
-  int length = std::snprintf(text, sizeof(text),
-                             "achieved %.2f requests/s < 90%% of the %.2f/s offered (rate %g as "
-                             "drawn)",
-                             report.request_throughput, offered, rate);
-  const double arrivals_s =
-      report.arrival_rate > 0 ? (report.num_requests - 1) / report.arrival_rate : 0.0;
-  if (report.arrival_rate > 0 && report.completion_rate >= 0.9 * report.arrival_rate &&
-      arrivals_s < 10 * report.e2e_ms.p50 / 1e3) {
-    std::snprintf(text + length, sizeof(text) - length,
-                  " (a short run: its arrivals span %.1f s against a p50 E2E latency of %.2f s, "
-                  "and completions kept pace with arrivals, %.2f/s vs %.2f/s; more "
-                  "--num_requests decide)",
-                  arrivals_s, report.e2e_ms.p50 / 1e3, report.completion_rate, report.arrival_rate);
-  }
-  return text;
-}
-
-absl::Status WriteSweepPlot(const std::string& path, const std::vector<double>& rates,
-                            const std::vector<bench::RunReport>& reports, double slo_ms,
-                            double explodes_at) {
-  std::vector<bench::Series> series(4);
-  const char* names[] = {"TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99"};
-  for (int s = 0; s < 4; ++s) {
-    series[s].name = names[s];
-    series[s].color = bench::SeriesColor(s);
-    series[s].x = rates;
-  }
-  for (const bench::RunReport& report : reports) {
-    series[0].y.push_back(report.ttft_ms.p50);
-    series[1].y.push_back(report.ttft_ms.p99);
-    series[2].y.push_back(report.tpot_ms.p50);
-    series[3].y.push_back(report.tpot_ms.p99);
-  }
-  bench::Chart ttft, tpot;
-  ttft.title = "Time to first token";
-  tpot.title = "Time per output token";
-  for (bench::Chart* chart : {&ttft, &tpot}) {
-    chart->x_label = "request rate (requests/s)";
-    chart->y_label = "ms";
-  }
-  ttft.series = {series[0], series[1]};
-  tpot.series = {series[2], series[3]};
-  char slo_label[48];
-  std::snprintf(slo_label, sizeof(slo_label), "SLO %g ms", slo_ms);
-  ttft.y_markers.push_back({slo_ms, {120, 120, 120}, slo_label});
-  if (!std::isnan(explodes_at)) {
-    const bench::Marker marker{explodes_at, {214, 39, 40}, "explodes"};
-    ttft.x_markers.push_back(marker);
-    tpot.x_markers.push_back(marker);
-  }
-  constexpr int kPanelWidth = 560, kHeight = 420;
-  bench::Canvas canvas(2 * kPanelWidth, kHeight, bench::kWhite);
-  bench::DrawChart(ttft, 0, 0, kPanelWidth, kHeight, &canvas);
-  bench::DrawChart(tpot, kPanelWidth, 0, kPanelWidth, kHeight, &canvas);
-  return bench::WritePng(canvas, path);
-}
-
 int RunSweep(v1::Generation::Stub* stub, const v1::ServerStats& first_stats,
              const std::vector<v1::GenerateRequest>& requests, std::vector<bench::Row>* rows,
              nlohmann::ordered_json* extra) {
@@ -757,7 +636,7 @@ int RunSweep(v1::Generation::Stub* stub, const v1::ServerStats& first_stats,
                 r.output_tokens_per_s, r.ttft_ms.p50, r.ttft_ms.p99, r.tpot_ms.p50, r.tpot_ms.p99,
                 r.itl_ms.p99, r.e2e_ms.p99, r.failed, cached_pct);
     std::fflush(stdout);
-    const std::string why = Explosion(r, rates[i], slo_ms);
+    const std::string why = bench::Explosion(r, rates[i], slo_ms);
     if (!why.empty() && std::isnan(explodes_at)) {
       explodes_at = rates[i];
       reason = why;
@@ -785,7 +664,7 @@ int RunSweep(v1::Generation::Stub* stub, const v1::ServerStats& first_stats,
   for (const bench::RunReport& report : reports) exit_code |= report.failed > 0;
   if (!absl::GetFlag(FLAGS_plot).empty()) {
     const absl::Status written =
-        WriteSweepPlot(absl::GetFlag(FLAGS_plot), rates, reports, slo_ms, explodes_at);
+        bench::WriteSweepPlot(absl::GetFlag(FLAGS_plot), rates, reports, slo_ms, explodes_at);
     if (written.ok()) {
       std::printf("plot: %s\n", absl::GetFlag(FLAGS_plot).c_str());
     } else {
@@ -801,7 +680,9 @@ int RunSweep(v1::Generation::Stub* stub, const v1::ServerStats& first_stats,
 int main(int argc, char** argv) {
   pagedllm::SetFlagsUsage(
       "pagedllm-bench --address HOST:PORT [--mode offline|online|sweep] [--num_requests N ...]");
-  CheckFlagSyntaxOrExit(argc, argv);
+  if (absl::Status syntax = bench::CheckFlagSyntax(argc, argv); !syntax.ok()) {
+    BadFlag(std::string(syntax.message()));
+  }
   const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) BadFlag(absl::StrCat("unexpected argument '", positional[1], "'"));
   if (absl::Status valid = ValidateFlags(); !valid.ok()) BadFlag(std::string(valid.message()));
