@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -19,11 +20,38 @@ class RequestHandle {
   const std::string& request_id() const { return request_id_; }
 
   void Push(GenerationChunk chunk) {
+    std::function<void()> listener;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (done_) return;
+      done_ = chunk.request_done || !chunk.error.ok();
+      chunks_.push_back(std::move(chunk));
+      ready_.notify_all();
+      listener = listener_;
+    }
+    if (listener) listener();  // outside the lock: it may take the chunks at once
+  }
+
+  // Called (on the pushing thread, the engine's) after every Push from now on; it must be cheap
+  // (e.g. queue work for another thread). Called once now if chunks are already waiting. An empty
+  // function stops the calls; one in progress may still finish.
+  void SetListener(std::function<void()> listener) {
+    bool pending = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      listener_ = listener;
+      pending = !chunks_.empty();
+    }
+    if (pending && listener) listener();
+  }
+
+  // Moves everything pending into `out` without waiting; false when nothing was pending.
+  bool TryTake(std::vector<GenerationChunk>* out) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (done_) return;
-    done_ = chunk.request_done || !chunk.error.ok();
-    chunks_.push_back(std::move(chunk));
-    ready_.notify_all();
+    if (chunks_.empty()) return false;
+    out->assign(std::make_move_iterator(chunks_.begin()), std::make_move_iterator(chunks_.end()));
+    chunks_.clear();
+    return true;
   }
 
   // Waits up to `timeout` for output; moves everything pending into `out`.
@@ -43,6 +71,7 @@ class RequestHandle {
   std::condition_variable ready_;
   std::deque<GenerationChunk> chunks_;
   bool done_ = false;  // the last chunk was pushed; later pushes are dropped
+  std::function<void()> listener_;
 };
 
 }  // namespace pagedllm::coordinator

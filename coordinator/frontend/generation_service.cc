@@ -1,8 +1,8 @@
 #include "coordinator/frontend/generation_service.h"
 
-#include <chrono>
-#include <functional>
-#include <optional>
+#include <deque>
+#include <memory>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -10,8 +10,8 @@
 #include "absl/types/span.h"
 #include "common/constant_time.h"
 #include "common/logging.h"
+#include "coordinator/frontend/generate_stream.h"
 #include "coordinator/frontend/grpc_status.h"
-#include "coordinator/frontend/text_stream.h"
 
 namespace pagedllm::coordinator {
 
@@ -19,32 +19,139 @@ namespace v1 = pagedllm::v1;
 
 namespace {
 
-v1::FinishReason ToProto(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kLength:
-      return v1::FINISH_REASON_LENGTH;
-    case FinishReason::kStop:
-      return v1::FINISH_REASON_STOP;
-    case FinishReason::kAbort:
-      return v1::FINISH_REASON_ABORT;
-    case FinishReason::kNone:
-      break;
-  }
-  return v1::FINISH_REASON_UNSPECIFIED;
-}
+// A call refused before it reached the engine (no key, draining, a bad field).
+class RefusedCall final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  explicit RefusedCall(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
 
-// How often a waiting handler looks at whether its call was cancelled.
-constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(20);
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
 
 }  // namespace
 
+// One Generate call. Its state is shared with the engine's listener and the work pool (which
+// reach it through weak pointers); gRPC owns the reactor itself until OnDone. Responses are
+// written one at a time from an outbox; Finish comes after the last write.
+class GenerationService::GenerateCall final
+    : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  GenerateCall(GenerationService* service, RequestSpec spec)
+      : service_(service),
+        key_(spec.key),
+        state_(std::make_shared<State>(spec, service->tokenizer_, service->engine_)) {
+    state_->reactor = this;
+    state_->handle = service_->engine_->Submit(std::move(spec));
+    std::weak_ptr<State> weak = state_;
+    WorkPool* pool = service_->stream_pool_.get();
+    state_->handle->SetListener([weak, pool] {
+      pool->Post([weak] {
+        if (std::shared_ptr<State> state = weak.lock()) state->Pump();
+      });
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->writing = false;
+    state_->outbox.pop_front();
+    if (!ok) {
+      // The client is gone (or stopped reading): nothing more can be written.
+      state_->outbox.clear();
+      if (!state_->ended) {
+        service_->engine_->Abort(key_);
+        state_->End(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+      }
+    }
+    state_->Advance();
+  }
+
+  void OnCancel() override {
+    service_->engine_->Abort(key_);
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    // Keep only a write in flight.
+    while (state_->outbox.size() > (state_->writing ? 1u : 0u)) state_->outbox.pop_back();
+    if (!state_->ended) {
+      state_->End(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"));
+    }
+    state_->Advance();
+  }
+
+  void OnDone() override {
+    state_->handle->SetListener(nullptr);
+    std::string log_line;
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->reactor = nullptr;
+      log_line = state_->stream.LogLine();
+    }
+    PAGEDLLM_LOG(INFO) << log_line;
+    --service_->active_calls_;
+    delete this;
+  }
+
+ private:
+  struct State {
+    State(const RequestSpec& spec, const tokenizer::Tokenizer* tokenizer, Engine* engine)
+        : stream(spec, tokenizer, engine) {}
+
+    // Turns what the engine pushed into responses (on the work pool).
+    void Pump() {
+      std::lock_guard<std::mutex> lock(mutex);  // taken first: chunks are processed in order
+      std::vector<GenerationChunk> chunks;
+      if (ended || !handle->TryTake(&chunks)) return;
+      GenerateStream::Output out = stream.Process(chunks);
+      if (out.response.has_value()) outbox.push_back(*std::move(out.response));
+      if (out.done) End(out.status);
+      Advance();
+    }
+    void End(grpc::Status final_status) {  // requires mutex
+      ended = true;
+      status = std::move(final_status);
+    }
+    // Starts the next write, or finishes the call once everything is written.
+    void Advance() {  // requires mutex
+      if (reactor == nullptr || writing || finished) return;
+      if (!outbox.empty()) {
+        writing = true;
+        reactor->StartWrite(&outbox.front());
+      } else if (ended) {
+        finished = true;
+        reactor->Finish(status);
+      }
+    }
+
+    std::mutex mutex;
+    GenerateCall* reactor = nullptr;  // null once gRPC is done with the call
+    std::shared_ptr<RequestHandle> handle;
+    GenerateStream stream;
+    std::deque<v1::GenerateResponse> outbox;  // the front is being written while `writing`
+    bool writing = false;
+    bool ended = false;     // nothing more is queued; `status` ends the call
+    bool finished = false;  // Finish was called
+    grpc::Status status;
+  };
+
+  GenerationService* const service_;
+  const std::string key_;
+  const std::shared_ptr<State> state_;
+};
+
 GenerationService::GenerationService(Engine* engine, ValidationLimits limits, v1::ServerStats info,
-                                     const tokenizer::Tokenizer* tokenizer)
+                                     const tokenizer::Tokenizer* tokenizer, int num_stream_threads)
     : engine_(engine),
       tokenizer_(tokenizer),
       limits_(limits),
       info_(std::move(info)),
-      seed_source_(std::random_device{}()) {}
+      seed_source_(std::random_device{}()),
+      stream_pool_(std::make_unique<WorkPool>(num_stream_threads)) {}
+
+GenerationService::~GenerationService() = default;
 
 std::string GenerationService::NewRequestKey() {
   uint64_t words[2];
@@ -56,7 +163,7 @@ std::string GenerationService::NewRequestKey() {
   return absl::StrCat(absl::Hex(words[0], absl::kZeroPad16), absl::Hex(words[1], absl::kZeroPad16));
 }
 
-grpc::Status GenerationService::Authorize(const grpc::ServerContext& context) const {
+grpc::Status GenerationService::Authorize(const grpc::ServerContextBase& context) const {
   if (api_keys_.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
@@ -83,165 +190,62 @@ uint64_t GenerationService::NextSeed() {
   return seed_source_();
 }
 
-grpc::Status GenerationService::Generate(grpc::ServerContext* context,
-                                         const v1::GenerateRequest* request,
-                                         grpc::ServerWriter<v1::GenerateResponse>* writer) {
-  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
-  ++active_calls_;
-  struct Done {
-    std::atomic<int>* count;
-    ~Done() { --*count; }
-  } done{&active_calls_};
+grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return new RefusedCall(allowed);
   if (draining_) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        "the server is draining before it shuts down; send the request elsewhere");
+    return new RefusedCall(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                     "the server is draining before it shuts down; send the request elsewhere"));
   }
   absl::StatusOr<RequestSpec> spec =
       ValidateGenerateRequest(*request, limits_, NextSeed(), tokenizer_);
-  if (!spec.ok()) return ToGrpcStatus(spec.status());
+  if (!spec.ok()) return new RefusedCall(ToGrpcStatus(spec.status()));
   // The engine knows the request by a key of this call's own: a client's request_id may be
   // anything (and repeat), and must never reach another call's request.
-  const std::string key = NewRequestKey();
-  if (spec->request_id.empty()) spec->request_id = absl::StrCat("req-", key);
-  spec->key = key;
-  const std::string request_id = spec->request_id;
-  const bool client_logprobs = spec->sampling.num_top_logprobs >= 0;
-  const bool with_cumulative = spec->wants_cumulative_logprob();
-  const int num_choices = spec->n;
-  // Per choice: its text, whether it is over, the logprob of what was sent.
-  std::vector<std::optional<TextStream>> texts(num_choices);
-  if (tokenizer_ != nullptr) {
-    for (auto& text : texts) {
-      text.emplace(*tokenizer_, spec->skip_special_tokens, spec->stop_strings,
-                   spec->include_stop_str_in_output);
-    }
-  }
-  std::vector<char> finished(num_choices, 0);
-  std::vector<double> cumulative(num_choices, 0.0);
-  int num_open = num_choices;
-  const size_t num_prompt_tokens = spec->prompt_token_ids.size();
-  const auto started = std::chrono::steady_clock::now();
-  double first_token_ms = -1.0;
-  size_t num_output_tokens = 0;
-  std::vector<FinishReason> finish_of(num_choices, FinishReason::kNone);
-  // One line per request when its call ends, whatever ended it.
-  struct RequestLog {
-    std::function<void()> write;
-    ~RequestLog() { write(); }
-  } request_log{[&] {
-    std::string finishes;
-    for (FinishReason reason : finish_of) {
-      absl::StrAppend(&finishes, finishes.empty() ? "" : ",",
-                      reason == FinishReason::kStop     ? "stop"
-                      : reason == FinishReason::kLength ? "length"
-                      : reason == FinishReason::kAbort  ? "abort"
-                                                        : "none");
-    }
-    const double total_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-            .count();
-    PAGEDLLM_LOG(INFO) << "request " << request_id << ": " << num_prompt_tokens << " prompt + "
-                       << num_output_tokens << " output tokens, " << num_choices
-                       << " choices, first token " << absl::StrFormat("%.1f", first_token_ms)
-                       << " ms, total " << absl::StrFormat("%.1f", total_ms) << " ms, finish "
-                       << finishes;
-  }};
-  std::shared_ptr<RequestHandle> handle = engine_->Submit(*std::move(spec));
-
-  std::vector<GenerationChunk> chunks;
-  bool request_done = false;
-  while (num_open > 0 && !request_done) {
-    if (context->IsCancelled()) {
-      engine_->Abort(key);
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
-    }
-    if (!handle->WaitAndTake(kCancelPollInterval, &chunks)) continue;
-
-    v1::GenerateResponse response;
-    response.set_request_id(request_id);
-    std::vector<v1::Choice*> choice_of(num_choices, nullptr);
-    for (GenerationChunk& chunk : chunks) {
-      if (!chunk.error.ok()) return ToGrpcStatus(chunk.error);
-      request_done = request_done || chunk.request_done;
-      const int index = chunk.choice_index;
-      if (index < 0 || index >= num_choices || finished[index]) continue;
-      if (choice_of[index] == nullptr) {
-        choice_of[index] = response.add_choices();
-        choice_of[index]->set_index(index);
-      }
-      v1::Choice* choice = choice_of[index];
-      std::optional<TextStream>& text = texts[index];
-      FinishReason finish = FinishReason::kNone;
-      size_t num_tokens = chunk.token_ids.size();
-      if (text.has_value()) {
-        TextStream::Update update = text->Append(chunk.token_ids);
-        choice->mutable_text()->append(update.text);
-        num_tokens = update.num_tokens;
-        if (update.stopped) finish = FinishReason::kStop;
-      }
-      if (num_tokens > 0 && first_token_ms < 0) {
-        first_token_ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-                .count();
-      }
-      num_output_tokens += num_tokens;
-      for (size_t i = 0; i < num_tokens; ++i) {
-        choice->add_token_ids(chunk.token_ids[i]);
-        if (i >= chunk.logprobs.size()) continue;
-        cumulative[index] += chunk.logprobs[i].logprob;
-        if (!client_logprobs) continue;
-        v1::TokenLogprob* logprob = choice->add_logprobs();
-        logprob->set_token_id(chunk.token_ids[i]);
-        logprob->set_logprob(chunk.logprobs[i].logprob);
-        for (const auto& [token_id, value] : chunk.logprobs[i].top) {
-          v1::TopLogprob* top = logprob->add_top();
-          top->set_token_id(token_id);
-          top->set_logprob(value);
-        }
-      }
-      if (finish == FinishReason::kStop && chunk.finish_reason == FinishReason::kNone) {
-        // A stop string matched: the engine is still generating this choice; stop it and free
-        // its blocks.
-        engine_->FinishChoice(key, index);
-      } else if (finish == FinishReason::kNone && chunk.finish_reason != FinishReason::kNone) {
-        finish = chunk.finish_reason;
-        if (text.has_value()) {
-          TextStream::Update rest = text->Finish();
-          choice->mutable_text()->append(rest.text);
-          if (rest.stopped) finish = FinishReason::kStop;
-        }
-      }
-      if (finish == FinishReason::kNone) continue;
-      finish_of[index] = finish;
-      choice->set_finish_reason(ToProto(finish));
-      if (with_cumulative) choice->set_cumulative_logprob(cumulative[index]);
-      finished[index] = 1;
-      --num_open;
-    }
-    if (response.choices_size() == 0) continue;
-    if (!writer->Write(response)) {
-      engine_->Abort(key);
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading");
-    }
-  }
-  return grpc::Status::OK;
+  spec->key = NewRequestKey();
+  if (spec->request_id.empty()) spec->request_id = absl::StrCat("req-", spec->key);
+  ++active_calls_;
+  return new GenerateCall(this, *std::move(spec));
 }
 
-grpc::Status GenerationService::Tokenize(grpc::ServerContext* context,
-                                         const v1::TokenizeRequest* request,
-                                         v1::TokenizeResponse* response) {
-  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
+grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContext* context,
+                                                      const v1::TokenizeRequest* request,
+                                                      v1::TokenizeResponse* response) {
+  grpc::Status status = Authorize(*context);
+  if (status.ok()) status = DoTokenize(*request, response);
+  return FinishUnary(context, status);
+}
+
+grpc::ServerUnaryReactor* GenerationService::Detokenize(grpc::CallbackServerContext* context,
+                                                        const v1::DetokenizeRequest* request,
+                                                        v1::DetokenizeResponse* response) {
+  grpc::Status status = Authorize(*context);
+  if (status.ok()) status = DoDetokenize(*request, response);
+  return FinishUnary(context, status);
+}
+
+grpc::ServerUnaryReactor* GenerationService::GetStats(grpc::CallbackServerContext* context,
+                                                      const v1::GetStatsRequest*,
+                                                      v1::ServerStats* response) {
+  grpc::Status status = Authorize(*context);
+  if (status.ok()) FillStats(response);
+  return FinishUnary(context, status);
+}
+
+grpc::Status GenerationService::DoTokenize(const v1::TokenizeRequest& request,
+                                           v1::TokenizeResponse* response) const {
   if (tokenizer_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "Tokenize: this server's model directory has no tokenizer.json");
   }
-  if (limits_.max_text_bytes > 0 && request->text().size() > limits_.max_text_bytes) {
+  if (limits_.max_text_bytes > 0 && request.text().size() > limits_.max_text_bytes) {
     return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-        "text has ", request->text().size(), " bytes: more than ", limits_.max_text_bytes,
+        "text has ", request.text().size(), " bytes: more than ", limits_.max_text_bytes,
         " cannot fit max_model_len ", limits_.max_model_len, " tokens")));
   }
   absl::StatusOr<std::vector<int32_t>> ids =
-      tokenizer_->Encode(request->text(), request->add_special_tokens());
+      tokenizer_->Encode(request.text(), request.add_special_tokens());
   if (!ids.ok()) {
     return ToGrpcStatus(
         absl::Status(ids.status().code(), absl::StrCat("text: ", ids.status().message())));
@@ -250,18 +254,16 @@ grpc::Status GenerationService::Tokenize(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status GenerationService::Detokenize(grpc::ServerContext* context,
-                                           const v1::DetokenizeRequest* request,
-                                           v1::DetokenizeResponse* response) {
-  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
+grpc::Status GenerationService::DoDetokenize(const v1::DetokenizeRequest& request,
+                                             v1::DetokenizeResponse* response) const {
   if (tokenizer_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "Detokenize: this server's model directory has no tokenizer.json");
   }
-  const auto& ids = request->ids();
+  const auto& ids = request.ids();
   absl::StatusOr<std::string> text =
       tokenizer_->Decode(absl::MakeConstSpan(ids.data(), static_cast<size_t>(ids.size())),
-                         request->skip_special_tokens());
+                         request.skip_special_tokens());
   if (!text.ok()) {
     return ToGrpcStatus(
         absl::Status(text.status().code(), absl::StrCat("ids: ", text.status().message())));
@@ -270,9 +272,7 @@ grpc::Status GenerationService::Detokenize(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status GenerationService::GetStats(grpc::ServerContext* context, const v1::GetStatsRequest*,
-                                         v1::ServerStats* response) {
-  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return allowed;
+void GenerationService::FillStats(v1::ServerStats* response) const {
   const EngineStats stats = engine_->stats();
   *response = info_;
   response->set_num_total_blocks(stats.num_total_blocks);
@@ -300,7 +300,6 @@ grpc::Status GenerationService::GetStats(grpc::ServerContext* context, const v1:
   response->set_prefill_step_ns_total(stats.prefill_step_ns_total);
   response->set_prefill_forward_ns_total(stats.prefill_forward_ns_total);
   response->set_num_worker_restarts(stats.num_reconfigurations);
-  return grpc::Status::OK;
 }
 
 }  // namespace pagedllm::coordinator

@@ -1,10 +1,14 @@
-// The public pagedllm.v1.Generation service (gRPC sync API: one handler thread per call).
-// Validates each request, submits it to the engine and streams its chunks; a cancelled call
-// or a client that stops reading aborts the request, which frees its blocks.
+// The public pagedllm.v1.Generation service, on gRPC's callback API: no thread per call. Each
+// Generate request is validated (on gRPC's thread) and submitted to the engine; the engine's
+// chunks become responses on a small WorkPool (GenerateStream: text, logprobs, stop strings) and
+// are written one at a time, so thousands of open streams cost memory, not threads. A cancelled
+// call, a passed deadline or a client that stops reading aborts the request, which frees its
+// blocks.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -12,27 +16,31 @@
 
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/request_validation.h"
+#include "coordinator/frontend/work_pool.h"
 #include "coordinator/tokenizer/tokenizer.h"
 #include "pagedllm/v1/generation.grpc.pb.h"
 
 namespace pagedllm::coordinator {
 
-class GenerationService final : public pagedllm::v1::Generation::Service {
+class GenerationService final : public pagedllm::v1::Generation::CallbackService {
  public:
   // `info` fills the static fields of GetStats (model, tp_size, block_size, ...). `tokenizer`
-  // (may be null: token ids only) outlives the service.
+  // (may be null: token ids only) outlives the service. `num_stream_threads`: the WorkPool's.
   GenerationService(Engine* engine, ValidationLimits limits, pagedllm::v1::ServerStats info,
-                    const tokenizer::Tokenizer* tokenizer);
+                    const tokenizer::Tokenizer* tokenizer, int num_stream_threads = 2);
+  ~GenerationService() override;
 
-  grpc::Status Generate(grpc::ServerContext* context, const pagedllm::v1::GenerateRequest* request,
-                        grpc::ServerWriter<pagedllm::v1::GenerateResponse>* writer) override;
-  grpc::Status Tokenize(grpc::ServerContext* context, const pagedllm::v1::TokenizeRequest* request,
-                        pagedllm::v1::TokenizeResponse* response) override;
-  grpc::Status Detokenize(grpc::ServerContext* context,
-                          const pagedllm::v1::DetokenizeRequest* request,
-                          pagedllm::v1::DetokenizeResponse* response) override;
-  grpc::Status GetStats(grpc::ServerContext* context, const pagedllm::v1::GetStatsRequest* request,
-                        pagedllm::v1::ServerStats* response) override;
+  grpc::ServerWriteReactor<pagedllm::v1::GenerateResponse>* Generate(
+      grpc::CallbackServerContext* context, const pagedllm::v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
+                                     const pagedllm::v1::TokenizeRequest* request,
+                                     pagedllm::v1::TokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* Detokenize(grpc::CallbackServerContext* context,
+                                       const pagedllm::v1::DetokenizeRequest* request,
+                                       pagedllm::v1::DetokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
+                                     const pagedllm::v1::GetStatsRequest* request,
+                                     pagedllm::v1::ServerStats* response) override;
 
   // With keys set, every call must carry the metadata "authorization: Bearer <one of them>"
   // (UNAUTHENTICATED otherwise). Call before serving.
@@ -44,8 +52,15 @@ class GenerationService final : public pagedllm::v1::Generation::Service {
   int active_calls() const { return active_calls_.load(); }
 
  private:
+  class GenerateCall;  // the reactor of one Generate call
+
   uint64_t NextSeed();
-  grpc::Status Authorize(const grpc::ServerContext& context) const;
+  grpc::Status Authorize(const grpc::ServerContextBase& context) const;
+  grpc::Status DoTokenize(const pagedllm::v1::TokenizeRequest& request,
+                          pagedllm::v1::TokenizeResponse* response) const;
+  grpc::Status DoDetokenize(const pagedllm::v1::DetokenizeRequest& request,
+                            pagedllm::v1::DetokenizeResponse* response) const;
+  void FillStats(pagedllm::v1::ServerStats* response) const;
   // 128 random bits from the OS (std::random_device), as 32 hex digits: request keys and the
   // request ids the server assigns cannot be guessed.
   std::string NewRequestKey();
@@ -60,6 +75,7 @@ class GenerationService final : public pagedllm::v1::Generation::Service {
   std::vector<std::string> api_keys_;
   std::atomic<bool> draining_{false};
   std::atomic<int> active_calls_{0};
+  std::unique_ptr<WorkPool> stream_pool_;
 };
 
 }  // namespace pagedllm::coordinator

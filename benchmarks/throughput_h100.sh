@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One GPU session's throughput evidence (RESULTS.md, "Offline throughput at the floor"), on one
+# H100 from a bundle: every run is pagedllm-bench against a fresh coordinator (random weights).
+#   benchmarks/throughput_h100.sh BUNDLE.tar.xz OUT_DIR
+# 1. the flags that crashed a worker before (--max_num_seqs 1024 --max_num_batched_tokens 8192),
+#    1000 ShareGPT-like requests at once: every request must succeed;
+# 2. default flags, the same 1000 requests (saved as workload.jsonl), with the run's floor; then
+#    20 lone 144-token requests (time to first token, prefill step times);
+# 3. transformers generate, static batching, on the first HF_REQUESTS of the same requests;
+# 4. the Llama-2-7B shape with default flags.
+set -uo pipefail
+bundle=${1:?usage: throughput_h100.sh BUNDLE OUT_DIR}
+out=${2:?usage: throughput_h100.sh BUNDLE OUT_DIR}
+mkdir -p "$out" /tmp/pagedllm-gpu
+tar -xJf "$bundle" -C /tmp/pagedllm-gpu
+bin=/tmp/pagedllm-gpu/pagedllm/bin
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABLE=0
+floor_flags=${FLOOR_FLAGS:---memory_gbps 3015 --peak_tflops 783}  # H100: measured copy and GEMM rates
+serve() {  # serve MODEL LOG FLAGS...: starts a coordinator, sets $port and $server
+  local model=$1 log=$2; shift 2
+  rm -f /tmp/bench-port
+  "$bin/pagedllm-coordinator" --model "benchmarks/models/$model" --load_format dummy --tp 1 \
+    --device cuda --port 0 --port_file /tmp/bench-port --max_waiting 4000 "$@" >> "$log" 2>&1 &
+  server=$!
+  for _ in $(seq 900); do [ -f /tmp/bench-port ] && break; sleep 0.2; done
+  port=$(cat /tmp/bench-port 2>/dev/null || echo 0)
+}
+stop() { kill -TERM "$server"; wait "$server"; echo "coordinator exit status $?" >> "$1"; }
+sharegpt="--workload sharegpt --num_requests ${REQUESTS:-1000} --concurrency 0 --max_len 1024 --seed 1234"
+
+log=$out/crash-flags.log
+serve llama-3-8b "$log" --max_num_seqs 1024 --max_num_batched_tokens 8192
+"$bin/pagedllm-bench" --address 127.0.0.1:$port $sharegpt $floor_flags --progress=false >> "$log" 2>&1
+stop "$log"
+
+log=$out/llama-3-8b.log
+serve llama-3-8b "$log"
+"$bin/pagedllm-bench" --address 127.0.0.1:$port $sharegpt $floor_flags --progress=false \
+  --save_workload "$out/workload.jsonl" --output_json "$out/llama-3-8b.json" >> "$log" 2>&1
+echo "=== lone requests" >> "$log"
+"$bin/pagedllm-bench" --address 127.0.0.1:$port --num_requests 20 --concurrency 1 \
+  --prompt_len 144 --output_len 16 --seed 7 --progress=false >> "$log" 2>&1
+stop "$log"
+
+python3 benchmarks/transformers_throughput.py --model benchmarks/models/llama-3-8b \
+  --load_format dummy --workload "$out/workload.jsonl" --batch_size "${HF_BATCH:-64}" \
+  --max_requests "${HF_REQUESTS:-128}" --output_json "$out/transformers.json" > "$out/transformers.log" 2>&1
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/machine.txt"
+[ -n "${SKIP_7B:-}" ] && exit 0
+log=$out/llama-2-7b.log
+serve llama-2-7b "$log"
+"$bin/pagedllm-bench" --address 127.0.0.1:$port $sharegpt $floor_flags --progress=false >> "$log" 2>&1
+stop "$log"
