@@ -8,8 +8,9 @@
 # GPU (the speed):   benchmarks/sharing.sh bin benchmarks/models/llama-3-8b out cuda \
 #                      --load_format dummy
 # Environment: SHAREGPT_REQUESTS (1000), ALPACA_REQUESTS (200), PREFIX_LEN (1000), MAX_LEN (1024:
-# ShareGPT prompts and outputs each at most half), PREFIX_MAX_LEN (256: the same for the prompts
-# after the shared prefix), SECTIONS ("waste sharing prefix").
+# a ShareGPT prompt and its output together at most that; until 2026-12-06 pagedllm-bench capped
+# each at half instead, which the RESULTS.md figures of before used), PREFIX_MAX_LEN (256: the
+# same for the prompts after the shared prefix), SECTIONS ("waste sharing prefix").
 set -uo pipefail
 bin=$1 model=$2 out=$3 device=${4:-cpu}
 shift 4 || shift $#
