@@ -8,6 +8,8 @@
 #    20 lone 144-token requests (time to first token, prefill step times);
 # 3. transformers generate, static batching, on the first HF_REQUESTS of the same requests;
 # 4. the Llama-2-7B shape with default flags.
+# Environment: REQUESTS (1000), HF_REQUESTS (128), HF_BATCH (64), SKIP_HF, SKIP_7B, FLOOR_FLAGS
+# (the bandwidth and GEMM peak for the floor; default the H100's measured ones).
 set -uo pipefail
 bundle=${1:?usage: throughput_h100.sh BUNDLE OUT_DIR}
 out=${2:?usage: throughput_h100.sh BUNDLE OUT_DIR}
@@ -42,7 +44,7 @@ echo "=== lone requests" >> "$log"
   --prompt_len 144 --output_len 16 --seed 7 --progress=false >> "$log" 2>&1
 stop "$log"
 
-python3 benchmarks/transformers_throughput.py --model benchmarks/models/llama-3-8b \
+[ -z "${SKIP_HF:-}" ] && python3 benchmarks/transformers_throughput.py --model benchmarks/models/llama-3-8b \
   --load_format dummy --workload "$out/workload.jsonl" --batch_size "${HF_BATCH:-64}" \
   --max_requests "${HF_REQUESTS:-128}" --output_json "$out/transformers.json" > "$out/transformers.log" 2>&1
 
