@@ -15,18 +15,13 @@ namespace pagedllm::worker {
 
 using kernels::DType;
 
-absl::StatusOr<KvSizing> ProfileKvBlocks(kernels::Device& device, LlamaModel& model,
-                                         const KvSizingInput& input) {
-  if (!(input.gpu_memory_utilization > 0.0 && input.gpu_memory_utilization <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--gpu_memory_utilization must be in (0, 1], got ", input.gpu_memory_utilization));
-  }
-  KvSizing sizing;
-  sizing.bytes_per_block =
-      KvCache::BytesPerBlock(input.cache_dtype, input.num_layers, input.block_size,
-                             input.num_kv_heads_local, input.head_dim);
-  const int tokens = std::max(1, input.max_num_batched_tokens);
-  const int seqs = std::clamp(input.max_num_seqs, 1, tokens);
+namespace {
+
+// Runs one step of `tokens` tokens in `seqs` sequences, every one sampled (the sampler at its
+// largest too), in a scratch cache just big enough; returns the peak of device memory in use
+// above what was in use before.
+absl::StatusOr<size_t> ProfileStep(kernels::Device& device, LlamaModel& model,
+                                   const KvSizingInput& input, int tokens, int seqs) {
   // Sequence s gets tokens / seqs tokens (the first tokens % seqs one more), in blocks of its own.
   std::vector<int32_t> ids(tokens, 0), positions(tokens), slots(tokens), query_start(seqs + 1, 0),
       context_lens(seqs), rows(seqs);
@@ -107,18 +102,40 @@ absl::StatusOr<KvSizing> ProfileKvBlocks(kernels::Device& device, LlamaModel& mo
     device.Synchronize();
   }
   PAGEDLLM_ASSIGN_OR_RETURN(kernels::MemoryStats after, device.memory_stats());
-  sizing.activation_peak_bytes = after.peak_in_use - before.in_use;
+  return after.peak_in_use - before.in_use;
+}
+
+}  // namespace
+
+absl::StatusOr<KvSizing> ProfileKvBlocks(kernels::Device& device, LlamaModel& model,
+                                         const KvSizingInput& input) {
+  if (!(input.gpu_memory_utilization > 0.0 && input.gpu_memory_utilization <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--gpu_memory_utilization must be in (0, 1], got ", input.gpu_memory_utilization));
+  }
+  KvSizing sizing;
+  sizing.bytes_per_block =
+      KvCache::BytesPerBlock(input.cache_dtype, input.num_layers, input.block_size,
+                             input.num_kv_heads_local, input.head_dim);
+  const int tokens = std::max(1, input.max_num_batched_tokens);
+  const int seqs = std::clamp(input.max_num_seqs, 1, tokens);
+  PAGEDLLM_ASSIGN_OR_RETURN(sizing.activation_peak_bytes,
+                            ProfileStep(device, model, input, tokens, seqs));
+  if (input.reserve_graph_pool) {
+    // Decode graphs' pool and their shared logits: a decode step at the largest graph batch.
+    PAGEDLLM_ASSIGN_OR_RETURN(sizing.graph_reserve_bytes,
+                              ProfileStep(device, model, input, seqs, seqs));
+  }
+  PAGEDLLM_ASSIGN_OR_RETURN(kernels::MemoryStats after, device.memory_stats());
 
   // Everything on the GPU now (weights, the reserved activation memory, CUDA context, cuBLAS and
   // NCCL buffers, other processes) is not available for the KV cache.
   const double budget = input.gpu_memory_utilization * static_cast<double>(after.total);
   const double used = static_cast<double>(after.total - after.free);
-  // Decode graphs' pool: a decode step at the largest batch needs no more than this step did.
-  sizing.graph_reserve_bytes = input.reserve_graph_pool ? sizing.activation_peak_bytes : 0;
   const double for_kv = budget - used - static_cast<double>(sizing.graph_reserve_bytes);
   sizing.num_blocks = for_kv > 0 ? static_cast<int64_t>(for_kv / sizing.bytes_per_block) : 0;
   PAGEDLLM_LOG(INFO) << "memory profile: " << (after.total >> 20) << " MiB total, "
-                     << (before.in_use >> 20) << " MiB weights, activation peak "
+                     << (after.in_use >> 20) << " MiB weights, activation peak "
                      << (sizing.activation_peak_bytes >> 20) << " MiB at " << tokens
                      << " tokens in " << seqs << " sampled sequences, "
                      << (sizing.graph_reserve_bytes >> 20) << " MiB kept for decode graphs, "

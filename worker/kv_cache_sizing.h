@@ -3,8 +3,9 @@
 // sequences, every one sampled (so the logits of that many rows, gathered over the ranks, and
 // the sampler's workspace at its largest are part of it). That measures the peak of activation
 // memory; the caching allocator keeps it reserved, so eager steps never need more. Decode graphs
-// draw on a pool of their own (CudaDevice::CaptureGraph), about one decode step's activations
-// at the largest batch: with graphs on, that much more is kept free. What is left of
+// draw on a pool of their own (CudaDevice::CaptureGraph) and share one logits buffer: with graphs
+// on, a second run, a decode step at the largest graph batch, measures that, and it is kept free
+// too. What is left of
 // gpu_memory_utilization × total, after everything the process (and any other) holds, becomes KV
 // blocks.
 #pragma once

@@ -144,7 +144,10 @@ absl::Status Run(parallel::MpiSession& mpi) {
   const bool use_graphs = UseDecodeGraphs(*device);
   ModelRunner runner(device.get(), comm.get(), std::move(loaded.model), std::move(cache),
                      loaded.info.max_position_embeddings(),
-                     use_graphs ? absl::GetFlag(FLAGS_max_num_seqs) : 0);
+                     // A decode step never has more sequences than tokens.
+                     use_graphs ? std::min(absl::GetFlag(FLAGS_max_num_seqs),
+                                           absl::GetFlag(FLAGS_max_num_batched_tokens))
+                                : 0);
   runner.set_swap_space(std::move(swap_space));
   return RunControlLoop(absl::GetFlag(FLAGS_coordinator),
                         absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s)), hello, runner);
