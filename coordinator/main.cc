@@ -33,10 +33,10 @@
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/generation_service.h"
 #include "coordinator/launcher/cluster_config.h"
-#include "coordinator/worker_link/worker_supervisor.h"
 #include "coordinator/tokenizer/tokenizer.h"
 #include "coordinator/worker_link/grpc_step_executor.h"
 #include "coordinator/worker_link/worker_hub.h"
+#include "coordinator/worker_link/worker_supervisor.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -269,6 +269,12 @@ absl::Status ValidateFlags() {
                : absl::InvalidArgumentError(
                      absl::StrCat("--", name, " must be in [", low, ", ", high, "], got ", value));
   };
+  const auto count_in_range = [](const char* name, int64_t value, int64_t low, int64_t high) {
+    return value >= low && value <= high
+               ? absl::OkStatus()
+               : absl::InvalidArgumentError(
+                     absl::StrCat("--", name, " must be in [", low, ", ", high, "], got ", value));
+  };
   const auto one_of = [](const char* name, const std::string& value,
                          std::initializer_list<const char*> allowed) {
     for (const char* ok : allowed) {
@@ -287,9 +293,12 @@ absl::Status ValidateFlags() {
       in_range("cpu_kv_cache_gib", absl::GetFlag(FLAGS_cpu_kv_cache_gib), 1e-6, 1024));
   PAGEDLLM_RETURN_IF_ERROR(
       in_range("swap_space_gib", absl::GetFlag(FLAGS_swap_space_gib), 0, 1024));
-  PAGEDLLM_RETURN_IF_ERROR(at_least("max_num_seqs", absl::GetFlag(FLAGS_max_num_seqs), 1));
+  // Upper bounds far past any GPU's step, so that a typo cannot make a worker try to profile a
+  // step of a billion tokens.
   PAGEDLLM_RETURN_IF_ERROR(
-      at_least("max_num_batched_tokens", absl::GetFlag(FLAGS_max_num_batched_tokens), 1));
+      count_in_range("max_num_seqs", absl::GetFlag(FLAGS_max_num_seqs), 1, 65536));
+  PAGEDLLM_RETURN_IF_ERROR(count_in_range("max_num_batched_tokens",
+                                          absl::GetFlag(FLAGS_max_num_batched_tokens), 1, 1 << 20));
   PAGEDLLM_RETURN_IF_ERROR(at_least("max_waiting", absl::GetFlag(FLAGS_max_waiting), 1));
   PAGEDLLM_RETURN_IF_ERROR(at_least("max_model_len", absl::GetFlag(FLAGS_max_model_len), 0));
   PAGEDLLM_RETURN_IF_ERROR(at_least("step_timeout_s", absl::GetFlag(FLAGS_step_timeout_s), 1));

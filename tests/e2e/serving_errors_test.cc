@@ -397,8 +397,12 @@ TEST(ServingFailuresTest, MissingModelStopsStartUpNamingThePath) {
 TEST(ServingFailuresTest, BadFlagsStopStartUpNamingTheFlag) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--max_waiting=0", "--max_waiting must be >= 1, got 0"},
-      {"--max_num_seqs=0", "--max_num_seqs must be >= 1, got 0"},
-      {"--max_num_batched_tokens=0", "--max_num_batched_tokens must be >= 1, got 0"},
+      {"--max_num_seqs=0", "--max_num_seqs must be in [1, 65536], got 0"},
+      {"--max_num_seqs=100000", "--max_num_seqs must be in [1, 65536], got 100000"},
+      {"--max_num_batched_tokens=0", "--max_num_batched_tokens must be in [1, 1048576], got 0"},
+      {"--max_num_batched_tokens=2000000000",
+       "--max_num_batched_tokens must be in [1, 1048576], got 2000000000"},
+      {"--max_restarts=-1", "--max_restarts must be >= 0, got -1"},
       {"--step_timeout_s=0", "--step_timeout_s must be >= 1, got 0"},
       {"--step_timeout_s=-5", "--step_timeout_s must be >= 1, got -5"},
       {"--tp=0", "--tp must be >= 1, got 0"},
