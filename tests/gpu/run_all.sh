@@ -3,8 +3,10 @@
 #   (build machine) cmake -S . -B build-cuda -DPAGEDLLM_CUDA=ON ... && cmake --build build-cuda -j
 #                   launch/make-bundle.sh .bundle/pagedllm.tar.xz  $(ls build-cuda/bin/*)
 #   (GPU node, repo root) tests/gpu/run_all.sh .bundle/pagedllm.tar.xz OUT_DIR [STAGES]
-# STAGES (default all): unit e2e compare bench serve sampled. Logs go to OUT_DIR; exit status is non-zero
-# when any stage failed.
+# STAGES (default all): unit e2e compare bench serve sampled; also throughput (not in the default
+# set: ~8 minutes, benchmarks/throughput_h100.sh: the crash flags, 1000 ShareGPT-like requests with
+# the floor, lone-request TTFT, transformers on the same requests, the 7B shape). Logs go to
+# OUT_DIR; exit status is non-zero when any stage failed.
 set -uo pipefail
 bundle="${1:?usage: run_all.sh BUNDLE.tar.xz OUT_DIR [unit] [e2e] [compare] [bench]}"
 out="${2:?usage: run_all.sh BUNDLE.tar.xz OUT_DIR [STAGES]}"
@@ -89,5 +91,8 @@ fi
 if [[ " $stages " == *" sampled "* ]]; then
   # The same with sampling on the GPU (SampleRows) instead of the greedy argmax.
   serve_bench llama-3-8b "-sampled" --temperature 0.8 --top_p 0.9 --top_k 50
+fi
+if [[ " $stages " == *" throughput "* ]]; then
+  run throughput benchmarks/throughput_h100.sh "$bundle" "$out/throughput"
 fi
 exit $status
