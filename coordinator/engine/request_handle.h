@@ -1,14 +1,13 @@
-// RequestHandle: the mailbox between the engine thread (producer) and the frontend thread that
-// streams one request's output (consumer). Thread safe.
+// RequestHandle: the mailbox between the engine thread (producer) and the frontend that streams
+// one request's output (consumer): the engine pushes chunks and wakes the consumer through its
+// listener; the consumer takes them without waiting. Thread safe.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <vector>
 
-#include "absl/time/time.h"
 #include "coordinator/engine/request.h"
 
 namespace pagedllm::coordinator {
@@ -26,7 +25,6 @@ class RequestHandle {
       if (done_) return;
       done_ = chunk.request_done || !chunk.error.ok();
       chunks_.push_back(std::move(chunk));
-      ready_.notify_all();
       listener = listener_;
     }
     if (listener) listener();  // outside the lock: it may take the chunks at once
@@ -54,21 +52,9 @@ class RequestHandle {
     return true;
   }
 
-  // Waits up to `timeout` for output; moves everything pending into `out`.
-  // Returns false when nothing came in time.
-  bool WaitAndTake(absl::Duration timeout, std::vector<GenerationChunk>* out) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    ready_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return !chunks_.empty(); });
-    if (chunks_.empty()) return false;
-    out->assign(std::make_move_iterator(chunks_.begin()), std::make_move_iterator(chunks_.end()));
-    chunks_.clear();
-    return true;
-  }
-
  private:
   const std::string request_id_;
   std::mutex mutex_;
-  std::condition_variable ready_;
   std::deque<GenerationChunk> chunks_;
   bool done_ = false;  // the last chunk was pushed; later pushes are dropped
   std::function<void()> listener_;

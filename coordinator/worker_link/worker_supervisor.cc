@@ -25,11 +25,6 @@ WorkerSupervisor::WorkerSupervisor(WorkerHub* hub, SupervisorOptions options)
 
 WorkerSupervisor::~WorkerSupervisor() { Stop("coordinator shutting down"); }
 
-int WorkerSupervisor::num_restarts() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return total_restarts_;
-}
-
 absl::StatusOr<pagedllm::worker::v1::WorkerHello> WorkerSupervisor::Start() {
   absl::StatusOr<pagedllm::worker::v1::WorkerHello> hello = Launch();
   if (hello.ok()) first_hello_ = *hello;
@@ -125,7 +120,6 @@ bool WorkerSupervisor::Recover(absl::Status why) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       ++num_restarts_;
-      ++total_restarts_;
     }
     absl::StatusOr<pagedllm::worker::v1::WorkerHello> hello = Launch();
     if (!hello.ok()) {

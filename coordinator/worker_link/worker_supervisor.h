@@ -68,8 +68,6 @@ class WorkerSupervisor {
   // process group). Idempotent.
   void Stop(const std::string& reason);
 
-  int num_restarts() const;
-
  private:
   // One launch: a new secret, Reset, the job, every hello.
   absl::StatusOr<pagedllm::worker::v1::WorkerHello> Launch();
@@ -89,8 +87,7 @@ class WorkerSupervisor {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  int num_restarts_ = 0;  // since the last stable period
-  int total_restarts_ = 0;
+  int num_restarts_ = 0;                      // since the last stable period
   std::unique_ptr<WorkerLauncher> launcher_;  // the current job; replaced by each launch
   std::thread thread_;
 };

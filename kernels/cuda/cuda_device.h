@@ -84,7 +84,6 @@ class CudaDevice final : public Device {
   // So the graphs of every batch size together hold about the largest one's activations.
   absl::StatusOr<std::unique_ptr<DeviceGraph>> CaptureGraph(
       std::function<absl::Status()> body) override;
-  size_t graph_pool_bytes() const { return graph_pool_bytes_; }
   // Returns every cached (unused) block to CUDA.
   void EmptyCache();
   // cudaMemGetInfo: {free, total} bytes of the GPU.

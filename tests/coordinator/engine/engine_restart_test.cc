@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -62,13 +64,41 @@ RequestSpec Request(const std::string& key, int max_tokens) {
   return spec;
 }
 
+// Waits for a handle's chunks the way the frontend does: woken by its listener, taking them
+// without blocking.
+bool WaitAndTake(RequestHandle& handle, absl::Duration timeout, std::vector<GenerationChunk>* out) {
+  struct Waker {
+    std::mutex mutex;
+    std::condition_variable pushed;
+    bool woken = false;
+  };
+  // Shared: a listener call in progress may outlive SetListener(nullptr).
+  auto waker = std::make_shared<Waker>();
+  handle.SetListener([waker] {
+    std::lock_guard<std::mutex> lock(waker->mutex);
+    waker->woken = true;
+    waker->pushed.notify_all();
+  });
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  bool took = handle.TryTake(out);
+  while (!took) {
+    std::unique_lock<std::mutex> lock(waker->mutex);
+    if (!waker->pushed.wait_until(lock, deadline, [&] { return waker->woken; })) break;
+    waker->woken = false;
+    lock.unlock();
+    took = handle.TryTake(out);
+  }
+  handle.SetListener(nullptr);
+  return took;
+}
+
 // Everything the handle holds after up to `timeout`, until an error or the request's end.
 std::vector<GenerationChunk> Drain(RequestHandle& handle, absl::Duration timeout) {
   std::vector<GenerationChunk> all;
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     std::vector<GenerationChunk> chunks;
-    if (!handle.WaitAndTake(absl::Milliseconds(20), &chunks)) continue;
+    if (!WaitAndTake(handle, absl::Milliseconds(20), &chunks)) continue;
     for (GenerationChunk& chunk : chunks) {
       const bool last = chunk.request_done || !chunk.error.ok();
       all.push_back(std::move(chunk));
@@ -92,7 +122,7 @@ TEST(EngineRestartTest, StartedRequestsFailWaitingOnesRunOnTheNewWorkers) {
 
   std::shared_ptr<RequestHandle> running = engine.Submit(Request("running", 3000));
   std::vector<GenerationChunk> first;
-  ASSERT_TRUE(running->WaitAndTake(absl::Seconds(10), &first));
+  ASSERT_TRUE(WaitAndTake(*running, absl::Seconds(10), &first));
   ASSERT_TRUE(first.front().error.ok()) << first.front().error;
   std::shared_ptr<RequestHandle> waiting = engine.Submit(Request("waiting", 3));
   for (int i = 0; i < 1000 && engine.stats().num_waiting < 1; ++i) {
@@ -109,8 +139,8 @@ TEST(EngineRestartTest, StartedRequestsFailWaitingOnesRunOnTheNewWorkers) {
   std::shared_ptr<RequestHandle> arrived = engine.Submit(Request("arrived", 2));
   const int steps = executor.steps();
   std::vector<GenerationChunk> nothing;
-  EXPECT_FALSE(waiting->WaitAndTake(absl::Milliseconds(300), &nothing));
-  EXPECT_FALSE(arrived->WaitAndTake(absl::Milliseconds(1), &nothing));
+  EXPECT_FALSE(WaitAndTake(*waiting, absl::Milliseconds(300), &nothing));
+  EXPECT_FALSE(WaitAndTake(*arrived, absl::Milliseconds(1), &nothing));
   EXPECT_EQ(executor.steps(), steps);
   EXPECT_EQ(engine.stats().num_waiting, 2);
 
