@@ -113,6 +113,9 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
   stop_beating.notify_all();
   heartbeat.join();
   stream->WritesDone();
+  // Nothing more is wanted from the coordinator, whose status may never come (it may be gone
+  // or tearing this group down): end the call here rather than wait in Finish for good.
+  context.TryCancel();
   const grpc::Status finish = stream->Finish();
   if (!outcome.ok()) return outcome;
   if (!finish.ok() && finish.error_code() != grpc::StatusCode::CANCELLED) {

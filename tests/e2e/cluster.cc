@@ -149,8 +149,12 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartOnce(const ClusterOptions
       "--worker_start_timeout_s=60",
       "--step_timeout_s=60",
   };
+  if (!options.launch_workers) argv.push_back("--launch_workers=false");
   argv.insert(argv.end(), options.extra_flags.begin(), options.extra_flags.end());
   cluster->pid_ = Spawn(argv, cluster->log_path_);
+  if (!options.launch_workers && options.start_workers) {
+    options.start_workers(cluster->worker_port_);
+  }
 
   const auto deadline = Clock::now() + std::chrono::seconds(90);
   while (access(port_file.c_str(), F_OK) != 0) {

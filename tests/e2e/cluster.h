@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,10 @@ struct ClusterOptions {
   int num_kv_blocks = 0;  // 0: the default sizing
   int block_size = 16;
   std::vector<std::string> extra_flags;  // e.g. "--max_num_seqs=2"
+  // false: --launch_workers=false, and `start_workers(worker_port)` is called once the
+  // coordinator is spawned, to start them elsewhere before Start() waits for it to serve.
+  bool launch_workers = true;
+  std::function<void(int worker_port)> start_workers;
 };
 
 class Cluster {

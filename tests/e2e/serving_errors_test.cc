@@ -1,4 +1,5 @@
 // Bad input, overload, cancellation, lost workers and bad model files, through the real cluster.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -332,6 +333,102 @@ TEST(ServingFailuresTest, AStepStuckWithHeartbeatsFailsWithinTheDerivedDeadline)
   const absl::StatusOr<int> exit_status = (*cluster)->WaitForExit(30000);
   ASSERT_TRUE(exit_status.ok()) << exit_status.status();
   EXPECT_EQ(*exit_status, 3);
+}
+
+// mpirun -np 2 pagedllm-worker for a coordinator started with --launch_workers=false, in a process
+// group of its own, its output appended to `log_path`.
+pid_t StartExternalWorkers(int worker_port, const std::string& log_path) {
+  std::vector<std::string> argv = {"mpirun",
+                                   "-np",
+                                   "2",
+                                   "--oversubscribe",
+                                   "--bind-to",
+                                   "none",
+                                   "-x",
+                                   "PAGEDLLM_WORKER_SECRET",
+                                   "-x",
+                                   "PAGEDLLM_CPU_THREADS",
+                                   BinDir() + "/pagedllm-worker",
+                                   "--coordinator",
+                                   absl::StrCat("127.0.0.1:", worker_port),
+                                   "--model",
+                                   ModelDir(),
+                                   "--device",
+                                   "cpu",
+                                   "--cpu_kv_cache_gib",
+                                   "0.25"};
+  std::vector<char*> args;
+  for (std::string& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits up to timeout_s for `pid` to exit; false if it did not.
+bool Reaped(pid_t pid, int timeout_s) {
+  for (int i = 0; i < timeout_s * 20; ++i) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// Workers started elsewhere (--launch_workers=false): when one dies, its stream fails naming
+// the rank, the coordinator tells the survivor to exit (the outside job ends by itself), health
+// turns NOT_SERVING, and a new set of workers that connects is taken: SERVING again, the same
+// tokens.
+TEST(ServingFailuresTest, WorkersStartedElsewhereAreReplacedByTheNextSetThatConnects) {
+  setenv("PAGEDLLM_WORKER_SECRET", kWorkerSecret, 1);
+  setenv("PAGEDLLM_CPU_THREADS", "1", 1);
+  const std::string workers_log = ::testing::TempDir() + "/pagedllm-external-workers.log";
+  pid_t workers = -1;
+  ClusterOptions options(ModelDir(), 2);
+  options.launch_workers = false;
+  options.start_workers = [&](int worker_port) {
+    workers = StartExternalWorkers(worker_port, workers_log);
+  };
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_GT(workers, 0);
+  const v1::GenerateRequest short_request = GreedyRequest({0, 5, 9, 11}, 12);
+  const GenerateOutcome before = Generate((*cluster)->stub(), short_request);
+  ASSERT_TRUE(before.status.ok()) << before.status.error_message();
+
+  grpc::ClientContext context;
+  v1::GenerateRequest long_request = GreedyRequest({0, 476, 290}, 900);
+  long_request.mutable_sampling()->set_ignore_eos(true);
+  auto reader = (*cluster)->stub().Generate(&context, long_request);
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  const pid_t victim = WorkerOfRank(**cluster, 1);
+  ASSERT_GT(victim, 0);
+  kill(victim, SIGKILL);
+  while (reader->Read(&response)) {
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("worker rank 1 ("));
+  EXPECT_TRUE(Reaped(workers, 30)) << "the outside job did not end";
+  EXPECT_EQ(HealthStatus((*cluster)->address()), "NOT_SERVING");
+
+  workers = StartExternalWorkers((*cluster)->worker_port(), workers_log);
+  const auto [saw_not_serving, health] = WaitForRecovery((*cluster)->address(), 60);
+  EXPECT_EQ(health, "SERVING") << (*cluster)->ReadLog();
+  const GenerateOutcome after = Generate((*cluster)->stub(), short_request);
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_EQ(after.token_ids, before.token_ids);
+  const absl::Status stopped = (*cluster)->Stop();
+  EXPECT_TRUE(stopped.ok()) << stopped << "\n" << (*cluster)->ReadLog();
+  EXPECT_TRUE(Reaped(workers, 30));
+  unsetenv("PAGEDLLM_CPU_THREADS");
 }
 
 // Each loss up to --max_restarts is followed by a restart; the next one stops the coordinator
