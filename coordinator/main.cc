@@ -33,7 +33,7 @@
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/generation_service.h"
 #include "coordinator/launcher/cluster_config.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "coordinator/worker_link/grpc_step_executor.h"
 #include "coordinator/worker_link/worker_hub.h"
 #include "coordinator/worker_link/worker_supervisor.h"

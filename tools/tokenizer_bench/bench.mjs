@@ -7,9 +7,9 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const library = path.resolve(here, '../../tests/tokenizer/oracle/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs');
+const library = path.resolve(here, '../../tests/text/tokenizer/oracle/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs');
 if (!fs.existsSync(library)) {
-  console.error('missing @huggingface/tokenizers; run: npm ci --prefix tests/tokenizer/oracle');
+  console.error('missing @huggingface/tokenizers; run: npm ci --prefix tests/text/tokenizer/oracle');
   process.exit(3);
 }
 const { Tokenizer } = await import(pathToFileURL(library).href);

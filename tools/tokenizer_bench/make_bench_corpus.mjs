@@ -1,7 +1,7 @@
 // Writes the benchmark corpus: node tools/tokenizer_bench/make_bench_corpus.mjs OUT.json [MB]
 // (documents of mixed prose, code, numbers, CJK, emoji, ... from the test corpus generator).
 import fs from 'node:fs';
-import { makeBenchText } from '../../tests/tokenizer/oracle/corpus.mjs';
+import { makeBenchText } from '../../tests/text/tokenizer/oracle/corpus.mjs';
 
 const [out, mb = '20'] = process.argv.slice(2);
 if (!out) {

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "coordinator/frontend/request_validation.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "coordinator/worker_link/hello_validation.h"
 #include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
