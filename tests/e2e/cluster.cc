@@ -45,22 +45,6 @@ int WaitFor(pid_t pid, int timeout_ms) {
   return -1;
 }
 
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 }  // namespace
 
 std::string EnvOr(const char* name, const std::string& fallback) {
@@ -74,6 +58,22 @@ std::string BinDir() {
 }
 std::string SourceDir() { return EnvOr("PAGEDLLM_SOURCE_DIR", PAGEDLLM_SOURCE_DIR); }
 std::string TestDevice() { return EnvOr("PAGEDLLM_TEST_DEVICE", "cpu"); }
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
 
 int PickFreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -151,6 +151,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartOnce(const ClusterOptions
   };
   if (!options.launch_workers) argv.push_back("--launch_workers=false");
   argv.insert(argv.end(), options.extra_flags.begin(), options.extra_flags.end());
+  unlink(cluster->log_path_.c_str());  // Spawn appends: no earlier run's lines
   cluster->pid_ = Spawn(argv, cluster->log_path_);
   if (!options.launch_workers && options.start_workers) {
     options.start_workers(cluster->worker_port_);

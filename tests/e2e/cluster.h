@@ -68,6 +68,10 @@ class Cluster {
   std::unique_ptr<pagedllm::v1::Generation::Stub> stub_;
 };
 
+// Starts argv (argv[0] looked up on PATH) in a process group of its own, its output appended to
+// log_path; returns its pid.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path);
+
 // A free TCP port on 127.0.0.1 (bound, then released).
 int PickFreePort();
 // Environment overrides, for running the same tests from a bundle on a GPU node:

@@ -335,8 +335,8 @@ TEST(ServingFailuresTest, AStepStuckWithHeartbeatsFailsWithinTheDerivedDeadline)
   EXPECT_EQ(*exit_status, 3);
 }
 
-// mpirun -np 2 pagedllm-worker for a coordinator started with --launch_workers=false, in a process
-// group of its own, its output appended to `log_path`.
+// mpirun -np 2 pagedllm-worker for a coordinator started with --launch_workers=false (Spawn: a
+// process group of its own, its output appended to `log_path`).
 pid_t StartExternalWorkers(int worker_port, const std::string& log_path) {
   std::vector<std::string> argv = {"mpirun",
                                    "-np",
@@ -357,19 +357,7 @@ pid_t StartExternalWorkers(int worker_port, const std::string& log_path) {
                                    "cpu",
                                    "--cpu_kv_cache_gib",
                                    "0.25"};
-  std::vector<char*> args;
-  for (std::string& arg : argv) args.push_back(arg.data());
-  args.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
+  return Spawn(argv, log_path);
 }
 
 // Waits up to timeout_s for `pid` to exit; false if it did not.
