@@ -33,7 +33,6 @@
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/generation_service.h"
 #include "coordinator/launcher/cluster_config.h"
-#include "text/tokenizer/tokenizer.h"
 #include "coordinator/worker_link/grpc_step_executor.h"
 #include "coordinator/worker_link/worker_hub.h"
 #include "coordinator/worker_link/worker_supervisor.h"
@@ -42,6 +41,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "text/tokenizer/tokenizer.h"
 
 ABSL_FLAG(std::string, config, "", "cluster description (YAML, see cluster-configs/)");
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (passed to the workers)");
@@ -263,13 +263,8 @@ absl::Status ValidateFlags() {
                         : absl::InvalidArgumentError(
                               absl::StrCat("--", name, " must be >= ", low, ", got ", value));
   };
-  const auto in_range = [](const char* name, double value, double low, double high) {
-    return value >= low && value <= high
-               ? absl::OkStatus()
-               : absl::InvalidArgumentError(
-                     absl::StrCat("--", name, " must be in [", low, ", ", high, "], got ", value));
-  };
-  const auto count_in_range = [](const char* name, int64_t value, int64_t low, int64_t high) {
+  // Generic: an integer flag's bounds print as integers (1048576, not 1.04858e+06).
+  const auto in_range = [](const char* name, auto value, auto low, auto high) {
     return value >= low && value <= high
                ? absl::OkStatus()
                : absl::InvalidArgumentError(
@@ -295,10 +290,9 @@ absl::Status ValidateFlags() {
       in_range("swap_space_gib", absl::GetFlag(FLAGS_swap_space_gib), 0, 1024));
   // Upper bounds far past any GPU's step, so that a typo cannot make a worker try to profile a
   // step of a billion tokens.
+  PAGEDLLM_RETURN_IF_ERROR(in_range("max_num_seqs", absl::GetFlag(FLAGS_max_num_seqs), 1, 65536));
   PAGEDLLM_RETURN_IF_ERROR(
-      count_in_range("max_num_seqs", absl::GetFlag(FLAGS_max_num_seqs), 1, 65536));
-  PAGEDLLM_RETURN_IF_ERROR(count_in_range("max_num_batched_tokens",
-                                          absl::GetFlag(FLAGS_max_num_batched_tokens), 1, 1 << 20));
+      in_range("max_num_batched_tokens", absl::GetFlag(FLAGS_max_num_batched_tokens), 1, 1 << 20));
   PAGEDLLM_RETURN_IF_ERROR(at_least("max_waiting", absl::GetFlag(FLAGS_max_waiting), 1));
   PAGEDLLM_RETURN_IF_ERROR(at_least("max_model_len", absl::GetFlag(FLAGS_max_model_len), 0));
   PAGEDLLM_RETURN_IF_ERROR(at_least("step_timeout_s", absl::GetFlag(FLAGS_step_timeout_s), 1));

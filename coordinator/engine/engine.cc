@@ -177,7 +177,11 @@ void Engine::Loop() {
 }
 
 void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
-  if (spec.key.empty()) spec.key = spec.request_id;
+  if (spec.key.empty()) {  // a caller bug: with the request_id instead, calls could collide
+    handle->Push(ErrorChunk(absl::InternalError(
+        absl::StrCat("request \"", spec.request_id, "\" was submitted without its call's key"))));
+    return;
+  }
   if (group_of_request_.contains(spec.key)) {
     handle->Push(ErrorChunk(absl::AlreadyExistsError(
         absl::StrCat("request \"", spec.request_id, "\" is already in flight"))));

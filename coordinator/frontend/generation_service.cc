@@ -1,5 +1,6 @@
 #include "coordinator/frontend/generation_service.h"
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <utility>
@@ -46,12 +47,14 @@ class GenerationService::GenerateCall final
         key_(spec.key),
         state_(std::make_shared<State>(spec, service->tokenizer_, service->engine_)) {
     state_->reactor = this;
+    state_->pool = service_->stream_pool_.get();
     state_->handle = service_->engine_->Submit(std::move(spec));
-    std::weak_ptr<State> weak = state_;
-    WorkPool* pool = service_->stream_pool_.get();
-    state_->handle->SetListener([weak, pool] {
-      pool->Post([weak] {
-        if (std::shared_ptr<State> state = weak.lock()) state->Pump();
+    // On the engine's thread, once per chunk: at most one pump waits in the pool per call.
+    state_->handle->SetListener([weak = std::weak_ptr<State>(state_)] {
+      std::shared_ptr<State> state = weak.lock();
+      if (state == nullptr || state->pump_posted.exchange(true)) return;
+      state->pool->Post([weak] {
+        if (std::shared_ptr<State> posted = weak.lock()) posted->Pump();
       });
     });
   }
@@ -102,6 +105,7 @@ class GenerationService::GenerateCall final
 
     // Turns what the engine pushed into responses (on the work pool).
     void Pump() {
+      pump_posted = false;  // before taking: a chunk pushed from now on posts another pump
       std::lock_guard<std::mutex> lock(mutex);  // taken first: chunks are processed in order
       std::vector<GenerationChunk> chunks;
       if (ended || !handle->TryTake(&chunks)) return;
@@ -126,6 +130,8 @@ class GenerationService::GenerateCall final
       }
     }
 
+    WorkPool* pool = nullptr;
+    std::atomic<bool> pump_posted{false};  // a Pump is queued in the pool
     std::mutex mutex;
     GenerateCall* reactor = nullptr;  // null once gRPC is done with the call
     std::shared_ptr<RequestHandle> handle;

@@ -251,6 +251,7 @@ void Scheduler::PreemptGroup(SequenceGroup* group, SchedulerOutput* output) {
   waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), group, ArrivedBefore), group);
 }
 
+// In whichever queue the group is: FinishGroup takes it out of the one its status names.
 void Scheduler::FailGroup(SequenceGroup* group, absl::Status status, SchedulerOutput* output) {
   output->failed_groups.emplace_back(group->group_id, std::move(status));
   PAGEDLLM_CHECK_OK(FinishGroup(group->group_id, SequenceStatus::kFinishedAborted));
@@ -344,8 +345,6 @@ void Scheduler::ScheduleSwappedIn(int* budget, SchedulerOutput* output) {
     int tokens = 0;
     for (const Sequence* seq : group->seqs) tokens += seq->num_uncomputed_tokens();
     if (together && tokens > config_.max_num_batched_tokens) {
-      swapped_.erase(swapped_.begin());
-      InsertRunning(group);  // where FailGroup finds it
       FailGroup(group,
                 absl::ResourceExhaustedError(
                     absl::StrCat("beam search request \"", group->request_id, "\" must compute ",
@@ -372,8 +371,6 @@ void Scheduler::ScheduleSwappedIn(int* budget, SchedulerOutput* output) {
     const int64_t reserve = running_.empty() ? 0 : block_manager_.watermark_blocks();
     if (block_manager_.num_free_blocks() - blocks < reserve) {
       if (!running_.empty()) break;
-      swapped_.erase(swapped_.begin());
-      InsertRunning(group);  // where FailGroup finds it
       FailGroup(group,
                 absl::ResourceExhaustedError(
                     absl::StrCat("request \"", group->request_id, "\" needs ", blocks,
@@ -452,8 +449,6 @@ void Scheduler::AdmitWaiting(int* budget, SchedulerOutput* output) {
       if (!together) break;
     }
     if (together && blocks_needed > usable) {
-      waiting_.pop_front();
-      InsertRunning(group);  // where FailGroup finds it
       FailGroup(group,
                 absl::ResourceExhaustedError(absl::StrCat(
                     "beam search request \"", group->request_id, "\" must recompute its ",

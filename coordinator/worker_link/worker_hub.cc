@@ -183,46 +183,43 @@ bool WorkerHub::Write(int rank, const wv1::CoordinatorMessage& message) {
   return stream != nullptr && stream->Write(message);
 }
 
-absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::StepInstruction& step,
+absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(wv1::StepInstruction step,
                                                    absl::Duration timeout) {
+  const uint64_t step_id = step.step_id();
   {
     absl::Status status = health();
     if (!status.ok()) return status;
   }
   wv1::CoordinatorMessage message;
-  *message.mutable_step() = step;
+  *message.mutable_step() = std::move(step);  // moved, not copied: it holds the whole batch
   for (int rank = 0; rank < world_size_; ++rank) {
     if (!Write(rank, message)) {
-      MarkLost(absl::StrCat("worker rank ", rank, " stopped accepting steps (step ", step.step_id(),
-                            ")"));
+      MarkLost(absl::StrCat("worker rank ", rank, " stopped accepting steps (step ", step_id, ")"));
       return health();
     }
   }
   std::unique_lock<std::mutex> lock(mutex_);
-  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-  while (failure_.empty() && !shutting_down_ && results_.count(step.step_id()) == 0) {
-    // Wake now and then to look at the heartbeats: a hung rank is named in seconds, long before
-    // the step deadline.
-    const auto slice =
-        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
-    if (changed_.wait_until(lock, slice) == std::cv_status::timeout) {
-      CheckHeartbeatsLocked();
-      if (std::chrono::steady_clock::now() < deadline) continue;
-      Fail(absl::StrCat("step ", step.step_id(), " got no result from rank 0 within ",
+  // A silent rank is found by the supervisor's heartbeat checks (Fail wakes this wait); what is
+  // left for the deadline is a rank stuck inside the step with its heartbeats going.
+  const bool ended = changed_.wait_until(
+      lock, std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout),
+      [&] { return !failure_.empty() || shutting_down_ || results_.count(step_id) > 0; });
+  if (!ended) {
+    CheckHeartbeatsLocked();  // the better explanation, if a rank has just gone silent
+    if (failure_.empty()) {
+      Fail(absl::StrCat("step ", step_id, " got no result from rank 0 within ",
                         absl::FormatDuration(timeout),
-                        " (10x the slowest such step, capped by --step_timeout_s); every rank "
-                        "still sends heartbeats, so one is stuck inside the step: in a kernel, a "
-                        "collective or the device"));
-      break;
+                        ": every rank still sends heartbeats, so one is stuck inside the step (in "
+                        "a kernel, a collective or the device)"));
     }
   }
   if (!failure_.empty()) return absl::UnavailableError(failure_);
   if (shutting_down_) {
     return absl::UnavailableError(
-        absl::StrCat("step ", step.step_id(), " ended: the coordinator is stopping its workers"));
+        absl::StrCat("step ", step_id, " ended: the coordinator is stopping its workers"));
   }
-  wv1::StepResult result = std::move(results_[step.step_id()]);
-  results_.erase(step.step_id());
+  wv1::StepResult result = std::move(results_[step_id]);
+  results_.erase(step_id);
   return result;
 }
 

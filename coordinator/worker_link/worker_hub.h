@@ -41,7 +41,7 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
 
   // Sends `step` to every worker and waits for rank 0's result.
   absl::StatusOr<pagedllm::worker::v1::StepResult> RunStep(
-      const pagedllm::worker::v1::StepInstruction& step, absl::Duration timeout);
+      pagedllm::worker::v1::StepInstruction step, absl::Duration timeout);
 
   // Marks the hub unavailable with `reason` (e.g. the worker processes exited).
   void MarkLost(const std::string& reason);
@@ -56,7 +56,7 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
 
   // Marks the hub unavailable, naming the rank, when a connected worker sent no heartbeat for
   // kHeartbeatTimeout (hung, stopped, or its host gone quiet). Called every 100 ms by the
-  // coordinator, and while a step waits.
+  // supervisor, and by RunStep when a step's deadline passes.
   void CheckHeartbeats();
   static constexpr std::chrono::milliseconds kHeartbeatTimeout{3000};
 

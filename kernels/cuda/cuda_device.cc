@@ -152,7 +152,8 @@ void CudaDevice::Free(void* data) {
   // Kernels still queued on the stream (or recorded in a graph) may use the block; whoever takes
   // it next issues its work on the same stream, after them, so it is free again at once. A graph
   // pool block stays in the pool.
-  (graph_pool_.count(data) > 0 ? graph_free_ : cached_).emplace(it->second, data);
+  const bool pooled = !graph_pool_.empty() && graph_pool_.count(data) > 0;
+  (pooled ? graph_free_ : cached_).emplace(it->second, data);
 }
 
 void CudaDevice::EmptyCache() {
