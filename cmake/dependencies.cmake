@@ -9,6 +9,9 @@ find_package(yaml-cpp CONFIG REQUIRED)
 find_package(GTest CONFIG REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
 find_package(BLAS REQUIRED)
+# Boost.Beast and Asio (header-only) serve HTTP; OpenSSL gives it TLS.
+find_package(Boost 1.81 CONFIG REQUIRED COMPONENTS headers)
+find_package(OpenSSL REQUIRED)
 
 # PCRE2 (regex pre-tokenizers, JIT) and utf8proc (Unicode normalization) for the tokenizer.
 find_package(PkgConfig REQUIRED)

@@ -32,7 +32,10 @@
 #include "common/status.h"
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/generation_service.h"
+#include "coordinator/frontend/request_intake.h"
+#include "coordinator/http/http_server.h"
 #include "coordinator/launcher/cluster_config.h"
+#include "coordinator/openai/openai_api.h"
 #include "coordinator/worker_link/grpc_step_executor.h"
 #include "coordinator/worker_link/worker_hub.h"
 #include "coordinator/worker_link/worker_supervisor.h"
@@ -59,6 +62,13 @@ ABSL_FLAG(std::string, api_key, "",
 ABSL_FLAG(std::string, api_key_file, "",
           "file of API keys, one per line (with or beside --api_key)");
 ABSL_FLAG(std::string, port_file, "", "write the public port here once serving");
+ABSL_FLAG(int, http_port, 8000,
+          "OpenAI-compatible HTTP port on --host (0: no HTTP server), with --tls_cert and "
+          "--api_key as the gRPC port");
+ABSL_FLAG(std::string, http_port_file, "", "write the HTTP port here once serving");
+ABSL_FLAG(int, http_threads, 4, "threads serving every HTTP connection");
+ABSL_FLAG(std::string, served_model_name, "",
+          "the model's id in the OpenAI API (default: the model directory's name)");
 ABSL_FLAG(int, worker_port, 0, "port the workers dial (0 picks a free one)");
 ABSL_FLAG(std::string, advertise_host, "127.0.0.1", "host name the workers use to reach us");
 ABSL_FLAG(bool, launch_workers, true, "start the workers with mpirun");
@@ -257,6 +267,24 @@ absl::StatusOr<std::vector<std::string>> ApiKeys() {
 }
 
 // Every flag's value, checked before any worker is launched: the first wrong one, by name.
+// Writes `port` to `path` atomically (a reader never sees half a number).
+void WritePortFile(const std::string& path, int port) {
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << port << "\n";
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+// The model's id in the OpenAI API: --served_model_name, else the model directory's last name.
+std::string ServedModelName(const std::string& hello_name) {
+  if (!absl::GetFlag(FLAGS_served_model_name).empty()) return absl::GetFlag(FLAGS_served_model_name);
+  std::string dir = absl::GetFlag(FLAGS_model);
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const size_t slash = dir.rfind('/');
+  const std::string base = slash == std::string::npos ? dir : dir.substr(slash + 1);
+  return base.empty() ? hello_name : base;
+}
+
 absl::Status ValidateFlags() {
   const auto at_least = [](const char* name, int64_t value, int64_t low) {
     return value >= low ? absl::OkStatus()
@@ -282,6 +310,8 @@ absl::Status ValidateFlags() {
   PAGEDLLM_RETURN_IF_ERROR(one_of("device", absl::GetFlag(FLAGS_device), {"cpu", "cuda"}));
   PAGEDLLM_RETURN_IF_ERROR(in_range("port", absl::GetFlag(FLAGS_port), 0, 65535));
   PAGEDLLM_RETURN_IF_ERROR(in_range("worker_port", absl::GetFlag(FLAGS_worker_port), 0, 65535));
+  PAGEDLLM_RETURN_IF_ERROR(in_range("http_port", absl::GetFlag(FLAGS_http_port), 0, 65535));
+  PAGEDLLM_RETURN_IF_ERROR(in_range("http_threads", absl::GetFlag(FLAGS_http_threads), 1, 256));
   PAGEDLLM_RETURN_IF_ERROR(in_range("block_size", absl::GetFlag(FLAGS_block_size), 1, 1024));
   PAGEDLLM_RETURN_IF_ERROR(at_least("num_kv_blocks", absl::GetFlag(FLAGS_num_kv_blocks), 0));
   PAGEDLLM_RETURN_IF_ERROR(
@@ -473,8 +503,9 @@ int Run() {
                           << " ids, the model " << limits.vocab_size
                           << ": prompts that use the others are refused";
   }
-  GenerationService service(&engine, validation, info, tokenizer->get());
-  service.set_api_keys(*api_keys);
+  RequestIntake intake(&engine, validation, tokenizer->get());
+  intake.set_api_keys(*api_keys);
+  GenerationService service(&intake, info);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -497,12 +528,44 @@ int Run() {
     stop_control();
     return 1;
   }
-  server->GetHealthCheckService()->SetServingStatus(true);
-  if (!absl::GetFlag(FLAGS_port_file).empty()) {
-    const std::string tmp = absl::GetFlag(FLAGS_port_file) + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    std::rename(tmp.c_str(), absl::GetFlag(FLAGS_port_file).c_str());
+  // The OpenAI-compatible HTTP API, on the same engine, keys and TLS.
+  std::atomic<bool> workers_serving{true};
+  std::unique_ptr<http::HttpServer> http_server;
+  std::unique_ptr<openai::OpenAiApi> openai_api;
+  if (absl::GetFlag(FLAGS_http_port) != 0) {
+    openai::OpenAiApiOptions api_options;
+    api_options.served_model = ServedModelName(hello->model().name());
+    api_options.max_model_len = limits.max_model_len;
+    api_options.serving = [&workers_serving] { return workers_serving.load(); };
+    api_options.version = "pagedllm 0.1";
+    openai_api = std::make_unique<openai::OpenAiApi>(&intake, std::move(api_options));
+    http::HttpServerOptions http_options;
+    http_options.host = absl::GetFlag(FLAGS_host);
+    http_options.port = absl::GetFlag(FLAGS_http_port);
+    http_options.num_threads = absl::GetFlag(FLAGS_http_threads);
+    http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+    http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+    absl::StatusOr<std::unique_ptr<http::HttpServer>> started = http::HttpServer::Start(
+        http_options, [api = openai_api.get()](http::HttpRequest request,
+                                               std::shared_ptr<http::HttpExchange> exchange) {
+          api->Handle(std::move(request), std::move(exchange));
+        });
+    if (!started.ok()) {
+      PAGEDLLM_LOG(ERROR) << "--http_port: " << started.status().message();
+      server->Shutdown(std::chrono::system_clock::now());
+      supervisor.Stop("start-up failed");
+      engine.Stop();
+      stop_control();
+      return 1;
+    }
+    http_server = *std::move(started);
+    WritePortFile(absl::GetFlag(FLAGS_http_port_file), http_server->port());
+    PAGEDLLM_LOG(INFO) << "OpenAI API on " << (http_server->tls() ? "https" : "http") << "://"
+                       << absl::GetFlag(FLAGS_host) << ":" << http_server->port()
+                       << "/v1 (model \"" << ServedModelName(hello->model().name()) << "\")";
   }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  WritePortFile(absl::GetFlag(FLAGS_port_file), port);
   PAGEDLLM_LOG(INFO) << "serving " << hello->model().name() << " (tp=" << tp << ", "
                      << hello->num_kv_blocks() << " KV blocks of " << hello->block_size()
                      << " tokens, max_model_len " << limits.max_model_len << ") on port " << port;
@@ -514,6 +577,7 @@ int Run() {
   std::atomic<bool> draining{false};
   SupervisorCallbacks callbacks;
   callbacks.set_serving = [&](bool serving) {
+    workers_serving = serving;
     if (!draining.load()) server->GetHealthCheckService()->SetServingStatus(serving);
   };
   callbacks.restarted = [&](const pagedllm::worker::v1::WorkerHello& restarted,
@@ -536,7 +600,7 @@ int Run() {
   sigwait(&stop_signals, &signal_number);
   draining = true;
   server->GetHealthCheckService()->SetServingStatus(false);
-  service.StartDraining();
+  intake.StartDraining();
   absl::Status stop_reason = absl::UnavailableError("the server is shutting down");
   bool gave_up = false;
   {
@@ -549,21 +613,22 @@ int Run() {
     // --drain_timeout_s (a second signal ends that at once); the rest fail with UNAVAILABLE.
     const absl::Duration drain = absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
     PAGEDLLM_LOG(INFO) << "received signal " << signal_number << ": draining "
-                       << service.active_calls() << " calls for up to "
+                       << intake.active_calls() << " calls for up to "
                        << absl::FormatDuration(drain) << " (a second signal stops at once)";
     const absl::Time drain_end = absl::Now() + drain;
     bool second_signal = false;
-    while (service.active_calls() > 0 && absl::Now() < drain_end && !second_signal) {
+    while (intake.active_calls() > 0 && absl::Now() < drain_end && !second_signal) {
       const timespec poll = {0, 50 * 1000 * 1000};
       second_signal = sigtimedwait(&stop_signals, nullptr, &poll) > 0;
     }
     PAGEDLLM_LOG(INFO) << (second_signal ? "second signal" : "drained") << ": shutting down with "
-                       << service.active_calls() << " calls still in flight";
+                       << intake.active_calls() << " calls still in flight";
   }
   // The workers first: a step in flight ends at once, failing its requests; then the engine
   // fails the ones still waiting.
   supervisor.Stop("coordinator shutting down");
   engine.Stop(stop_reason);
+  if (http_server != nullptr) http_server->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   stop_control();
   if (gave_up) {

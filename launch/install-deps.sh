@@ -6,6 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev
+  libboost1.81-dev libssl-dev
   openmpi-bin libopenmpi-dev
   libopenblas-dev
   libgtest-dev libgmock-dev

@@ -2,7 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "coordinator/frontend/grpc_status.h"
 
 namespace pagedllm::coordinator {
 
@@ -56,7 +55,7 @@ GenerateStream::Output GenerateStream::Process(std::vector<GenerationChunk>& chu
   for (GenerationChunk& chunk : chunks) {
     if (!chunk.error.ok()) {
       out.done = true;
-      out.status = ToGrpcStatus(chunk.error);
+      out.status = chunk.error;
       return out;  // what came before the error in this batch is not sent
     }
     request_done_ = request_done_ || chunk.request_done;

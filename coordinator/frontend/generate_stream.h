@@ -12,7 +12,7 @@
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/text_stream.h"
 #include "text/tokenizer/tokenizer.h"
-#include "grpcpp/support/status.h"
+#include "absl/status/status.h"
 #include "pagedllm/v1/generation.pb.h"
 
 namespace pagedllm::coordinator {
@@ -26,7 +26,7 @@ class GenerateStream {
   struct Output {
     std::optional<pagedllm::v1::GenerateResponse> response;  // what to send, if anything
     bool done = false;  // the call is over: `status` is its status (after `response`)
-    grpc::Status status;
+    absl::Status status;
   };
   // The next chunks of the request's handle.
   Output Process(std::vector<GenerationChunk>& chunks);

@@ -5,11 +5,8 @@
 #include <memory>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/types/span.h"
-#include "common/constant_time.h"
 #include "common/logging.h"
 #include "coordinator/frontend/generate_stream.h"
 #include "coordinator/frontend/grpc_status.h"
@@ -94,7 +91,7 @@ class GenerationService::GenerateCall final
       log_line = state_->stream.LogLine();
     }
     PAGEDLLM_LOG(INFO) << log_line;
-    --service_->active_calls_;
+    service_->intake_->CallEnded();
     delete this;
   }
 
@@ -111,7 +108,7 @@ class GenerationService::GenerateCall final
       if (ended || !handle->TryTake(&chunks)) return;
       GenerateStream::Output out = stream.Process(chunks);
       if (out.response.has_value()) outbox.push_back(*std::move(out.response));
-      if (out.done) End(out.status);
+      if (out.done) End(ToGrpcStatus(out.status));
       Advance();
     }
     void End(grpc::Status final_status) {  // requires mutex
@@ -148,70 +145,31 @@ class GenerationService::GenerateCall final
   const std::shared_ptr<State> state_;
 };
 
-GenerationService::GenerationService(Engine* engine, ValidationLimits limits, v1::ServerStats info,
-                                     const tokenizer::Tokenizer* tokenizer, int num_stream_threads)
-    : engine_(engine),
-      tokenizer_(tokenizer),
-      limits_(limits),
+GenerationService::GenerationService(RequestIntake* intake, v1::ServerStats info,
+                                     int num_stream_threads)
+    : intake_(intake),
+      engine_(intake->engine()),
+      tokenizer_(intake->tokenizer()),
+      limits_(intake->limits()),
       info_(std::move(info)),
-      seed_source_(std::random_device{}()),
       stream_pool_(std::make_unique<WorkPool>(num_stream_threads)) {}
 
 GenerationService::~GenerationService() = default;
 
-std::string GenerationService::NewRequestKey() {
-  uint64_t words[2];
-  {
-    std::lock_guard<std::mutex> lock(seed_mutex_);
-    words[0] = (static_cast<uint64_t>(random_device_()) << 32) | random_device_();
-    words[1] = (static_cast<uint64_t>(random_device_()) << 32) | random_device_();
-  }
-  return absl::StrCat(absl::Hex(words[0], absl::kZeroPad16), absl::Hex(words[1], absl::kZeroPad16));
-}
-
 grpc::Status GenerationService::Authorize(const grpc::ServerContextBase& context) const {
-  if (api_keys_.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "this server needs an API key: send \"authorization: Bearer <key>\"");
-  }
-  const std::string value(it->second.data(), it->second.size());
-  constexpr absl::string_view kBearer = "Bearer ";
-  bool match = false;
-  if (absl::StartsWith(value, kBearer)) {
-    const std::string given = value.substr(kBearer.size());
-    // Every key is compared in full, whatever matched before.
-    for (const std::string& key : api_keys_) match = SameSecret(given, key) || match;
-  }
-  if (!match) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the API key is not valid");
-  }
-  return grpc::Status::OK;
-}
-
-uint64_t GenerationService::NextSeed() {
-  std::lock_guard<std::mutex> lock(seed_mutex_);
-  return seed_source_();
+  const absl::string_view value =
+      it == metadata.end() ? absl::string_view() : absl::string_view(it->second.data(), it->second.size());
+  return ToGrpcStatus(intake_->Authorize(value));
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerationService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   if (grpc::Status allowed = Authorize(*context); !allowed.ok()) return new RefusedCall(allowed);
-  if (draining_) {
-    return new RefusedCall(
-        grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                     "the server is draining before it shuts down; send the request elsewhere"));
-  }
-  absl::StatusOr<RequestSpec> spec =
-      ValidateGenerateRequest(*request, limits_, NextSeed(), tokenizer_);
+  absl::StatusOr<RequestSpec> spec = intake_->Accept(*request);
   if (!spec.ok()) return new RefusedCall(ToGrpcStatus(spec.status()));
-  // The engine knows the request by a key of this call's own: a client's request_id may be
-  // anything (and repeat), and must never reach another call's request.
-  spec->key = NewRequestKey();
-  if (spec->request_id.empty()) spec->request_id = absl::StrCat("req-", spec->key);
-  ++active_calls_;
+  intake_->CallStarted();
   return new GenerateCall(this, *std::move(spec));
 }
 

@@ -6,28 +6,22 @@
 // blocks.
 #pragma once
 
-#include <atomic>
-#include <cstdint>
 #include <memory>
-#include <mutex>
-#include <random>
-#include <string>
-#include <vector>
 
 #include "coordinator/engine/engine.h"
-#include "coordinator/frontend/request_validation.h"
+#include "coordinator/frontend/request_intake.h"
 #include "coordinator/frontend/work_pool.h"
-#include "text/tokenizer/tokenizer.h"
 #include "pagedllm/v1/generation.grpc.pb.h"
 
 namespace pagedllm::coordinator {
 
 class GenerationService final : public pagedllm::v1::Generation::CallbackService {
  public:
-  // `info` fills the static fields of GetStats (model, tp_size, block_size, ...). `tokenizer`
-  // (may be null: token ids only) outlives the service. `num_stream_threads`: the WorkPool's.
-  GenerationService(Engine* engine, ValidationLimits limits, pagedllm::v1::ServerStats info,
-                    const tokenizer::Tokenizer* tokenizer, int num_stream_threads = 2);
+  // `intake` (keys, draining, validation; shared with the HTTP API) outlives the service. `info`
+  // fills the static fields of GetStats (model, tp_size, block_size, ...).
+  // `num_stream_threads`: the WorkPool's.
+  GenerationService(RequestIntake* intake, pagedllm::v1::ServerStats info,
+                    int num_stream_threads = 2);
   ~GenerationService() override;
 
   grpc::ServerWriteReactor<pagedllm::v1::GenerateResponse>* Generate(
@@ -42,39 +36,21 @@ class GenerationService final : public pagedllm::v1::Generation::CallbackService
                                      const pagedllm::v1::GetStatsRequest* request,
                                      pagedllm::v1::ServerStats* response) override;
 
-  // With keys set, every call must carry the metadata "authorization: Bearer <one of them>"
-  // (UNAUTHENTICATED otherwise). Call before serving.
-  void set_api_keys(std::vector<std::string> keys) { api_keys_ = std::move(keys); }
-
-  // From now on new Generate calls get UNAVAILABLE ("draining"); those in flight go on.
-  void StartDraining() { draining_ = true; }
-  // Generate calls in flight.
-  int active_calls() const { return active_calls_.load(); }
-
  private:
   class GenerateCall;  // the reactor of one Generate call
 
-  uint64_t NextSeed();
   grpc::Status Authorize(const grpc::ServerContextBase& context) const;
   grpc::Status DoTokenize(const pagedllm::v1::TokenizeRequest& request,
                           pagedllm::v1::TokenizeResponse* response) const;
   grpc::Status DoDetokenize(const pagedllm::v1::DetokenizeRequest& request,
                             pagedllm::v1::DetokenizeResponse* response) const;
   void FillStats(pagedllm::v1::ServerStats* response) const;
-  // 128 random bits from the OS (std::random_device), as 32 hex digits: request keys and the
-  // request ids the server assigns cannot be guessed.
-  std::string NewRequestKey();
 
-  Engine* engine_;
+  RequestIntake* const intake_;
+  Engine* const engine_;
   const tokenizer::Tokenizer* const tokenizer_;
   const ValidationLimits limits_;
   const pagedllm::v1::ServerStats info_;
-  std::mutex seed_mutex_;
-  std::mt19937_64 seed_source_;
-  std::random_device random_device_;  // guarded by seed_mutex_
-  std::vector<std::string> api_keys_;
-  std::atomic<bool> draining_{false};
-  std::atomic<int> active_calls_{0};
   std::unique_ptr<WorkPool> stream_pool_;
 };
 
