@@ -35,6 +35,7 @@
 #include "coordinator/frontend/request_intake.h"
 #include "coordinator/http/http_server.h"
 #include "coordinator/launcher/cluster_config.h"
+#include "coordinator/metrics/serving_metrics.h"
 #include "coordinator/openai/openai_api.h"
 #include "coordinator/worker_link/grpc_step_executor.h"
 #include "coordinator/worker_link/worker_hub.h"
@@ -478,7 +479,15 @@ int Run() {
                      << PreemptionModeName(*preemption_mode);
 
   GrpcStepExecutor executor(&hub, absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s)));
-  Engine engine(scheduler_config, limits, &executor);
+  ServingMetricsOptions metrics_options;  // /metrics on the HTTP port
+  metrics_options.model_name = ServedModelName(hello->model().name());
+  metrics_options.max_model_len = limits.max_model_len;
+  metrics_options.worker_health = [&hub] {
+    return WorkerHealth{hub.health().ok(), hub.connected_ranks()};
+  };
+  ServingMetrics metrics(metrics_options);  // the engine's observer: declared first, outlives it
+  Engine engine(scheduler_config, limits, &executor, &metrics);
+  metrics.set_engine(&engine);
   engine.Start();
   hub.MarkReady();
 
@@ -538,6 +547,7 @@ int Run() {
     api_options.max_model_len = limits.max_model_len;
     api_options.serving = [&workers_serving] { return workers_serving.load(); };
     api_options.version = "pagedllm 0.1";
+    api_options.metrics = [&metrics] { return metrics.Render(); };
     openai_api = std::make_unique<openai::OpenAiApi>(&intake, std::move(api_options));
     http::HttpServerOptions http_options;
     http_options.host = absl::GetFlag(FLAGS_host);

@@ -41,11 +41,17 @@ std::vector<int32_t> BeamStopTokens(const RequestSpec& spec, const ModelLimits& 
   return stops;
 }
 
+double Seconds(std::chrono::steady_clock::duration duration) {
+  return std::chrono::duration<double>(duration).count();
+}
+
 }  // namespace
 
-Engine::Engine(SchedulerConfig scheduler_config, ModelLimits limits, StepExecutor* executor)
+Engine::Engine(SchedulerConfig scheduler_config, ModelLimits limits, StepExecutor* executor,
+               EngineObserver* observer)
     : limits_(std::move(limits)),
       executor_(executor),
+      observer_(observer),
       scheduler_(std::make_unique<Scheduler>(scheduler_config)) {}
 
 Engine::~Engine() { Stop(); }
@@ -67,6 +73,7 @@ void Engine::PublishStatsLocked() {
   stats_.num_cached_free_blocks = blocks.num_cached_free_blocks();
   stats_.num_total_blocks = blocks.num_total_blocks();
   stats_.num_free_host_blocks = blocks.num_free_host_blocks();
+  stats_.num_total_host_blocks = blocks.num_total_host_blocks();
   stats_.counters = replaced_counters_;
   stats_.counters.Add(scheduler_->counters());
 }
@@ -93,13 +100,14 @@ void Engine::Reconfigure(BlockManagerConfig blocks, absl::Status why) {
 
 std::shared_ptr<RequestHandle> Engine::Submit(RequestSpec spec) {
   auto handle = std::make_shared<RequestHandle>(spec.request_id);
+  const Clock::time_point arrival = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stop_) {
       handle->Push(ErrorChunk(absl::UnavailableError("the server is shutting down")));
       return handle;
     }
-    inbox_.submitted.emplace_back(std::move(spec), handle);
+    inbox_.submitted.push_back({std::move(spec), handle, arrival});
   }
   wake_.notify_all();
   return handle;
@@ -151,7 +159,7 @@ void Engine::Loop() {
       ++stats_.num_reconfigurations;
       reconfigured_.notify_all();
     }
-    for (auto& [spec, handle] : inbox.submitted) Admit(std::move(spec), std::move(handle));
+    for (Submission& submission : inbox.submitted) Admit(std::move(submission));
     for (const std::string& request_id : inbox.aborted) AbortRequest(request_id);
     for (const auto& [request_id, choice] : inbox.finished_choices) {
       FinishChoiceNow(request_id, choice);
@@ -176,15 +184,21 @@ void Engine::Loop() {
   FailAll(why);
 }
 
-void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
+void Engine::Admit(Submission submission) {
+  RequestSpec& spec = submission.spec;
+  std::shared_ptr<RequestHandle>& handle = submission.handle;
+  const auto fail = [&](absl::Status status) {
+    NoteFailed(status);
+    handle->Push(ErrorChunk(std::move(status)));
+  };
   if (spec.key.empty()) {  // a caller bug: with the request_id instead, calls could collide
-    handle->Push(ErrorChunk(absl::InternalError(
-        absl::StrCat("request \"", spec.request_id, "\" was submitted without its call's key"))));
+    fail(absl::InternalError(
+        absl::StrCat("request \"", spec.request_id, "\" was submitted without its call's key")));
     return;
   }
   if (group_of_request_.contains(spec.key)) {
-    handle->Push(ErrorChunk(absl::AlreadyExistsError(
-        absl::StrCat("request \"", spec.request_id, "\" is already in flight"))));
+    fail(absl::AlreadyExistsError(
+        absl::StrCat("request \"", spec.request_id, "\" is already in flight")));
     return;
   }
   const int max_tokens = std::min<int>(
@@ -208,10 +222,10 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
     group.sampling.num_top_logprobs = std::min(
         kMaxSequenceTopLogprobs, std::max(beam.num_candidates(), spec.sampling.num_top_logprobs));
     if (beam.num_candidates() > kMaxSequenceTopLogprobs) {
-      handle->Push(ErrorChunk(absl::InvalidArgumentError(
+      fail(absl::InvalidArgumentError(
           absl::StrCat("beam search with width ", beam.width, " and ", beam.stop_token_ids.size(),
                        " stop tokens needs ", beam.num_candidates(),
-                       " candidates per beam, at most ", kMaxSequenceTopLogprobs, " are served"))));
+                       " candidates per beam, at most ", kMaxSequenceTopLogprobs, " are served")));
       return;
     }
   } else if (spec.wants_cumulative_logprob()) {
@@ -219,12 +233,13 @@ void Engine::Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle) {
   }
   absl::StatusOr<uint64_t> group_id = scheduler_->AddGroup(std::move(group));
   if (!group_id.ok()) {
-    handle->Push(ErrorChunk(group_id.status()));
+    fail(group_id.status());
     return;
   }
   Live live;
   live.handle = std::move(handle);
   live.group_id = *group_id;
+  live.timeline.arrival = submission.arrival;
   if (spec.use_beam_search) {
     live.beam =
         std::make_unique<BeamSearch>(beam, scheduler_->GetGroup(*group_id)->seqs.front()->seq_id);
@@ -246,6 +261,7 @@ void Engine::AbortRequest(const std::string& key) {
   GenerationChunk chunk;
   chunk.finish_reason = FinishReason::kAbort;
   chunk.request_done = true;
+  NoteFinished(live_.at(group_id), FinishReason::kAbort);
   live_.at(group_id).handle->Push(std::move(chunk));
   live_.erase(group_id);
   group_of_request_.erase(it);
@@ -284,6 +300,7 @@ void Engine::RunOneStep() {
   for (const auto& [group_id, status] : output.failed_groups) {
     auto it = live_.find(group_id);
     if (it == live_.end()) continue;
+    NoteFailed(status);
     it->second.handle->Push(ErrorChunk(status));
     group_of_request_.erase(it->second.spec.key);
     live_.erase(it);
@@ -297,11 +314,12 @@ void Engine::RunOneStep() {
     return;
   }
 
-  const auto started = std::chrono::steady_clock::now();
+  const Clock::time_point started = Clock::now();
+  NoteScheduled(output, started);
   absl::StatusOr<StepOutcome> outcome = executor_->Execute(output);
-  const uint64_t step_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now() - started)
-                               .count();
+  const Clock::time_point ended = Clock::now();
+  const uint64_t step_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(ended - started).count();
   if (!outcome.ok()) {
     // Every sequence of the step is started, so it is finished here and the acknowledgement
     // skips it; requests still waiting stay for the workers that replace these.
@@ -321,12 +339,13 @@ void Engine::RunOneStep() {
     }
   }
   scheduler_->OnStepDone(output, tokens);  // forks may add sequences; none goes away
+  const bool decode = output.num_scheduled_tokens == static_cast<int>(output.scheduled.size());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;
     stats_.tokens_computed += output.num_scheduled_tokens;
     stats_.tokens_generated += outcome->tokens.size();
-    if (output.num_scheduled_tokens == static_cast<int>(output.scheduled.size())) {
+    if (decode) {
       ++stats_.num_decode_steps;
       stats_.decode_step_ns_total += step_ns;
       stats_.decode_forward_ns_total += outcome->forward_ns;
@@ -336,11 +355,15 @@ void Engine::RunOneStep() {
       stats_.prefill_forward_ns_total += outcome->forward_ns;
     }
   }
-  HandleSampled(outcome->tokens, sequences);
+  if (observer_ != nullptr) {
+    observer_->OnStep({Seconds(ended - started), output.num_scheduled_tokens, decode});
+  }
+  HandleSampled(outcome->tokens, sequences, output.step_id, ended);
 }
 
 void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens,
-                           const std::vector<Sequence*>& sequences) {
+                           const std::vector<Sequence*>& sequences, uint64_t step_id,
+                           Clock::time_point token_time) {
   absl::flat_hash_map<uint64_t, absl::flat_hash_map<uint64_t, const SampledTokenOut*>> beams;
   for (size_t i = 0; i < tokens.size(); ++i) {
     const SampledTokenOut& token = tokens[i];
@@ -348,6 +371,7 @@ void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens,
     if (seq == nullptr) continue;  // finished while the step ran
     auto it = live_.find(seq->group->group_id);
     if (it == live_.end()) continue;
+    if (observer_ != nullptr) NoteToken(it->second, step_id, token_time);
     if (it->second.beam != nullptr) {
       beams[seq->group->group_id][token.seq_id] = &token;
     } else {
@@ -392,6 +416,7 @@ void Engine::CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishRe
   scheduler_->FinishSequence(seq_id, StatusOf(reason)).IgnoreError();
   if (--live.num_open > 0) return;
   if (live.spec.streams()) {
+    NoteFinished(live, reason);
     // The request's last chunk went out with the token (or the frontend ended the choice).
     GenerationChunk done;
     done.choice_index = sample_index;
@@ -465,6 +490,8 @@ void Engine::CompleteRequest(uint64_t group_id) {
       chunks.push_back(std::move(chunk));
     }
   }
+  // The best choice's reason stands for the request's.
+  NoteFinished(live, chunks.empty() ? FinishReason::kLength : chunks.front().finish_reason);
   for (size_t i = 0; i < chunks.size(); ++i) {
     chunks[i].choice_index = static_cast<int>(i);
     chunks[i].request_done = i + 1 == chunks.size();
@@ -477,6 +504,7 @@ void Engine::CompleteRequest(uint64_t group_id) {
 
 void Engine::FailAll(const absl::Status& status) {
   for (auto& [group_id, live] : live_) {
+    NoteFailed(status);
     live.handle->Push(ErrorChunk(status));
     scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
   }
@@ -497,6 +525,7 @@ void Engine::FailStarted(const absl::Status& status) {
   }
   for (uint64_t group_id : started) {
     Live& live = live_.at(group_id);
+    NoteFailed(status);
     live.handle->Push(ErrorChunk(status));
     scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
     group_of_request_.erase(live.spec.key);
@@ -511,10 +540,10 @@ void Engine::Rebuild(const Reconfiguration& reconfiguration) {
   std::vector<uint64_t> order;
   for (const auto& [group_id, live] : live_) order.push_back(group_id);
   std::sort(order.begin(), order.end());
-  std::vector<std::pair<RequestSpec, std::shared_ptr<RequestHandle>>> kept;
+  std::vector<Submission> kept;
   for (uint64_t group_id : order) {
     Live& live = live_.at(group_id);
-    kept.emplace_back(std::move(live.spec), std::move(live.handle));
+    kept.push_back({std::move(live.spec), std::move(live.handle), live.timeline.arrival});
   }
   live_.clear();
   group_of_request_.clear();
@@ -524,7 +553,63 @@ void Engine::Rebuild(const Reconfiguration& reconfiguration) {
   scheduler_ = std::make_unique<Scheduler>(config);
   PAGEDLLM_LOG(INFO) << "engine: new workers with " << config.blocks.num_blocks << " KV blocks; "
                      << kept.size() << " waiting requests queued again";
-  for (auto& [spec, handle] : kept) Admit(std::move(spec), std::move(handle));
+  for (Submission& submission : kept) Admit(std::move(submission));
+}
+
+void Engine::NoteScheduled(const SchedulerOutput& step, Clock::time_point sent) {
+  if (observer_ == nullptr) return;
+  for (const NewSequence& fresh : step.new_sequences) {
+    const Sequence* seq = scheduler_->GetSequence(fresh.seq_id);
+    if (seq == nullptr) continue;
+    auto it = live_.find(seq->group->group_id);
+    if (it == live_.end() || it->second.timeline.scheduled) continue;
+    it->second.timeline.scheduled = true;
+    it->second.timeline.first_scheduled = sent;
+  }
+}
+
+void Engine::NoteToken(Live& live, uint64_t step_id, Clock::time_point token_time) {
+  Timeline& timeline = live.timeline;
+  ++timeline.num_generated_tokens;
+  if (timeline.num_token_steps > 0 && timeline.last_token_step == step_id) return;  // counted
+  timeline.last_token_step = step_id;
+  if (timeline.num_token_steps++ == 0) {
+    timeline.first_token = token_time;
+    observer_->OnFirstToken(Seconds(token_time - timeline.arrival),
+                            static_cast<int>(live.spec.prompt_token_ids.size()));
+  } else {
+    observer_->OnNextToken(Seconds(token_time - timeline.last_token));
+  }
+  timeline.last_token = token_time;
+}
+
+void Engine::NoteFinished(const Live& live, FinishReason reason) {
+  if (observer_ == nullptr) return;
+  const Timeline& timeline = live.timeline;
+  RequestObservation request;
+  request.reason = reason;
+  request.num_prompt_tokens = static_cast<int>(live.spec.prompt_token_ids.size());
+  request.num_generation_tokens = timeline.num_generated_tokens;
+  request.max_tokens = live.spec.max_tokens;
+  request.n = live.spec.n;
+  request.e2e_seconds = Seconds(Clock::now() - timeline.arrival);
+  if (timeline.scheduled) {
+    request.queue_seconds = Seconds(timeline.first_scheduled - timeline.arrival);
+    if (timeline.num_token_steps > 0) {
+      request.prefill_seconds = Seconds(timeline.first_token - timeline.first_scheduled);
+      request.decode_seconds = Seconds(timeline.last_token - timeline.first_token);
+      request.inference_seconds = Seconds(timeline.last_token - timeline.first_scheduled);
+    }
+    if (timeline.num_token_steps > 1) {
+      request.time_per_output_token_seconds =
+          request.decode_seconds / (timeline.num_token_steps - 1);
+    }
+  }
+  observer_->OnRequestFinished(request);
+}
+
+void Engine::NoteFailed(const absl::Status& status) {
+  if (observer_ != nullptr) observer_->OnRequestFailed(status);
 }
 
 }  // namespace pagedllm::coordinator

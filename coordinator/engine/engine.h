@@ -11,8 +11,12 @@
 // had started fail with the executor's status at once; the others wait. Reconfigure() then takes
 // the replacement workers (a supervised restart): a new scheduler for their KV cache, and the
 // waiting requests queued again in their order.
+//
+// An EngineObserver, when given, hears of every step, first and next token, finished and failed
+// request as it happens (for metrics), on the loop thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -24,6 +28,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "coordinator/engine/beam_search.h"
+#include "coordinator/engine/engine_observer.h"
 #include "coordinator/engine/request.h"
 #include "coordinator/engine/request_handle.h"
 #include "coordinator/engine/step_executor.h"
@@ -48,6 +53,7 @@ struct EngineStats {
   int num_cached_free_blocks = 0;
   int num_total_blocks = 0;
   int num_free_host_blocks = 0;
+  int num_total_host_blocks = 0;
   SchedulerCounters counters;            // preemptions, swaps, prefix-cache queries and hits
   uint64_t num_decode_steps = 0;         // steps where every sequence computed one token
   uint64_t decode_step_ns_total = 0;     // their round trip, as the engine saw it
@@ -60,7 +66,9 @@ struct EngineStats {
 
 class Engine {
  public:
-  Engine(SchedulerConfig scheduler_config, ModelLimits limits, StepExecutor* executor);
+  // observer: null for none; not owned, and must outlive the loop (Stop or the destructor).
+  Engine(SchedulerConfig scheduler_config, ModelLimits limits, StepExecutor* executor,
+         EngineObserver* observer = nullptr);
   ~Engine();  // stops the loop
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -93,6 +101,18 @@ class Engine {
     double cumulative_logprob = 0.0;
     FinishReason finish_reason = FinishReason::kNone;
   };
+  using Clock = std::chrono::steady_clock;
+  // When things happened to a request, for the observer (see engine_observer.h).
+  struct Timeline {
+    Clock::time_point arrival;  // Submit
+    Clock::time_point first_scheduled;
+    Clock::time_point first_token;
+    Clock::time_point last_token;
+    bool scheduled = false;        // first_scheduled is set
+    int num_token_steps = 0;       // steps that sampled for it (first_token is set from 1 on)
+    uint64_t last_token_step = 0;  // step id of the latest of them
+    int num_generated_tokens = 0;
+  };
   struct Live {
     std::shared_ptr<RequestHandle> handle;
     RequestSpec spec;
@@ -100,13 +120,19 @@ class Engine {
     std::vector<Choice> samples;  // [best_of] (not beam search)
     int num_open = 0;             // samples not finished
     std::unique_ptr<BeamSearch> beam;
+    Timeline timeline;  // kept only with an observer (arrival always)
+  };
+  struct Submission {
+    RequestSpec spec;
+    std::shared_ptr<RequestHandle> handle;
+    Clock::time_point arrival;
   };
   struct Reconfiguration {
     BlockManagerConfig blocks;
     absl::Status why;
   };
   struct Inbox {
-    std::vector<std::pair<RequestSpec, std::shared_ptr<RequestHandle>>> submitted;
+    std::vector<Submission> submitted;
     std::vector<std::string> aborted;
     std::vector<std::pair<std::string, int>> finished_choices;
     std::optional<Reconfiguration> reconfiguration;
@@ -117,13 +143,15 @@ class Engine {
   };
 
   void Loop();
-  void Admit(RequestSpec spec, std::shared_ptr<RequestHandle> handle);
+  void Admit(Submission submission);
   void AbortRequest(const std::string& key);
   void FinishChoiceNow(const std::string& key, int choice_index);
   void RunOneStep();
   // tokens[i] was sampled for sequences[i] (null when it finished while the step ran).
+  // They came back at token_time from step step_id.
   void HandleSampled(const std::vector<SampledTokenOut>& tokens,
-                     const std::vector<Sequence*>& sequences);
+                     const std::vector<Sequence*>& sequences, uint64_t step_id,
+                     Clock::time_point token_time);
   void HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token);
   void StepBeamSearch(Live& live,
                       const absl::flat_hash_map<uint64_t, const SampledTokenOut*>& reports);
@@ -137,9 +165,17 @@ class Engine {
   void FailStarted(const absl::Status& status);
   void Rebuild(const Reconfiguration& reconfiguration);
   void PublishStatsLocked();  // requires mutex_; reads the scheduler (loop thread or before it)
+  // Observer hooks (no-ops without one). The requests whose sequences the workers see for the
+  // first time in `step` (sent at `sent`) leave the queue.
+  void NoteScheduled(const SchedulerOutput& step, Clock::time_point sent);
+  // The step step_id sampled a token for the request at token_time.
+  void NoteToken(Live& live, uint64_t step_id, Clock::time_point token_time);
+  void NoteFinished(const Live& live, FinishReason reason);
+  void NoteFailed(const absl::Status& status);
 
   const ModelLimits limits_;
   StepExecutor* const executor_;
+  EngineObserver* const observer_;  // may be null
 
   // Guarded by mutex_: the inbox, stop flag and the published stats.
   mutable std::mutex mutex_;

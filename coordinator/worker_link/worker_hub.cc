@@ -228,6 +228,14 @@ bool WorkerHub::failed() const {
   return !failure_.empty();
 }
 
+std::vector<bool> WorkerHub::connected_ranks() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<bool> connected;
+  connected.reserve(workers_.size());
+  for (const Worker& worker : workers_) connected.push_back(worker.stream != nullptr);
+  return connected;
+}
+
 void WorkerHub::Reset(std::string secret) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (Worker& worker : workers_) {

@@ -65,6 +65,8 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   absl::Status health() const;
   // Whether a worker was lost or failed since the last Reset (a restart is due).
   bool failed() const;
+  // [world_size]: whether each rank's control stream is open now (for metrics).
+  std::vector<bool> connected_ranks() const;
   int world_size() const { return world_size_; }
 
  private:

@@ -1,6 +1,7 @@
 // Keeps the dependency direction of DESIGN.md true by reading every #include line:
 //   coordinator -> proto, common (never worker, kernels, parallel); inside the coordinator only
-//   the frontend, the worker link and main touch generated gRPC types;
+//   the edges (the gRPC frontend, the OpenAI HTTP API, the worker link and main) touch generated
+//   gRPC types; the HTTP transport (coordinator/http) knows nothing of the coordinator;
 //   worker -> parallel -> kernels interfaces -> common; kernels -> common only; the CPU and CUDA
 //   backends never include each other; text (the tokenizer) -> common only, and only the
 //   coordinator and tools use it.
@@ -67,9 +68,20 @@ TEST(DependencyRulesTest, OnlyTheCoordinatorEdgesTouchGeneratedProtoTypes) {
   for (const Include& include : IncludesUnder("coordinator")) {
     if (!StartsWith(include.header, "pagedllm/")) continue;
     const bool edge = StartsWith(include.file, "coordinator/frontend/") ||
+                      StartsWith(include.file, "coordinator/openai/") ||
                       StartsWith(include.file, "coordinator/worker_link/") ||
                       include.file == "coordinator/main.cc";
     EXPECT_TRUE(edge) << include.file << " includes " << include.header;
+  }
+}
+
+TEST(DependencyRulesTest, HttpTransportDependsOnlyOnCommon) {
+  for (const Include& include : IncludesUnder("coordinator/http")) {
+    for (const char* banned : {"coordinator/engine", "coordinator/frontend", "coordinator/openai",
+                               "coordinator/scheduler", "pagedllm/", "text/"}) {
+      EXPECT_FALSE(StartsWith(include.header, banned))
+          << include.file << " includes " << include.header;
+    }
   }
 }
 

@@ -123,6 +123,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartOnce(const ClusterOptions
   std::unique_ptr<Cluster> cluster(new Cluster());
   const int port = PickFreePort();
   cluster->worker_port_ = PickFreePort();
+  cluster->http_port_ = options.http ? PickFreePort() : 0;
   cluster->address_ = absl::StrCat("127.0.0.1:", port);
   cluster->log_path_ = absl::StrCat(::testing::TempDir(), "/pagedllm-cluster-", port, ".log");
   const std::string port_file = absl::StrCat(::testing::TempDir(), "/pagedllm-port-", port);
@@ -138,6 +139,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartOnce(const ClusterOptions
       "--host=127.0.0.1",
       absl::StrCat("--port=", port),
       "--port_file=" + port_file,
+      absl::StrCat("--http_port=", cluster->http_port_),
       // Stop() waits 30 s: a drain must end well before (a test's own flag comes later and wins).
       "--drain_timeout_s=10",
       absl::StrCat("--worker_port=", cluster->worker_port_),

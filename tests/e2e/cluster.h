@@ -23,6 +23,7 @@ struct ClusterOptions {
   int num_kv_blocks = 0;  // 0: the default sizing
   int block_size = 16;
   std::vector<std::string> extra_flags;  // e.g. "--max_num_seqs=2"
+  bool http = false;  // serve the OpenAI HTTP API on a free port (http_port()); else none
   // false: --launch_workers=false, and `start_workers(worker_port)` is called once the
   // coordinator is spawned, to start them elsewhere before Start() waits for it to serve.
   bool launch_workers = true;
@@ -39,6 +40,7 @@ class Cluster {
   pagedllm::v1::Generation::Stub& stub() { return *stub_; }
   const std::string& address() const { return address_; }
   int worker_port() const { return worker_port_; }
+  int http_port() const { return http_port_; }  // 0 without ClusterOptions::http
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
 
@@ -63,6 +65,7 @@ class Cluster {
   static absl::StatusOr<std::unique_ptr<Cluster>> StartOnce(const ClusterOptions& options);
   pid_t pid_ = -1;
   int worker_port_ = 0;
+  int http_port_ = 0;
   std::string address_;
   std::string log_path_;
   std::unique_ptr<pagedllm::v1::Generation::Stub> stub_;
