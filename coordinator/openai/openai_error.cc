@@ -39,7 +39,8 @@ std::string ClientMessage(const absl::Status& status) {
                              {{"sampling.", ""}, {"prompt.token_ids", "prompt"}, {"prompt.text", "prompt"}});
 }
 
-std::string ErrorBody(const absl::Status& status, const std::string& code) {
+std::string ErrorBody(const absl::Status& status, const std::string& code,
+                      const std::string& param) {
   const int http_status = HttpStatusOf(status.code());
   const char* type = http_status == 401   ? "authentication_error"
                      : http_status == 404 ? "not_found_error"
@@ -49,12 +50,16 @@ std::string ErrorBody(const absl::Status& status, const std::string& code) {
   nlohmann::ordered_json error;
   error["message"] = ClientMessage(status);
   error["type"] = type;
-  const std::string field = FieldOf(absl::Status(status.code(), ClientMessage(status)));
-  error["param"] = field.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(field);
+  error["param"] = param.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(param);
   error["code"] = code.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(code);
   nlohmann::ordered_json body;
   body["error"] = std::move(error);
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+
+std::string FieldErrorBody(const absl::Status& status) {
+  return ErrorBody(status, "", FieldOf(absl::Status(status.code(), ClientMessage(status))));
 }
 
 }  // namespace pagedllm::openai

@@ -16,7 +16,11 @@ int HttpStatusOf(absl::StatusCode code);
 // ("sampling.top_p", "prompt.token_ids"); the JSON fields are "top_p" and "prompt".
 std::string ClientMessage(const absl::Status& status);
 
-// The error body for `status` (not OK). `code`: OpenAI's error code string, or "" for null.
-std::string ErrorBody(const absl::Status& status, const std::string& code = "");
+// The error body for `status` (not OK). `code`: OpenAI's error code string, `param`: the
+// request field at fault; "" for null.
+std::string ErrorBody(const absl::Status& status, const std::string& code = "",
+                      const std::string& param = "");
+// The same for an error about the request's fields: the param is the field the message names.
+std::string FieldErrorBody(const absl::Status& status);
 
 }  // namespace pagedllm::openai

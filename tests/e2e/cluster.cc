@@ -152,6 +152,8 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartOnce(const ClusterOptions
       "--step_timeout_s=60",
   };
   if (!options.launch_workers) argv.push_back("--launch_workers=false");
+  if (!options.api_key.empty()) argv.push_back("--api_key=" + options.api_key);
+  cluster->api_key_ = options.api_key;
   argv.insert(argv.end(), options.extra_flags.begin(), options.extra_flags.end());
   unlink(cluster->log_path_.c_str());  // Spawn appends: no earlier run's lines
   cluster->pid_ = Spawn(argv, cluster->log_path_);
@@ -204,6 +206,7 @@ absl::StatusOr<pagedllm::v1::ServerStats> Cluster::WaitForAllBlocksFree(int time
   pagedllm::v1::ServerStats stats;
   while (true) {
     grpc::ClientContext context;
+    if (!api_key_.empty()) context.AddMetadata("authorization", "Bearer " + api_key_);
     const grpc::Status status = stub_->GetStats(&context, pagedllm::v1::GetStatsRequest(), &stats);
     if (!status.ok()) return absl::UnavailableError(status.error_message());
     if (stats.num_free_blocks() == stats.num_total_blocks() && stats.num_running() == 0 &&

@@ -24,6 +24,7 @@ struct ClusterOptions {
   int block_size = 16;
   std::vector<std::string> extra_flags;  // e.g. "--max_num_seqs=2"
   bool http = false;  // serve the OpenAI HTTP API on a free port (http_port()); else none
+  std::string api_key;  // --api_key, also sent by the harness's own calls (GetStats)
   // false: --launch_workers=false, and `start_workers(worker_port)` is called once the
   // coordinator is spawned, to start them elsewhere before Start() waits for it to serve.
   bool launch_workers = true;
@@ -66,6 +67,7 @@ class Cluster {
   pid_t pid_ = -1;
   int worker_port_ = 0;
   int http_port_ = 0;
+  std::string api_key_;
   std::string address_;
   std::string log_path_;
   std::unique_ptr<pagedllm::v1::Generation::Stub> stub_;

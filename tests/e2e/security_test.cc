@@ -43,6 +43,7 @@ class SecurityTest : public ::testing::Test {
     ASSERT_TRUE(made.ok() && made->first == 0) << (made.ok() ? made->second : "");
     std::ofstream(*dir_ + "/keys.txt") << "# keys, one per line\n\nsecond-key\n";
     ClusterOptions options(ModelDir(), 1);
+    options.http = true;  // the OpenAI HTTP port: the same certificate and keys
     options.extra_flags = {"--tls_cert=" + *dir_ + "/cert.pem", "--tls_key=" + *dir_ + "/key.pem",
                            "--api_key=first-key", "--api_key_file=" + *dir_ + "/keys.txt"};
     auto cluster = Cluster::Start(options);
@@ -87,6 +88,30 @@ class SecurityTest : public ::testing::Test {
 std::string* SecurityTest::dir_ = nullptr;
 Cluster* SecurityTest::cluster_ = nullptr;
 std::string SecurityTest::port_;
+
+// The HTTP port speaks TLS with the same certificate, and wants the same keys.
+TEST_F(SecurityTest, TheHttpPortSpeaksTlsAndWantsTheSameKeys) {
+  const std::string url = absl::StrCat("https://localhost:", cluster_->http_port(), "/v1/models");
+  auto curl = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"curl", "-sS", "--cacert", *dir_ + "/cert.pem", "-o",
+                                     "/dev/null", "-w", "%{http_code}"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(url);
+    auto result = RunCommand(argv, 30000);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->second : "";
+  };
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer first-key"}), "200");
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer second-key"}), "200");
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer third-key"}), "401");
+  EXPECT_EQ(curl({}), "401");
+  // Plain HTTP to the TLS port gets no answer.
+  auto plain = RunCommand({"curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}",
+                           absl::StrCat("http://localhost:", cluster_->http_port(), "/health")},
+                          30000);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_NE(plain->second, "200") << plain->second;
+}
 
 TEST_F(SecurityTest, TlsAndApiKeysGuardEveryCallButHealth) {
   const std::shared_ptr<grpc::Channel> channel = SecureChannel();
