@@ -401,6 +401,77 @@ TEST_F(OpenAiHttpTest, AThousandStreamsAtOnceOnABoundedNumberOfThreads) {
   std::cout << kStreams << " HTTP streams, at most " << max_threads << " coordinator threads\n";
 }
 
+TEST_F(OpenAiHttpTest, ABatchFileGivesOneOutputLinePerInputLineInOrder) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/pagedllm-batch-", getpid());
+  ASSERT_EQ(RunCommand({"mkdir", "-p", dir}, 10000)->first, 0);
+  std::vector<std::string> input;
+  for (int i = 0; i < 40; ++i) {
+    input.push_back(json({{"custom_id", absl::StrCat("c", i)},
+                          {"method", "POST"},
+                          {"url", "/v1/completions"},
+                          {"body", {{"prompt", absl::StrCat("Line ", i, " says")},
+                                    {"max_tokens", 5},
+                                    {"temperature", 0}}}})
+                        .dump());
+  }
+  input[3] = "{this is not json";
+  input[7] = R"({"custom_id":"bad-url","url":"/v1/embeddings","body":{}})";
+  input[11] = R"({"custom_id":"bad-field","url":"/v1/completions","body":{"prompt":"x","top_p":7}})";
+  input[15] = json({{"custom_id", "chat"},
+                    {"url", "/v1/chat/completions"},
+                    {"body", {{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                              {"max_tokens", 4}}}})
+                  .dump();
+  {
+    std::ofstream file(dir + "/in.jsonl");
+    for (const std::string& line : input) file << line << "\n";
+  }
+  auto result = RunCommand({BinDir() + "/pagedllm-batch", "--input", dir + "/in.jsonl", "--output",
+                            dir + "/out.jsonl", "--server",
+                            absl::StrCat("http://127.0.0.1:", port()), "--api_key", kKey,
+                            "--concurrency", "8"},
+                           120000);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->first, 0) << result->second;
+  EXPECT_THAT(result->second, HasSubstr("40 lines"));
+  std::ifstream file(dir + "/out.jsonl");
+  std::vector<json> output;
+  std::string line;
+  while (std::getline(file, line)) output.push_back(json::parse(line));
+  ASSERT_EQ(output.size(), input.size());
+  for (size_t i = 0; i < output.size(); ++i) {
+    SCOPED_TRACE(i);
+    const json& out = output[i];
+    if (i == 3) {
+      EXPECT_TRUE(out["response"].is_null());
+      EXPECT_THAT(out["error"]["message"].get<std::string>(), HasSubstr("line 4: not valid JSON"));
+    } else if (i == 7) {
+      EXPECT_EQ(out["custom_id"], "bad-url");
+      EXPECT_THAT(out["error"]["message"].get<std::string>(), HasSubstr("is not served"));
+    } else if (i == 11) {
+      EXPECT_EQ(out["custom_id"], "bad-field");
+      EXPECT_EQ(out["response"]["status_code"], 400);
+      EXPECT_EQ(out["response"]["body"]["error"]["param"], "top_p");
+    } else if (i == 15) {
+      EXPECT_EQ(out["response"]["status_code"], 200);
+      EXPECT_EQ(out["response"]["body"]["object"], "chat.completion");
+    } else {
+      EXPECT_EQ(out["custom_id"], absl::StrCat("c", i));
+      ASSERT_EQ(out["response"]["status_code"], 200) << out;
+      // Greedy: the same text as a request sent on its own.
+      auto alone = HttpFetch(port(), "POST", "/v1/completions",
+                             json({{"prompt", absl::StrCat("Line ", i, " says")},
+                                   {"max_tokens", 5},
+                                   {"temperature", 0}})
+                                 .dump(),
+                             kAuth);
+      ASSERT_TRUE(alone.ok());
+      EXPECT_EQ(out["response"]["body"]["choices"][0]["text"],
+                json::parse(alone->body)["choices"][0]["text"]);
+    }
+  }
+}
+
 // A second cluster: one sequence at a time and one waiting, so the third request finds the
 // queue full.
 TEST(OpenAiHttpQueueTest, AFullQueueIs429) {
