@@ -87,7 +87,8 @@ ABSL_FLAG(int, num_kv_blocks, 0, "KV blocks per worker (0: size from memory)");
 ABSL_FLAG(double, cpu_kv_cache_gib, 1.0, "CPU backend: GiB of KV cache per worker");
 ABSL_FLAG(double, swap_space_gib, 0.0,
           "GiB of pinned host memory per worker for swapped-out KV blocks (0: none)");
-ABSL_FLAG(int, max_num_seqs, 256, "most sequences in one step");
+ABSL_FLAG(int, max_num_seqs, 0,
+          "most sequences in one step (0: 1024 with --device cuda, 256 on CPU)");
 ABSL_FLAG(bool, enable_prefix_caching, true,
           "reuse the KV blocks of cached prompt prefixes (automatic prefix caching)");
 ABSL_FLAG(bool, kv_usage_stats, false,
@@ -96,7 +97,8 @@ ABSL_FLAG(bool, kv_usage_stats, false,
 ABSL_FLAG(std::string, preemption_mode, "auto",
           "when KV blocks run out: auto (swap groups of several sequences, recompute single "
           "ones), swap or recompute; swapping needs --swap_space_gib");
-ABSL_FLAG(int, max_num_batched_tokens, 2048, "most tokens computed in one step");
+ABSL_FLAG(int, max_num_batched_tokens, 0,
+          "most tokens computed in one step (0: 8192 with --device cuda, 2048 on CPU)");
 ABSL_FLAG(int, max_waiting, 1024, "most queued requests; more is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_model_len, 0, "longest sequence (0: the model's max_position_embeddings)");
 ABSL_FLAG(int, step_timeout_s, 120, "a step with no result by then makes the cluster unavailable");
@@ -206,6 +208,18 @@ absl::StatusOr<std::string> RenderChat(const chat_template::LoadedChatTemplate& 
   return text;
 }
 
+// The step budgets: the flags, or the device's defaults, chosen by measurement on an H100
+// (benchmarks/RESULTS.md, "Choosing the defaults": 1,024 / 8,192 gave 12% more throughput than
+// 256 / 2,048, as vLLM's H100 defaults); the CPU backend keeps the smaller ones.
+int MaxNumSeqs() {
+  const int given = absl::GetFlag(FLAGS_max_num_seqs);
+  return given > 0 ? given : absl::GetFlag(FLAGS_device) == "cuda" ? 1024 : 256;
+}
+int MaxNumBatchedTokens() {
+  const int given = absl::GetFlag(FLAGS_max_num_batched_tokens);
+  return given > 0 ? given : absl::GetFlag(FLAGS_device) == "cuda" ? 8192 : 2048;
+}
+
 std::vector<std::string> WorkerCommand(int worker_port) {
   std::vector<std::string> argv = {absl::GetFlag(FLAGS_mpirun)};
   if (geteuid() == 0) argv.push_back("--allow-run-as-root");
@@ -266,9 +280,9 @@ std::vector<std::string> WorkerCommand(int worker_port) {
                            "--gpu_memory_utilization",
                            absl::StrCat(absl::GetFlag(FLAGS_gpu_memory_utilization)),
                            "--max_num_batched_tokens",
-                           absl::StrCat(absl::GetFlag(FLAGS_max_num_batched_tokens)),
+                           absl::StrCat(MaxNumBatchedTokens()),
                            "--max_num_seqs",
-                           absl::StrCat(absl::GetFlag(FLAGS_max_num_seqs)),
+                           absl::StrCat(MaxNumSeqs()),
                            "--decode_graphs",
                            absl::GetFlag(FLAGS_decode_graphs)});
   return argv;
@@ -375,9 +389,9 @@ absl::Status ValidateFlags() {
       in_range("swap_space_gib", absl::GetFlag(FLAGS_swap_space_gib), 0, 1024));
   // Upper bounds far past any GPU's step, so that a typo cannot make a worker try to profile a
   // step of a billion tokens.
-  PAGEDLLM_RETURN_IF_ERROR(in_range("max_num_seqs", absl::GetFlag(FLAGS_max_num_seqs), 1, 65536));
+  PAGEDLLM_RETURN_IF_ERROR(in_range("max_num_seqs", absl::GetFlag(FLAGS_max_num_seqs), 0, 65536));
   PAGEDLLM_RETURN_IF_ERROR(
-      in_range("max_num_batched_tokens", absl::GetFlag(FLAGS_max_num_batched_tokens), 1, 1 << 20));
+      in_range("max_num_batched_tokens", absl::GetFlag(FLAGS_max_num_batched_tokens), 0, 1 << 20));
   PAGEDLLM_RETURN_IF_ERROR(at_least("max_waiting", absl::GetFlag(FLAGS_max_waiting), 1));
   PAGEDLLM_RETURN_IF_ERROR(at_least("max_model_len", absl::GetFlag(FLAGS_max_model_len), 0));
   PAGEDLLM_RETURN_IF_ERROR(at_least("step_timeout_s", absl::GetFlag(FLAGS_step_timeout_s), 1));
@@ -468,6 +482,16 @@ int Run() {
   // Until the first launch, no hello can match: a random secret nobody was given.
   WorkerHub hub(tp, absl::StrCat(std::random_device()(), "-", std::random_device()(), "-",
                                  std::random_device()(), "-", std::random_device()()));
+  // The handshake: a worker of another build, protocol or model (config.json), or one that
+  // connects from a host outside the hostfile, is refused at connect naming its host.
+  absl::StatusOr<HandshakeExpectations> handshake =
+      CoordinatorHandshake(AbsolutePath(absl::GetFlag(FLAGS_model)), absl::GetFlag(FLAGS_hostfile),
+                           absl::GetFlag(FLAGS_advertise_host));
+  if (!handshake.ok()) {
+    PAGEDLLM_LOG(ERROR) << handshake.status().message();
+    return 2;
+  }
+  hub.ExpectHandshake(*std::move(handshake));
   int worker_port = 0;
   grpc::ServerBuilder control_builder;
   // Only the address the workers dial (loopback unless --advertise_host says otherwise).
@@ -521,8 +545,8 @@ int Run() {
                               hello->model().eos_token_ids().end());
 
   SchedulerConfig scheduler_config;
-  scheduler_config.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
-  scheduler_config.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  scheduler_config.max_num_batched_tokens = MaxNumBatchedTokens();
+  scheduler_config.max_num_seqs = MaxNumSeqs();
   scheduler_config.max_model_len = limits.max_model_len;
   scheduler_config.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   scheduler_config.blocks.num_blocks = hello->num_kv_blocks();

@@ -15,10 +15,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "common/build_info.h"
+#include "common/read_file.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "pagedllm/worker/v1/worker.grpc.pb.h"
+#include "proto/worker_protocol.h"
 #include "tests/e2e/cluster.h"
 #include "tests/e2e/e2e_util.h"
 
@@ -482,11 +485,11 @@ TEST(ServingFailuresTest, MissingModelStopsStartUpNamingThePath) {
 TEST(ServingFailuresTest, BadFlagsStopStartUpNamingTheFlag) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--max_waiting=0", "--max_waiting must be >= 1, got 0"},
-      {"--max_num_seqs=0", "--max_num_seqs must be in [1, 65536], got 0"},
-      {"--max_num_seqs=100000", "--max_num_seqs must be in [1, 65536], got 100000"},
-      {"--max_num_batched_tokens=0", "--max_num_batched_tokens must be in [1, 1048576], got 0"},
+      {"--max_num_seqs=-1", "--max_num_seqs must be in [0, 65536], got -1"},
+      {"--max_num_seqs=100000", "--max_num_seqs must be in [0, 65536], got 100000"},
+      {"--max_num_batched_tokens=-1", "--max_num_batched_tokens must be in [0, 1048576], got -1"},
       {"--max_num_batched_tokens=2000000000",
-       "--max_num_batched_tokens must be in [1, 1048576], got 2000000000"},
+       "--max_num_batched_tokens must be in [0, 1048576], got 2000000000"},
       {"--max_restarts=-1", "--max_restarts must be >= 0, got -1"},
       {"--step_timeout_s=0", "--step_timeout_s must be >= 1, got 0"},
       {"--step_timeout_s=-5", "--step_timeout_s must be >= 1, got -5"},
@@ -591,6 +594,13 @@ TEST_F(ServingErrorsTest, BadAndDuplicateWorkerHellosAreRefused) {
   good.mutable_model()->set_name("pagedllm-tiny-py");
   good.mutable_model()->set_vocab_size(4096);
   good.mutable_model()->set_max_position_embeddings(1024);
+  // It passes the handshake: this build, this protocol, the served model's config.json.
+  good.set_build_version(BuildVersion());
+  good.set_protocol_revision(WorkerProtocolRevision());
+  good.set_protocol_fingerprint(WorkerProtocolFingerprint());
+  absl::StatusOr<std::string> config = ReadFile(ModelDir() + "/config.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  good.set_model_config_hash(Fingerprint64(*config));
 
   // Without the launch's secret nothing else is even looked at.
   grpc::Status status = hello_from(good);
