@@ -11,7 +11,7 @@ packages=(
   libopenblas-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libpng-dev patchelf openssl curl
-  python3
+  python3 python3-jinja2  # python3-jinja2: the chat template oracle (tests/text/chat_template)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -39,22 +39,27 @@ struct Expr {
   std::vector<std::pair<std::string, std::unique_ptr<Expr>>> kwargs;
   std::vector<std::string> ops;
   bool negated = false;
+  // `*dyn_args` and `**dyn_kwargs` of a call, filter or test; nullptr when absent.
+  std::unique_ptr<Expr> dyn_args;
+  std::unique_ptr<Expr> dyn_kwargs;
 };
 
 struct Stmt;
 using Body = std::vector<std::unique_ptr<Stmt>>;
 
 enum class StmtKind {
-  kData,       // text
-  kPrint,      // {{ expr }}
-  kIf,         // conditions[i] -> bodies[i] (if, elif...); else_body
-  kFor,        // for targets in expr [if filter]: body; else_body when nothing was iterated
-  kSet,        // set targets = expr, or set targets[0].targets[1] = expr (namespace_target)
-  kSetBlock,   // set targets[0] [| expr]: body endset
-  kMacro,      // macro name(params, defaults for the last ones): body
+  kData,         // text
+  kPrint,        // {{ expr }}
+  kIf,           // conditions[i] -> bodies[i] (if, elif...); else_body
+  kFor,          // for targets in expr [if filter]: body; else_body when nothing was iterated
+  kSet,          // set targets = expr, or set targets[0].targets[1] = expr (namespace_target)
+  kSetBlock,     // set targets[0] [| filter]: body endset
+  kFilterBlock,  // filter name(args) | ...: body endfilter -- prints the filtered body
+  kMacro,        // macro name(params, defaults for the last ones): body
+  kCallBlock,    // call [(params)] expr: body -- expr (a kCall) gets `caller` rendering the body
   kBreak,
   kContinue,
-  kScope,      // a block with its own variables: {% generation %} (transformers' tag)
+  kScope,  // a block with its own variables: {% generation %} (transformers' tag)
 };
 
 struct Stmt {
@@ -70,12 +75,13 @@ struct Stmt {
   std::vector<std::string> targets;
   bool unpack = false;            // the target is a tuple (`for k, v in ...`)
   bool namespace_target = false;  // `set ns.attr = ...`
-  // kMacro
+  // kMacro, kCallBlock (name "caller", params of its signature)
   std::string name;
   std::vector<std::string> params;
   std::vector<std::unique_ptr<Expr>> defaults;  // for the last defaults.size() params
   bool uses_varargs = false;
   bool uses_kwargs = false;
+  bool uses_caller = false;  // the body calls caller(): a {% call %} block passes it
 };
 
 }  // namespace pagedllm::chat_template

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "text/chat_template/builtin_args.h"
 #include "text/chat_template/evaluator.h"
 #include "text/chat_template/py_format.h"
 #include "text/chat_template/py_string.h"
@@ -15,37 +16,34 @@
 namespace pagedllm::chat_template {
 namespace {
 
-absl::Status TypeError(absl::string_view message) { return absl::InvalidArgumentError(message); }
-
 // Every attribute name Python's str, dict and list have (so `x.name` is a bound method, not a
 // dict key); the methods this engine implements are below, the others fail when called.
 constexpr std::string_view kStrAttributes[] = {
-    "capitalize", "casefold",   "center",     "count",        "encode",     "endswith",
-    "expandtabs", "find",       "format",     "format_map",   "index",      "isalnum",
-    "isalpha",    "isascii",    "isdecimal",  "isdigit",      "isidentifier", "islower",
-    "isnumeric",  "isprintable", "isspace",   "istitle",      "isupper",    "join",
-    "ljust",      "lower",      "lstrip",     "maketrans",    "partition",  "removeprefix",
-    "removesuffix", "replace",  "rfind",      "rindex",       "rjust",      "rpartition",
-    "rsplit",     "rstrip",     "split",      "splitlines",   "startswith", "strip",
-    "swapcase",   "title",      "translate",  "upper",        "zfill"};
-constexpr std::string_view kDictAttributes[] = {"clear", "copy",    "fromkeys",   "get",
-                                                "items", "keys",    "pop",        "popitem",
+    "capitalize",   "casefold",    "center",    "count",      "encode",       "endswith",
+    "expandtabs",   "find",        "format",    "format_map", "index",        "isalnum",
+    "isalpha",      "isascii",     "isdecimal", "isdigit",    "isidentifier", "islower",
+    "isnumeric",    "isprintable", "isspace",   "istitle",    "isupper",      "join",
+    "ljust",        "lower",       "lstrip",    "maketrans",  "partition",    "removeprefix",
+    "removesuffix", "replace",     "rfind",     "rindex",     "rjust",        "rpartition",
+    "rsplit",       "rstrip",      "split",     "splitlines", "startswith",   "strip",
+    "swapcase",     "title",       "translate", "upper",      "zfill"};
+constexpr std::string_view kDictAttributes[] = {"clear",      "copy",   "fromkeys", "get",
+                                                "items",      "keys",   "pop",      "popitem",
                                                 "setdefault", "update", "values"};
-constexpr std::string_view kListAttributes[] = {"append", "clear",  "copy",    "count",
-                                                "extend", "index",  "insert",  "pop",
+constexpr std::string_view kListAttributes[] = {"append", "clear",   "copy",   "count",
+                                                "extend", "index",   "insert", "pop",
                                                 "remove", "reverse", "sort"};
 // What the sandbox refuses (jinja2.sandbox._mutable_spec).
 constexpr std::string_view kDictMutators[] = {"clear", "pop", "popitem", "setdefault", "update"};
-constexpr std::string_view kListMutators[] = {"append", "clear", "extend", "insert",
+constexpr std::string_view kListMutators[] = {"append", "clear",  "extend",  "insert",
                                               "pop",    "remove", "reverse", "sort"};
 
 // The methods implemented (for the parser: any object may have them).
 constexpr std::string_view kMethods[] = {
     // str
-    "capitalize", "count", "endswith", "find", "index", "isalnum", "isalpha", "isdigit",
-    "islower", "isspace", "isupper", "join", "lower", "lstrip", "removeprefix", "removesuffix",
-    "replace", "rfind", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "title",
-    "upper",
+    "capitalize", "count", "endswith", "find", "index", "isalnum", "isalpha", "isdigit", "islower",
+    "isspace", "isupper", "join", "lower", "lstrip", "removeprefix", "removesuffix", "replace",
+    "rfind", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "title", "upper",
     // dict
     "copy", "get", "items", "keys", "values",
     // loop
@@ -74,8 +72,8 @@ absl::Status ArgCount(std::string_view method, const CallArgs& args, size_t min,
   const size_t n = args.positional.size();
   if (n < min || n > max) {
     return TypeError(absl::StrCat(Sv(method), "() takes ", min == max ? "exactly " : "from ", min,
-                                  min == max ? "" : absl::StrCat(" to ", max), " argument(s) (",
-                                  n, " given)"));
+                                  min == max ? "" : absl::StrCat(" to ", max), " argument(s) (", n,
+                                  " given)"));
   }
   return absl::OkStatus();
 }
@@ -102,7 +100,8 @@ absl::StatusOr<Value> StrMethod(const std::string& s, const std::string& name, C
   }
   if (name == "split" || name == "rsplit") {
     PAGEDLLM_RETURN_IF_ERROR(NoKeywords(name, args));
-    if (args.positional.size() > 2) return TypeError(absl::StrCat(name, "() takes at most 2 arguments"));
+    if (args.positional.size() > 2)
+      return TypeError(absl::StrCat(name, "() takes at most 2 arguments"));
     PAGEDLLM_ASSIGN_OR_RETURN(const std::string* sep, OptionalStringArg(name, args, 0));
     if (sep != nullptr && sep->empty()) return absl::InvalidArgumentError("empty separator");
     int64_t maxsplit = -1;
@@ -120,7 +119,8 @@ absl::StatusOr<Value> StrMethod(const std::string& s, const std::string& name, C
     PAGEDLLM_RETURN_IF_ERROR(ArgCount(name, args, 0, 1));
     const bool keepends = !args.positional.empty() && Truthy(args.positional[0]);
     std::vector<Value> lines;
-    for (std::string& line : PySplitLines(s, keepends)) lines.push_back(Value::String(std::move(line)));
+    for (std::string& line : PySplitLines(s, keepends))
+      lines.push_back(Value::String(std::move(line)));
     return Value::List(std::move(lines));
   }
   if (name == "startswith" || name == "endswith") {
@@ -132,8 +132,8 @@ absl::StatusOr<Value> StrMethod(const std::string& s, const std::string& name, C
     } else if (arg.is_string()) {
       candidates.push_back(arg);
     } else {
-      return TypeError(absl::StrCat(name, " first arg must be str or a tuple of str, not ",
-                                    TypeName(arg)));
+      return TypeError(
+          absl::StrCat(name, " first arg must be str or a tuple of str, not ", TypeName(arg)));
     }
     for (const Value& candidate : candidates) {
       PAGEDLLM_ASSIGN_OR_RETURN(const std::string* affix, StringArg(name, candidate));
@@ -207,9 +207,7 @@ absl::StatusOr<Value> StrMethod(const std::string& s, const std::string& name, C
     if (name == "islower") return Value::Bool(s == PyLower(s) && s != PyUpper(s));
     if (name == "isupper") return Value::Bool(s == PyUpper(s) && s != PyLower(s));
     if (cps.empty()) return Value::Bool(false);
-    const auto all = [&](auto predicate) {
-      return std::all_of(cps.begin(), cps.end(), predicate);
-    };
+    const auto all = [&](auto predicate) { return std::all_of(cps.begin(), cps.end(), predicate); };
     // ASCII classes; Python's also count other scripts' letters and digits.
     const auto digit = [](char32_t c) { return c >= '0' && c <= '9'; };
     const auto alpha = [](char32_t c) {
@@ -217,7 +215,8 @@ absl::StatusOr<Value> StrMethod(const std::string& s, const std::string& name, C
     };
     if (name == "isdigit") return Value::Bool(all(digit));
     if (name == "isalpha") return Value::Bool(all(alpha));
-    if (name == "isalnum") return Value::Bool(all([&](char32_t c) { return digit(c) || alpha(c); }));
+    if (name == "isalnum")
+      return Value::Bool(all([&](char32_t c) { return digit(c) || alpha(c); }));
     return Value::Bool(all(IsPySpace));
   }
   return absl::UnimplementedError(absl::StrCat("unsupported method str.", name, "()"));
@@ -296,7 +295,8 @@ std::optional<Value> PythonAttribute(const Value& object, const std::string& nam
       if (object.list().flavor == ListFlavor::kList) {
         if (In(kListMutators, name)) return Unsafe(object, name);
         if (In(kListAttributes, name)) return Method(object, name);
-      } else if (object.list().flavor == ListFlavor::kTuple && (name == "count" || name == "index")) {
+      } else if (object.list().flavor == ListFlavor::kTuple &&
+                 (name == "count" || name == "index")) {
         return Method(object, name);
       }
       break;
@@ -325,23 +325,25 @@ std::optional<Value> PythonAttribute(const Value& object, const std::string& nam
         return loop.items->items[i + 1];
       }
       if (name == "cycle") {
-        return Value::Callable("cycle", [object](Evaluator&, CallArgs& args) -> absl::StatusOr<Value> {
-          if (args.positional.empty()) return TypeError("no items for cycling given");
-          const size_t n = args.positional.size();
-          return args.positional[static_cast<size_t>(object.loop().index0) % n];
-        });
+        return Value::Callable(
+            "cycle", [object](Evaluator&, CallArgs& args) -> absl::StatusOr<Value> {
+              if (args.positional.empty()) return TypeError("no items for cycling given");
+              const size_t n = args.positional.size();
+              return args.positional[static_cast<size_t>(object.loop().index0) % n];
+            });
       }
       if (name == "changed") {
-        return Value::Callable("changed", [object](Evaluator&, CallArgs& args) -> absl::StatusOr<Value> {
-          LoopData& state = object.loop();
-          const Value current = Value::List(args.positional, ListFlavor::kTuple);
-          if (state.has_changed_value && Equals(state.changed_value, current)) {
-            return Value::Bool(false);
-          }
-          state.has_changed_value = true;
-          state.changed_value = current;
-          return Value::Bool(true);
-        });
+        return Value::Callable(
+            "changed", [object](Evaluator&, CallArgs& args) -> absl::StatusOr<Value> {
+              LoopData& state = object.loop();
+              const Value current = Value::List(args.positional, ListFlavor::kTuple);
+              if (state.has_changed_value && Equals(state.changed_value, current)) {
+                return Value::Bool(false);
+              }
+              state.has_changed_value = true;
+              state.changed_value = current;
+              return Value::Bool(true);
+            });
       }
       break;
     }
@@ -355,7 +357,8 @@ absl::StatusOr<Value> Range(CallArgs& args) {
   PAGEDLLM_RETURN_IF_ERROR(ArgCount("range", args, 1, 3));
   for (const Value& v : args.positional) {
     if (!v.is_integral()) {
-      return TypeError(absl::StrCat("'", TypeName(v), "' object cannot be interpreted as an integer"));
+      return TypeError(
+          absl::StrCat("'", TypeName(v), "' object cannot be interpreted as an integer"));
     }
   }
   int64_t start = 0, stop = 0, step = 1;
@@ -381,8 +384,8 @@ absl::StatusOr<Value> Range(CallArgs& args) {
 // dict(*args, **kwargs) as Python builds it: a mapping or pairs, then keywords.
 absl::StatusOr<DictData> BuildDict(std::string_view function, CallArgs& args) {
   if (args.positional.size() > 1) {
-    return TypeError(absl::StrCat(Sv(function), " expected at most 1 argument, got ",
-                                  args.positional.size()));
+    return TypeError(
+        absl::StrCat(Sv(function), " expected at most 1 argument, got ", args.positional.size()));
   }
   DictData dict;
   if (!args.positional.empty()) {
@@ -404,7 +407,8 @@ absl::StatusOr<DictData> BuildDict(std::string_view function, CallArgs& args) {
 
 absl::StatusOr<Value> StrftimeNow(Evaluator& evaluator, CallArgs& args) {
   PAGEDLLM_RETURN_IF_ERROR(ArgCount("strftime_now", args, 1, 1));
-  PAGEDLLM_ASSIGN_OR_RETURN(const std::string* format, StringArg("strftime_now", args.positional[0]));
+  PAGEDLLM_ASSIGN_OR_RETURN(const std::string* format,
+                            StringArg("strftime_now", args.positional[0]));
   if (format->empty()) return Value::String("");
   std::string buffer(256, '\0');
   while (true) {
@@ -488,13 +492,12 @@ Value GlobalFunction(std::string_view name) {
     });
   }
   if (name == "raise_exception") {
-    return Value::Callable("raise_exception",
-                           [](Evaluator&, CallArgs& args) -> absl::StatusOr<Value> {
-                             PAGEDLLM_RETURN_IF_ERROR(ArgCount("raise_exception", args, 1, 1));
-                             PAGEDLLM_ASSIGN_OR_RETURN(std::string message,
-                                                       PyStr(args.positional[0]));
-                             return absl::InvalidArgumentError(message);
-                           });
+    return Value::Callable(
+        "raise_exception", [](Evaluator&, CallArgs& args) -> absl::StatusOr<Value> {
+          PAGEDLLM_RETURN_IF_ERROR(ArgCount("raise_exception", args, 1, 1));
+          PAGEDLLM_ASSIGN_OR_RETURN(std::string message, PyStr(args.positional[0]));
+          return absl::InvalidArgumentError(message);
+        });
   }
   if (name == "strftime_now") return Value::Callable("strftime_now", StrftimeNow);
   return Value::Undefined(absl::StrCat("'", Sv(name), "' is undefined"));

@@ -64,12 +64,12 @@ absl::StatusOr<LoadedChatTemplate> LoadChatTemplate(const std::string& model_dir
   LoadedChatTemplate loaded;
   const std::string config_path = model_dir + "/tokenizer_config.json";
   Json config = Json::object();
-  if (Exists(config_path)) {
+  if (!model_dir.empty() && Exists(config_path)) {
     PAGEDLLM_ASSIGN_OR_RETURN(config, ReadJson(config_path));
   }
   AddSpecialTokens(config, &loaded.special_tokens_);
   const std::string special_tokens_path = model_dir + "/special_tokens_map.json";
-  if (Exists(special_tokens_path)) {
+  if (!model_dir.empty() && Exists(special_tokens_path)) {
     PAGEDLLM_ASSIGN_OR_RETURN(Json special_tokens_map, ReadJson(special_tokens_path));
     AddSpecialTokens(special_tokens_map, &loaded.special_tokens_);
   }
@@ -85,6 +85,9 @@ absl::StatusOr<LoadedChatTemplate> LoadChatTemplate(const std::string& model_dir
     PAGEDLLM_ASSIGN_OR_RETURN(std::string text, ReadFile(override_file));
     PAGEDLLM_RETURN_IF_ERROR(add("default", text, override_file));
     return loaded;
+  }
+  if (model_dir.empty()) {
+    return absl::NotFoundError("no model directory and no --chat_template FILE: no chat template");
   }
   const std::string jinja_path = model_dir + "/chat_template.jinja";
   if (Exists(jinja_path)) {

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "text/chat_template/builtin_args.h"
 #include "text/chat_template/builtins.h"
 #include "text/chat_template/py_format.h"
 #include "text/chat_template/py_string.h"
@@ -14,10 +15,10 @@
 namespace pagedllm::chat_template {
 namespace {
 
-// Jinja's macros run as Python functions; deeper nesting would hit Python's recursion limit.
-constexpr int kMaxCallDepth = 200;
-
-absl::Status TypeError(absl::string_view message) { return absl::InvalidArgumentError(message); }
+// Deeper macro recursion fails (Python's recursion limit stops Jinja near 250 levels; chat
+// templates nest a few). Each level takes a few KB of stack: 100 fit a 1 MiB thread stack twice
+// over.
+constexpr int kMaxCallDepth = 100;
 
 // Prefixes "line N: " unless the error already names a line (from a nested statement).
 absl::Status WithLine(const absl::Status& status, int line) {
@@ -30,7 +31,16 @@ absl::Status UnsupportedOperands(std::string_view op, const Value& a, const Valu
                                 "' and '", TypeName(b), "'"));
 }
 
+// A rendered prompt never needs more; `'x' * n` with a huge n fails instead of exhausting memory.
+constexpr int64_t kMaxRepeatBytes = int64_t{1} << 26;
+
 absl::StatusOr<Value> Repeat(const Value& sequence, int64_t times) {
+  const int64_t unit = sequence.is_string()
+                           ? static_cast<int64_t>(sequence.string_value().size())
+                           : static_cast<int64_t>(sequence.list().items.size() * sizeof(Value));
+  if (times > 0 && unit > 0 && times > kMaxRepeatBytes / unit) {
+    return absl::ResourceExhaustedError("repetition result too large");
+  }
   if (sequence.is_string()) {
     std::string out;
     for (int64_t i = 0; i < times; ++i) out += sequence.string_value();
@@ -121,7 +131,8 @@ absl::StatusOr<Evaluator::Flow> Evaluator::RenderStmt(const Stmt& stmt, const Sc
       PAGEDLLM_RETURN_IF_ERROR(Assign(stmt, std::move(value), *scope));
       return Flow::kNormal;
     }
-    case StmtKind::kSetBlock: {
+    case StmtKind::kSetBlock:
+    case StmtKind::kFilterBlock: {
       std::string text;
       PAGEDLLM_RETURN_IF_ERROR(
           RenderBody(stmt.body, std::make_shared<Scope>(scope), &text).status());
@@ -134,22 +145,25 @@ absl::StatusOr<Evaluator::Flow> Evaluator::RenderStmt(const Stmt& stmt, const Sc
         PAGEDLLM_RETURN_IF_ERROR(filtered.status());
         value = *std::move(filtered);
       }
-      scope->Set(stmt.targets[0], std::move(value));
+      if (stmt.kind == StmtKind::kSetBlock) {
+        scope->Set(stmt.targets[0], std::move(value));
+      } else {
+        PAGEDLLM_ASSIGN_OR_RETURN(std::string filtered_text, PyStr(value));
+        out->append(filtered_text);
+      }
       return Flow::kNormal;
     }
-    case StmtKind::kMacro: {
-      const Stmt* macro = &stmt;
-      std::weak_ptr<Scope> defining_scope = scope;
-      scope->Set(stmt.name, Value::Callable(stmt.name, [macro, defining_scope](
-                                                           Evaluator& evaluator, CallArgs& args)
-                                                           -> absl::StatusOr<Value> {
-                   ScopePtr defined_in = defining_scope.lock();
-                   if (defined_in == nullptr) {
-                     return absl::FailedPreconditionError(
-                         absl::StrCat("macro '", macro->name, "' outlived its scope"));
-                   }
-                   return evaluator.CallMacro(*macro, defined_in, args);
-                 }));
+    case StmtKind::kMacro:
+      scope->Set(stmt.name, MakeMacro(stmt, scope));
+      return Flow::kNormal;
+    case StmtKind::kCallBlock: {
+      PAGEDLLM_ASSIGN_OR_RETURN(Value callee, Eval(*stmt.expr->args[0], scope));
+      CallArgs args;
+      PAGEDLLM_RETURN_IF_ERROR(EvalArgs(*stmt.expr, 1, scope, &args));
+      args.keyword.emplace_back("caller", MakeMacro(stmt, scope));
+      PAGEDLLM_ASSIGN_OR_RETURN(Value result, Call(callee, args));
+      PAGEDLLM_ASSIGN_OR_RETURN(std::string text, PyStr(result));
+      out->append(text);
       return Flow::kNormal;
     }
     case StmtKind::kBreak:
@@ -234,6 +248,21 @@ absl::StatusOr<Value> Evaluator::Call(const Value& callee, CallArgs& args) {
   return TypeError(absl::StrCat("'", TypeName(callee), "' object is not callable"));
 }
 
+Value Evaluator::MakeMacro(const Stmt& macro, const ScopePtr& scope) {
+  const Stmt* definition = &macro;
+  std::weak_ptr<Scope> defining_scope = scope;
+  return Value::Callable(
+      macro.name,
+      [definition, defining_scope](Evaluator& evaluator, CallArgs& args) -> absl::StatusOr<Value> {
+        ScopePtr defined_in = defining_scope.lock();
+        if (defined_in == nullptr) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("macro '", definition->name, "' outlived its scope"));
+        }
+        return evaluator.CallMacro(*definition, defined_in, args);
+      });
+}
+
 absl::StatusOr<Value> Evaluator::CallMacro(const Stmt& macro, const ScopePtr& defining_scope,
                                            CallArgs& args) {
   if (call_depth_ >= kMaxCallDepth) {
@@ -242,10 +271,21 @@ absl::StatusOr<Value> Evaluator::CallMacro(const Stmt& macro, const ScopePtr& de
   const size_t num_params = macro.params.size();
   const size_t first_default = num_params - macro.defaults.size();
   if (args.positional.size() > num_params && !macro.uses_varargs) {
-    return TypeError(absl::StrCat("macro '", macro.name, "' takes not more than ", num_params,
-                                  " argument(s)"));
+    return TypeError(
+        absl::StrCat("macro '", macro.name, "' takes not more than ", num_params, " argument(s)"));
   }
   auto scope = std::make_shared<Scope>(defining_scope);
+  if (macro.uses_caller) {
+    Value caller = Value::Undefined("No caller defined");
+    for (auto it = args.keyword.begin(); it != args.keyword.end(); ++it) {
+      if (it->first == "caller") {
+        caller = std::move(it->second);
+        args.keyword.erase(it);
+        break;
+      }
+    }
+    scope->Set("caller", std::move(caller));
+  }
   std::vector<bool> given(num_params, false);
   for (size_t i = 0; i < num_params && i < args.positional.size(); ++i) {
     scope->Set(macro.params[i], args.positional[i]);
@@ -264,8 +304,8 @@ absl::StatusOr<Value> Evaluator::CallMacro(const Stmt& macro, const ScopePtr& de
     }
     const size_t index = static_cast<size_t>(it - macro.params.begin());
     if (given[index]) {
-      return TypeError(absl::StrCat("macro '", macro.name, "' got multiple values for argument '",
-                                    name, "'"));
+      return TypeError(
+          absl::StrCat("macro '", macro.name, "' got multiple values for argument '", name, "'"));
     }
     scope->Set(name, value);
     given[index] = true;
@@ -281,9 +321,8 @@ absl::StatusOr<Value> Evaluator::CallMacro(const Stmt& macro, const ScopePtr& de
       PAGEDLLM_ASSIGN_OR_RETURN(Value value, Eval(*macro.defaults[i - first_default], scope));
       scope->Set(macro.params[i], std::move(value));
     } else {
-      scope->Set(macro.params[i],
-                 Value::Undefined(absl::StrCat("parameter '", macro.params[i],
-                                               "' was not provided")));
+      scope->Set(macro.params[i], Value::Undefined(absl::StrCat("parameter '", macro.params[i],
+                                                                "' was not provided")));
     }
   }
   if (macro.uses_varargs) {
@@ -356,13 +395,16 @@ absl::StatusOr<Value> Evaluator::Eval(const Expr& expr, const ScopePtr& scope) {
       if (expr.name == "not") return Value::Bool(!Truthy(operand));
       if (operand.is_undefined()) return absl::InvalidArgumentError(operand.undefined_message());
       if (!operand.is_number()) {
-        return TypeError(absl::StrCat("bad operand type for unary ", expr.name, ": '",
-                                      TypeName(operand), "'"));
+        return TypeError(
+            absl::StrCat("bad operand type for unary ", expr.name, ": '", TypeName(operand), "'"));
       }
       if (expr.name == "+") {
         return operand.kind() == Value::Kind::kFloat ? operand : Value::Int(operand.int_value());
       }
       if (operand.kind() == Value::Kind::kFloat) return Value::Float(-operand.number_value());
+      if (operand.int_value() == std::numeric_limits<int64_t>::min()) {
+        return TypeError("integer overflow");
+      }
       return Value::Int(-operand.int_value());
     }
     case ExprKind::kBinary: {
@@ -400,9 +442,24 @@ absl::Status Evaluator::EvalArgs(const Expr& expr, size_t first, const ScopePtr&
     PAGEDLLM_ASSIGN_OR_RETURN(Value value, Eval(*expr.args[i], scope));
     args->positional.push_back(std::move(value));
   }
+  if (expr.dyn_args != nullptr) {
+    PAGEDLLM_ASSIGN_OR_RETURN(Value value, Eval(*expr.dyn_args, scope));
+    PAGEDLLM_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(value));
+    for (Value& item : items) args->positional.push_back(std::move(item));
+  }
   for (const auto& [name, arg] : expr.kwargs) {
     PAGEDLLM_ASSIGN_OR_RETURN(Value value, Eval(*arg, scope));
     args->keyword.emplace_back(name, std::move(value));
+  }
+  if (expr.dyn_kwargs != nullptr) {
+    PAGEDLLM_ASSIGN_OR_RETURN(Value value, Eval(*expr.dyn_kwargs, scope));
+    if (!value.is_dict()) {
+      return TypeError(absl::StrCat("argument after ** must be a mapping, not ", TypeName(value)));
+    }
+    for (const auto& [key, item] : value.dict().entries) {
+      if (!key.is_string()) return TypeError("keywords must be strings");
+      args->keyword.emplace_back(key.string_value(), item);
+    }
   }
   return absl::OkStatus();
 }
@@ -436,15 +493,18 @@ absl::StatusOr<Value> Evaluator::EvalSlice(const Value& object, const Expr& slic
       PAGEDLLM_ASSIGN_OR_RETURN(bounds[i], Eval(*slice.args[i], scope));
     }
   }
+  // Jinja slices with Python's own [], not environment.getitem: failures are errors.
   if (object.is_undefined()) return absl::InvalidArgumentError(object.undefined_message());
   const bool sliceable =
       object.is_string() || (object.is_list() && object.list().flavor != ListFlavor::kIterator);
+  if (!sliceable) {
+    return TypeError(absl::StrCat("'", TypeName(object), "' object is not subscriptable"));
+  }
   for (const Value& bound : bounds) {
     if (!bound.is_none() && !bound.is_integral()) {
-      return Value::Undefined(absl::StrCat(ObjectTypeRepr(object), " has no element slice"));
+      return TypeError("slice indices must be integers or None or have an __index__ method");
     }
   }
-  if (!sliceable) return Value::Undefined(absl::StrCat(ObjectTypeRepr(object), " has no element slice"));
   const int64_t step = bounds[2].is_none() ? 1 : bounds[2].int_value();
   if (step == 0) return absl::InvalidArgumentError("slice step cannot be zero");
   std::u32string chars;
@@ -516,8 +576,7 @@ absl::StatusOr<Value> BinaryOp(std::string_view op, const Value& a, const Value&
     if (numbers) return Value::Float(a.number_value() + b.number_value());
     if (a.is_string() && b.is_string()) return Value::String(a.string_value() + b.string_value());
     if (a.is_string()) {
-      return TypeError(
-          absl::StrCat("can only concatenate str (not \"", TypeName(b), "\") to str"));
+      return TypeError(absl::StrCat("can only concatenate str (not \"", TypeName(b), "\") to str"));
     }
     if (a.is_list() && b.is_list() && a.list().flavor == b.list().flavor &&
         a.list().flavor != ListFlavor::kIterator) {
@@ -573,6 +632,9 @@ absl::StatusOr<Value> BinaryOp(std::string_view op, const Value& a, const Value&
                                                   : "integer division or modulo by zero");
     }
     if (integers) {
+      if (a.int_value() == std::numeric_limits<int64_t>::min() && b.int_value() == -1) {
+        return TypeError("integer overflow");
+      }
       return Value::Int(op == "//" ? FloorDiv(a.int_value(), b.int_value())
                                    : FloorMod(a.int_value(), b.int_value()));
     }
@@ -618,8 +680,8 @@ absl::StatusOr<bool> Contains(const Value& container, const Value& item) {
       return false;
     case Value::Kind::kString:
       if (!item.is_string()) {
-        return TypeError(absl::StrCat("'in <string>' requires string as left operand, not ",
-                                      TypeName(item)));
+        return TypeError(
+            absl::StrCat("'in <string>' requires string as left operand, not ", TypeName(item)));
       }
       return container.string_value().find(item.string_value()) != std::string::npos;
     case Value::Kind::kList:

@@ -2,7 +2,8 @@
 // Jinja2's (and so Python's) semantics. Scoping follows Jinja2: `set` at the top level or in an
 // `if` binds in the current scope; each loop iteration, macro call, `{% set %}` block and
 // generation block gets a fresh scope whose reads fall through to the enclosing one, so
-// assignments inside do not leak out (namespaces exist for that).
+// assignments inside do not leak out (namespaces exist for that). A macro keeps a weak reference
+// to the scope it was defined in and reads it when called (no reference cycle).
 //
 // One Evaluator per render; not thread safe. The parsed template it runs is shared and const.
 #pragma once
@@ -57,13 +58,14 @@ class Evaluator {
   absl::Status Assign(const Stmt& stmt, Value value, Scope& scope);
   absl::Status Bind(const std::vector<std::string>& targets, bool unpack, const Value& value,
                     Scope& scope);
+  // A callable for a macro (or a call block's caller) defined in `scope`.
+  Value MakeMacro(const Stmt& macro, const ScopePtr& scope);
   absl::StatusOr<Value> CallMacro(const Stmt& macro, const ScopePtr& defining_scope,
                                   CallArgs& args);
 
   absl::StatusOr<Value> Eval(const Expr& expr, const ScopePtr& scope);
   absl::StatusOr<Value> EvalCall(const Expr& expr, const ScopePtr& scope);
-  absl::Status EvalArgs(const Expr& expr, size_t first, const ScopePtr& scope,
-                                 CallArgs* args);
+  absl::Status EvalArgs(const Expr& expr, size_t first, const ScopePtr& scope, CallArgs* args);
   absl::StatusOr<Value> EvalFilter(const Expr& expr, const ScopePtr& scope);
   absl::StatusOr<Value> EvalSlice(const Value& object, const Expr& slice, const ScopePtr& scope);
   absl::StatusOr<Value> EvalCompare(const Expr& expr, const ScopePtr& scope);

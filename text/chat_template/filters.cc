@@ -1,15 +1,17 @@
-// Jinja2's built-in filters and tests (jinja2/filters.py, jinja2/tests.py of 3.1) and
-// transformers' tojson, for the subset chat templates use.
+// Jinja2's built-in filters (jinja2/filters.py of 3.1) and transformers' tojson, for the subset
+// chat templates use.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status.h"
+#include "text/chat_template/builtin_args.h"
 #include "text/chat_template/builtins.h"
 #include "text/chat_template/evaluator.h"
 #include "text/chat_template/py_format.h"
@@ -17,53 +19,6 @@
 
 namespace pagedllm::chat_template {
 namespace {
-
-absl::Status TypeError(absl::string_view message) { return absl::InvalidArgumentError(message); }
-
-// A filter's or test's parameters bound as Python binds them: positional in order, then by name.
-class Params {
- public:
-  static absl::StatusOr<Params> Bind(std::string_view function, const CallArgs& args,
-                                     std::initializer_list<std::string_view> names) {
-    Params params;
-    params.values_.resize(names.size());
-    const std::vector<std::string_view> list(names);
-    if (args.positional.size() > list.size()) {
-      return TypeError(absl::StrCat(Sv(function), "() takes at most ", list.size(),
-                                    " argument(s) besides its subject (", args.positional.size(),
-                                    " given)"));
-    }
-    for (size_t i = 0; i < args.positional.size(); ++i) params.values_[i] = args.positional[i];
-    for (const auto& [name, value] : args.keyword) {
-      const auto it = std::find(list.begin(), list.end(), name);
-      if (it == list.end()) {
-        return TypeError(
-            absl::StrCat(Sv(function), "() got an unexpected keyword argument '", name, "'"));
-      }
-      auto& slot = params.values_[it - list.begin()];
-      if (slot.has_value()) {
-        return TypeError(absl::StrCat(Sv(function), "() got multiple values for argument '", name, "'"));
-      }
-      slot = value;
-    }
-    return params;
-  }
-
-  // The argument, or `fallback` when not given.
-  Value Get(size_t i, Value fallback = Value::None()) const {
-    return values_[i].has_value() ? *values_[i] : fallback;
-  }
-  bool Has(size_t i) const { return values_[i].has_value(); }
-
- private:
-  std::vector<std::optional<Value>> values_;
-};
-
-// Jinja's soft_str: strings as they are, anything else through str().
-absl::StatusOr<std::string> SoftStr(const Value& v) {
-  if (v.is_string()) return v.string_value();
-  return PyStr(v);
-}
 
 Value IgnoreCase(const Value& v) {
   return v.is_string() ? Value::String(PyLower(v.string_value())) : v;
@@ -82,9 +37,8 @@ class AttrGetter {
     }
     if (!attribute.is_string()) return TypeError("attribute must be a string or an integer");
     for (absl::string_view part : absl::StrSplit(attribute.string_value(), '.')) {
-      const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      });
+      const bool digits = !part.empty() && std::all_of(part.begin(), part.end(),
+                                                       [](char c) { return c >= '0' && c <= '9'; });
       getter.parts_.push_back(digits ? Value::Int(std::atoll(std::string(part).c_str()))
                                      : Value::String(std::string(part)));
     }
@@ -112,7 +66,8 @@ absl::Status SortByKeys(std::vector<Value>* items, std::vector<Value> keys, bool
   absl::Status status;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     if (!status.ok()) return false;
-    absl::StatusOr<int> c = reverse ? Compare(keys[b], keys[a], "<") : Compare(keys[a], keys[b], "<");
+    absl::StatusOr<int> c =
+        reverse ? Compare(keys[b], keys[a], "<") : Compare(keys[a], keys[b], "<");
     if (!c.ok()) {
       status = c.status();
       return false;
@@ -198,7 +153,8 @@ std::optional<int64_t> ParseInt(const std::string& text, int64_t base) {
     if (c >= '0' && c <= '9') digit = c - '0';
     if (c >= 'a' && c <= 'z') digit = c - 'a' + 10;
     if (digit >= base) return std::nullopt;
-    if (__builtin_mul_overflow(value, base, &value) || __builtin_add_overflow(value, digit, &value)) {
+    if (__builtin_mul_overflow(value, base, &value) ||
+        __builtin_add_overflow(value, digit, &value)) {
       return std::nullopt;
     }
     previous_digit = true;
@@ -210,8 +166,6 @@ std::optional<int64_t> ParseInt(const std::string& text, int64_t base) {
 Value MakeIterator(std::vector<Value> items) {
   return Value::List(std::move(items), ListFlavor::kIterator);
 }
-
-absl::StatusOr<std::vector<Value>> IterateFilterInput(const Value& v) { return Iterate(v); }
 
 // select / reject / selectattr / rejectattr.
 absl::StatusOr<Value> SelectOrReject(Evaluator& evaluator, const Value& value, CallArgs& args,
@@ -235,7 +189,7 @@ absl::StatusOr<Value> SelectOrReject(Evaluator& evaluator, const Value& value, C
     test_args.positional.assign(args.positional.begin() + offset + 1, args.positional.end());
     test_args.keyword = args.keyword;
   }
-  PAGEDLLM_ASSIGN_OR_RETURN(std::vector<Value> items, IterateFilterInput(value));
+  PAGEDLLM_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(value));
   std::vector<Value> kept;
   for (Value& item : items) {
     Value subject = item;
@@ -283,7 +237,7 @@ absl::StatusOr<Value> Map(Evaluator& evaluator, const Value& value, CallArgs& ar
       return ApplyFilter(evaluator, name, item, call);
     };
   }
-  PAGEDLLM_ASSIGN_OR_RETURN(std::vector<Value> items, IterateFilterInput(value));
+  PAGEDLLM_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(value));
   std::vector<Value> out;
   for (const Value& item : items) {
     PAGEDLLM_ASSIGN_OR_RETURN(Value mapped, func(item));
@@ -294,7 +248,8 @@ absl::StatusOr<Value> Map(Evaluator& evaluator, const Value& value, CallArgs& ar
 
 absl::StatusOr<Value> ToJson(const Value& value, const CallArgs& args) {
   PAGEDLLM_ASSIGN_OR_RETURN(
-      Params p, Params::Bind("tojson", args, {"ensure_ascii", "indent", "separators", "sort_keys"}));
+      Params p,
+      Params::Bind("tojson", args, {"ensure_ascii", "indent", "separators", "sort_keys"}));
   JsonDumpsOptions options;
   options.ensure_ascii = Truthy(p.Get(0, Value::Bool(false)));
   const Value indent = p.Get(1);
@@ -397,7 +352,8 @@ absl::StatusOr<Value> MinOrMax(const Value& value, const CallArgs& args, bool is
 absl::StatusOr<Value> Round(const Value& value, const CallArgs& args) {
   PAGEDLLM_ASSIGN_OR_RETURN(Params p, Params::Bind("round", args, {"precision", "method"}));
   if (value.is_undefined()) return absl::InvalidArgumentError(value.undefined_message());
-  if (!value.is_number()) return TypeError(absl::StrCat("type ", TypeName(value), " doesn't define __round__ method"));
+  if (!value.is_number())
+    return TypeError(absl::StrCat("type ", TypeName(value), " doesn't define __round__ method"));
   const Value precision = p.Get(0, Value::Int(0));
   if (!precision.is_integral()) return TypeError("round: precision must be an integer");
   const std::string method = p.Has(1) && p.Get(1).is_string() ? p.Get(1).string_value() : "common";
@@ -425,7 +381,8 @@ absl::StatusOr<Value> Sort(const Value& value, const CallArgs& args) {
   const Value attribute = p.Get(2);
   if (attribute.is_string()) {
     for (absl::string_view part : absl::StrSplit(attribute.string_value(), ',')) {
-      PAGEDLLM_ASSIGN_OR_RETURN(AttrGetter getter, AttrGetter::Make(Value::String(std::string(part))));
+      PAGEDLLM_ASSIGN_OR_RETURN(AttrGetter getter,
+                                AttrGetter::Make(Value::String(std::string(part))));
       getters.push_back(std::move(getter));
     }
   } else {
@@ -442,7 +399,8 @@ absl::StatusOr<Value> Sort(const Value& value, const CallArgs& args) {
     }
     keys.push_back(Value::List(std::move(parts)));
   }
-  PAGEDLLM_RETURN_IF_ERROR(SortByKeys(&items, std::move(keys), Truthy(p.Get(0, Value::Bool(false)))));
+  PAGEDLLM_RETURN_IF_ERROR(
+      SortByKeys(&items, std::move(keys), Truthy(p.Get(0, Value::Bool(false)))));
   return Value::List(std::move(items));
 }
 
@@ -463,12 +421,14 @@ absl::StatusOr<Value> DictSort(const Value& value, const CallArgs& args) {
     const Value& key = by_value ? v : k;
     keys.push_back(case_sensitive ? key : IgnoreCase(key));
   }
-  PAGEDLLM_RETURN_IF_ERROR(SortByKeys(&items, std::move(keys), Truthy(p.Get(2, Value::Bool(false)))));
+  PAGEDLLM_RETURN_IF_ERROR(
+      SortByKeys(&items, std::move(keys), Truthy(p.Get(2, Value::Bool(false)))));
   return Value::List(std::move(items));
 }
 
 absl::StatusOr<Value> Unique(const Value& value, const CallArgs& args) {
-  PAGEDLLM_ASSIGN_OR_RETURN(Params p, Params::Bind("unique", args, {"case_sensitive", "attribute"}));
+  PAGEDLLM_ASSIGN_OR_RETURN(Params p,
+                            Params::Bind("unique", args, {"case_sensitive", "attribute"}));
   PAGEDLLM_ASSIGN_OR_RETURN(AttrGetter getter, AttrGetter::Make(p.Get(1)));
   const bool case_sensitive = Truthy(p.Get(0, Value::Bool(false)));
   PAGEDLLM_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(value));
@@ -519,7 +479,12 @@ const FilterEntry kFilters[] = {
      [](Evaluator&, const Value& v, CallArgs& args) -> absl::StatusOr<Value> {
        PAGEDLLM_RETURN_IF_ERROR(Params::Bind("abs", args, {}).status());
        if (v.kind() == Value::Kind::kFloat) return Value::Float(std::fabs(v.number_value()));
-       if (v.is_integral()) return Value::Int(std::llabs(v.int_value()));
+       if (v.is_integral()) {
+         if (v.int_value() == std::numeric_limits<int64_t>::min()) {
+           return TypeError("integer overflow");
+         }
+         return Value::Int(std::llabs(v.int_value()));
+       }
        return TypeError(absl::StrCat("bad operand type for abs(): '", TypeName(v), "'"));
      }},
     {"attr",
@@ -596,16 +561,16 @@ const FilterEntry kFilters[] = {
        if (v.is_undefined()) return absl::InvalidArgumentError(v.undefined_message());
        if (v.is_integral()) return Value::Int(v.int_value());
        if (v.kind() == Value::Kind::kFloat) {
-         if (!std::isfinite(v.number_value())) return fallback;
-         return Value::Int(static_cast<int64_t>(std::trunc(v.number_value())));
+         const std::optional<int64_t> i = TruncateToInt64(v.number_value());
+         return i ? Value::Int(*i) : fallback;
        }
        if (v.is_string()) {
          const Value base = p.Get(1, Value::Int(10));
          if (base.is_integral() && base.int_value() >= 2 && base.int_value() <= 36) {
            if (auto i = ParseInt(v.string_value(), base.int_value())) return Value::Int(*i);
          }
-         if (std::optional<double> d = ParseFloat(v.string_value()); d && std::isfinite(*d)) {
-           return Value::Int(static_cast<int64_t>(std::trunc(*d)));
+         if (std::optional<double> d = ParseFloat(v.string_value())) {
+           if (std::optional<int64_t> i = TruncateToInt64(*d)) return Value::Int(*i);
          }
        }
        return fallback;
@@ -658,17 +623,13 @@ const FilterEntry kFilters[] = {
        PAGEDLLM_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(v));
        return Value::List(std::move(items));
      }},
-    {"lower",
-     [](Evaluator&, const Value& v, CallArgs& args) {
-       return StringFilter(v, args, "lower", PyLower);
-     }},
+    {"lower", [](Evaluator&, const Value& v,
+                 CallArgs& args) { return StringFilter(v, args, "lower", PyLower); }},
     {"map", [](Evaluator& e, const Value& v, CallArgs& args) { return Map(e, v, args); }},
     {"max", [](Evaluator&, const Value& v, CallArgs& args) { return MinOrMax(v, args, true); }},
     {"min", [](Evaluator&, const Value& v, CallArgs& args) { return MinOrMax(v, args, false); }},
-    {"reject",
-     [](Evaluator& e, const Value& v, CallArgs& args) {
-       return SelectOrReject(e, v, args, false, false, "reject");
-     }},
+    {"reject", [](Evaluator& e, const Value& v,
+                  CallArgs& args) { return SelectOrReject(e, v, args, false, false, "reject"); }},
     {"rejectattr",
      [](Evaluator& e, const Value& v, CallArgs& args) {
        return SelectOrReject(e, v, args, false, true, "rejectattr");
@@ -681,7 +642,8 @@ const FilterEntry kFilters[] = {
        PAGEDLLM_ASSIGN_OR_RETURN(std::string old_text, PyStr(p.Get(0)));
        PAGEDLLM_ASSIGN_OR_RETURN(std::string new_text, PyStr(p.Get(1)));
        const Value count = p.Get(2);
-       if (!count.is_none() && !count.is_integral()) return TypeError("replace: count must be an integer");
+       if (!count.is_none() && !count.is_integral())
+         return TypeError("replace: count must be an integer");
        return Value::String(
            PyReplace(s, old_text, new_text, count.is_none() ? -1 : count.int_value()));
      }},
@@ -704,10 +666,8 @@ const FilterEntry kFilters[] = {
        PAGEDLLM_ASSIGN_OR_RETURN(std::string s, SoftStr(v));
        return Value::String(std::move(s));
      }},
-    {"select",
-     [](Evaluator& e, const Value& v, CallArgs& args) {
-       return SelectOrReject(e, v, args, true, false, "select");
-     }},
+    {"select", [](Evaluator& e, const Value& v,
+                  CallArgs& args) { return SelectOrReject(e, v, args, true, false, "select"); }},
     {"selectattr",
      [](Evaluator& e, const Value& v, CallArgs& args) {
        return SelectOrReject(e, v, args, true, true, "selectattr");
@@ -720,191 +680,24 @@ const FilterEntry kFilters[] = {
        return Value::String(std::move(s));
      }},
     {"sum", [](Evaluator&, const Value& v, CallArgs& args) { return Sum(v, args); }},
-    {"title",
-     [](Evaluator&, const Value& v, CallArgs& args) {
-       return StringFilter(v, args, "title", JinjaTitle);
-     }},
+    {"title", [](Evaluator&, const Value& v,
+                 CallArgs& args) { return StringFilter(v, args, "title", JinjaTitle); }},
     {"tojson", [](Evaluator&, const Value& v, CallArgs& args) { return ToJson(v, args); }},
     {"trim",
-     [](Evaluator&, const Value& v, CallArgs& args) -> absl::StatusOr<Value> {
-       PAGEDLLM_ASSIGN_OR_RETURN(Params p, Params::Bind("trim", args, {"chars"}));
-       PAGEDLLM_ASSIGN_OR_RETURN(std::string s, SoftStr(v));
-       const Value chars = p.Get(0);
-       if (!chars.is_none() && !chars.is_string()) return TypeError("trim: chars must be a string");
-       return Value::String(
-           PyStrip(s, chars.is_string() ? &chars.string_value() : nullptr, true, true));
-     }},
+     [](Evaluator&, const Value& v, CallArgs& args)
+         -> absl::
+             StatusOr<Value> {
+               PAGEDLLM_ASSIGN_OR_RETURN(Params p, Params::Bind("trim", args, {"chars"}));
+               PAGEDLLM_ASSIGN_OR_RETURN(std::string s, SoftStr(v));
+               const Value chars = p.Get(0);
+               if (!chars.is_none() && !chars.is_string())
+                 return TypeError("trim: chars must be a string");
+               return Value::String(
+                   PyStrip(s, chars.is_string() ? &chars.string_value() : nullptr, true, true));
+             }},
     {"unique", [](Evaluator&, const Value& v, CallArgs& args) { return Unique(v, args); }},
-    {"upper",
-     [](Evaluator&, const Value& v, CallArgs& args) {
-       return StringFilter(v, args, "upper", PyUpper);
-     }},
-};
-
-// Tests --------------------------------------------------------------------------------------
-
-using TestFn = absl::StatusOr<bool> (*)(const Value&, const CallArgs&);
-
-struct TestEntry {
-  std::string_view name;
-  TestFn fn;
-};
-
-absl::StatusOr<Value> OneArgument(std::string_view test, const CallArgs& args) {
-  PAGEDLLM_ASSIGN_OR_RETURN(Params p, Params::Bind(test, args, {"other"}));
-  if (!p.Has(0)) return TypeError(absl::StrCat(Sv(test), "() missing 1 required positional argument"));
-  return p.Get(0);
-}
-
-absl::StatusOr<bool> NoArguments(std::string_view test, const CallArgs& args, bool result) {
-  PAGEDLLM_RETURN_IF_ERROR(Params::Bind(test, args, {}).status());
-  return result;
-}
-
-template <int kWant>  // -1: <, -2: <=, 1: >, 2: >=
-absl::StatusOr<bool> CompareTest(const Value& v, const CallArgs& args) {
-  PAGEDLLM_ASSIGN_OR_RETURN(Value other, OneArgument("compare", args));
-  const std::string_view op = kWant == -1 ? "<" : kWant == -2 ? "<=" : kWant == 1 ? ">" : ">=";
-  PAGEDLLM_ASSIGN_OR_RETURN(int c, Compare(v, other, op));
-  return kWant == -1 ? c < 0 : kWant == -2 ? c <= 0 : kWant == 1 ? c > 0 : c >= 0;
-}
-
-absl::StatusOr<bool> EqualTest(const Value& v, const CallArgs& args) {
-  PAGEDLLM_ASSIGN_OR_RETURN(Value other, OneArgument("eq", args));
-  return Equals(v, other);
-}
-
-absl::StatusOr<bool> NotEqualTest(const Value& v, const CallArgs& args) {
-  PAGEDLLM_ASSIGN_OR_RETURN(Value other, OneArgument("ne", args));
-  return !Equals(v, other);
-}
-
-absl::StatusOr<bool> Remainder(const Value& v, const Value& divisor, int64_t want) {
-  PAGEDLLM_ASSIGN_OR_RETURN(Value r, BinaryOp("%", v, divisor));
-  return Equals(r, Value::Int(want));
-}
-
-const TestEntry kTests[] = {
-    {"boolean",
-     [](const Value& v, const CallArgs& a) {
-       return NoArguments("boolean", a, v.kind() == Value::Kind::kBool);
-     }},
-    {"callable",
-     [](const Value& v, const CallArgs& a) {
-       return NoArguments("callable", a,
-                          v.kind() == Value::Kind::kCallable || v.is_undefined() ||
-                              v.kind() == Value::Kind::kLoop);
-     }},
-    {"defined", [](const Value& v, const CallArgs& a) { return NoArguments("defined", a, !v.is_undefined()); }},
-    {"divisibleby",
-     [](const Value& v, const CallArgs& a) -> absl::StatusOr<bool> {
-       PAGEDLLM_ASSIGN_OR_RETURN(Value num, OneArgument("divisibleby", a));
-       return Remainder(v, num, 0);
-     }},
-    {"eq", EqualTest},
-    {"equalto", EqualTest},
-    {"==", EqualTest},
-    {"even",
-     [](const Value& v, const CallArgs& a) -> absl::StatusOr<bool> {
-       PAGEDLLM_RETURN_IF_ERROR(Params::Bind("even", a, {}).status());
-       return Remainder(v, Value::Int(2), 0);
-     }},
-    {"false",
-     [](const Value& v, const CallArgs& a) {
-       return NoArguments("false", a, v.kind() == Value::Kind::kBool && !v.bool_value());
-     }},
-    {"float",
-     [](const Value& v, const CallArgs& a) {
-       return NoArguments("float", a, v.kind() == Value::Kind::kFloat);
-     }},
-    {"ge", CompareTest<2>},
-    {">=", CompareTest<2>},
-    {"gt", CompareTest<1>},
-    {"greaterthan", CompareTest<1>},
-    {">", CompareTest<1>},
-    {"in",
-     [](const Value& v, const CallArgs& a) -> absl::StatusOr<bool> {
-       PAGEDLLM_ASSIGN_OR_RETURN(Value seq, OneArgument("in", a));
-       return Contains(seq, v);
-     }},
-    {"integer",
-     [](const Value& v, const CallArgs& a) {
-       return NoArguments("integer", a, v.kind() == Value::Kind::kInt);
-     }},
-    {"iterable",
-     [](const Value& v, const CallArgs& a) {
-       const Value::Kind k = v.kind();
-       return NoArguments("iterable", a,
-                          k == Value::Kind::kUndefined || k == Value::Kind::kString ||
-                              k == Value::Kind::kList || k == Value::Kind::kDict ||
-                              k == Value::Kind::kLoop);
-     }},
-    {"le", CompareTest<-2>},
-    {"<=", CompareTest<-2>},
-    {"lower",
-     [](const Value& v, const CallArgs& a) -> absl::StatusOr<bool> {
-       PAGEDLLM_RETURN_IF_ERROR(Params::Bind("lower", a, {}).status());
-       PAGEDLLM_ASSIGN_OR_RETURN(std::string s, SoftStr(v));
-       return s == PyLower(s) && s != PyUpper(s);
-     }},
-    {"lt", CompareTest<-1>},
-    {"lessthan", CompareTest<-1>},
-    {"<", CompareTest<-1>},
-    {"mapping",
-     [](const Value& v, const CallArgs& a) { return NoArguments("mapping", a, v.is_dict()); }},
-    {"ne", NotEqualTest},
-    {"!=", NotEqualTest},
-    {"none", [](const Value& v, const CallArgs& a) { return NoArguments("none", a, v.is_none()); }},
-    {"number",
-     [](const Value& v, const CallArgs& a) { return NoArguments("number", a, v.is_number()); }},
-    {"odd",
-     [](const Value& v, const CallArgs& a) -> absl::StatusOr<bool> {
-       PAGEDLLM_RETURN_IF_ERROR(Params::Bind("odd", a, {}).status());
-       return Remainder(v, Value::Int(2), 1);
-     }},
-    {"sameas",
-     [](const Value& v, const CallArgs& a) -> absl::StatusOr<bool> {
-       PAGEDLLM_ASSIGN_OR_RETURN(Value other, OneArgument("sameas", a));
-       if (v.kind() != other.kind()) return false;
-       switch (v.kind()) {
-         case Value::Kind::kNone:
-         case Value::Kind::kUndefined:
-           return v.is_none();
-         case Value::Kind::kBool:
-           return v.bool_value() == other.bool_value();
-         case Value::Kind::kInt:  // CPython caches small ints
-           return v.int_value() == other.int_value() && v.int_value() >= -5 &&
-                  v.int_value() <= 256;
-         case Value::Kind::kString:
-         case Value::Kind::kFloat:
-           return false;
-         default:
-           return Equals(v, other) && !v.is_dict();
-       }
-     }},
-    {"sequence",
-     [](const Value& v, const CallArgs& a) {
-       const bool is_sequence =
-           v.is_undefined() || v.is_string() || v.is_dict() ||
-           (v.is_list() && v.list().flavor != ListFlavor::kIterator);
-       return NoArguments("sequence", a, is_sequence);
-     }},
-    {"string",
-     [](const Value& v, const CallArgs& a) { return NoArguments("string", a, v.is_string()); }},
-    {"true",
-     [](const Value& v, const CallArgs& a) {
-       return NoArguments("true", a, v.kind() == Value::Kind::kBool && v.bool_value());
-     }},
-    {"undefined",
-     [](const Value& v, const CallArgs& a) {
-       return NoArguments("undefined", a, v.is_undefined());
-     }},
-    {"upper",
-     [](const Value& v, const CallArgs& a) -> absl::StatusOr<bool> {
-       PAGEDLLM_RETURN_IF_ERROR(Params::Bind("upper", a, {}).status());
-       PAGEDLLM_ASSIGN_OR_RETURN(std::string s, SoftStr(v));
-       return s == PyUpper(s) && s != PyLower(s);
-     }},
+    {"upper", [](Evaluator&, const Value& v,
+                 CallArgs& args) { return StringFilter(v, args, "upper", PyUpper); }},
 };
 
 }  // namespace
@@ -914,25 +707,12 @@ bool IsSupportedFilter(std::string_view name) {
                      [&](const FilterEntry& f) { return f.name == name; });
 }
 
-bool IsSupportedTest(std::string_view name) {
-  return std::any_of(std::begin(kTests), std::end(kTests),
-                     [&](const TestEntry& t) { return t.name == name; });
-}
-
-absl::StatusOr<Value> ApplyFilter(Evaluator& evaluator, std::string_view name,
-                                  const Value& subject, CallArgs& args) {
+absl::StatusOr<Value> ApplyFilter(Evaluator& evaluator, std::string_view name, const Value& subject,
+                                  CallArgs& args) {
   for (const FilterEntry& filter : kFilters) {
     if (filter.name == name) return filter.fn(evaluator, subject, args);
   }
   return absl::UnimplementedError(absl::StrCat("unsupported filter '", Sv(name), "'"));
-}
-
-absl::StatusOr<bool> ApplyTest(Evaluator& evaluator, std::string_view name, const Value& subject,
-                               CallArgs& args) {
-  for (const TestEntry& test : kTests) {
-    if (test.name == name) return test.fn(subject, args);
-  }
-  return absl::UnimplementedError(absl::StrCat("unsupported test '", Sv(name), "'"));
 }
 
 }  // namespace pagedllm::chat_template

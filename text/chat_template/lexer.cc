@@ -41,7 +41,8 @@ absl::StatusOr<std::string> DecodeStringLiteral(std::string_view body, int line)
   std::string out;
   size_t i = 0;
   const auto fail = [&](std::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat("line ", line, ": ", Sv(what), " in string literal"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("line ", line, ": ", Sv(what), " in string literal"));
   };
   const auto hex = [&](size_t start, int digits, uint32_t* value) {
     if (start + digits > body.size()) return false;
@@ -415,8 +416,8 @@ class Lexer {
         // "0", "00", "0_0": only zeros may follow a leading zero.
         end = pos_ + 1;
         while (end < src_.size() &&
-               (src_[end] == '0' || (src_[end] == '_' && end + 1 < src_.size() &&
-                                     src_[end + 1] == '0'))) {
+               (src_[end] == '0' ||
+                (src_[end] == '_' && end + 1 < src_.size() && src_[end + 1] == '0'))) {
           end += src_[end] == '_' ? 2 : 1;
         }
       }
@@ -475,7 +476,8 @@ class Lexer {
       const char expected = balancing->back();
       balancing->pop_back();
       if (expected != c) {
-        return Error(absl::StrCat("unexpected '", op, "', expected '", std::string(1, expected), "'"));
+        return Error(
+            absl::StrCat("unexpected '", op, "', expected '", std::string(1, expected), "'"));
       }
     }
     tokens_.push_back(Token{TokenType::kOperator, op, line_});

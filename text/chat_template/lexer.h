@@ -28,10 +28,10 @@ enum class TokenType {
   kBlockBegin,     // {%
   kBlockEnd,       // %}
   kName,
-  kString,   // value: the decoded string
-  kInteger,  // value: decimal digits (already converted from 0x / 0o / 0b, underscores removed)
-  kFloat,    // value: the literal, underscores removed
-  kOperator, // value: one of + - * / // % ** ~ == != < <= > >= = . , : | ( ) [ ] { } ;
+  kString,    // value: the decoded string
+  kInteger,   // value: decimal digits (already converted from 0x / 0o / 0b, underscores removed)
+  kFloat,     // value: the literal, underscores removed
+  kOperator,  // value: one of + - * / // % ** ~ == != < <= > >= = . , : | ( ) [ ] { } ;
   kEnd,
 };
 

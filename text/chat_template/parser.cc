@@ -23,8 +23,8 @@ using Names = std::vector<std::string_view>;
 
 // Tags Jinja2 knows that this engine does not run.
 constexpr std::string_view kKnownUnsupportedTags[] = {
-    "block", "extends", "include", "import", "from", "with", "autoescape", "call", "filter", "do",
-    "trans", "pluralize", "debug"};
+    "block", "extends", "include", "import", "from",      "with", "autoescape",
+    "call",  "filter",  "do",      "trans",  "pluralize", "debug"};
 
 ExprPtr MakeExpr(ExprKind kind, int line) {
   auto e = std::make_unique<Expr>();
@@ -186,6 +186,13 @@ class Parser {
     if (tag == "if") return ParseIf();
     if (tag == "set") return ParseSet();
     if (tag == "macro") return ParseMacro();
+    if (tag == "call") return ParseCallBlock();
+    if (tag == "filter") {
+      auto stmt = NewStmt(StmtKind::kFilterBlock);
+      PAGEDLLM_ASSIGN_OR_RETURN(stmt->filter, ParseFilters(nullptr, /*start_inline=*/true));
+      PAGEDLLM_ASSIGN_OR_RETURN(stmt->body, ParseStatements({"endfilter"}, true));
+      return stmt;
+    }
     if (tag == "print") {
       auto stmt = NewStmt(StmtKind::kPrint);
       PAGEDLLM_ASSIGN_OR_RETURN(stmt->expr, ParseTuple(TupleOptions{}));
@@ -313,9 +320,8 @@ class Parser {
     return stmt;
   }
 
-  StmtResult ParseMacro() {
-    auto stmt = NewStmt(StmtKind::kMacro);
-    PAGEDLLM_ASSIGN_OR_RETURN(stmt->name, ExpectName());
+  // `(a, b=default, ...)` of a macro or call block.
+  absl::Status ParseSignature(Stmt* stmt) {
     PAGEDLLM_RETURN_IF_ERROR(ExpectOp("("));
     while (!IsOp(")")) {
       if (!stmt->params.empty()) PAGEDLLM_RETURN_IF_ERROR(ExpectOp(","));
@@ -328,20 +334,47 @@ class Parser {
         return Fail(stmt->line, "non-default argument follows default argument");
       }
     }
-    PAGEDLLM_RETURN_IF_ERROR(ExpectOp(")"));
+    return ExpectOp(")");
+  }
+
+  // A macro-like body up to `end_tag`: its own loop depth, and whether it reads varargs,
+  // kwargs or caller.
+  absl::Status ParseMacroBody(Stmt* stmt, std::string_view end_tag) {
     const int saved_depth = loop_depth_;
     loop_depth_ = 0;
+    ++macro_depth_;
     const size_t names_before = used_names_.size();
-    auto body = ParseStatements({"endmacro"}, true);
+    auto body = ParseStatements({end_tag}, true);
     loop_depth_ = saved_depth;
+    --macro_depth_;
     PAGEDLLM_RETURN_IF_ERROR(body.status());
     stmt->body = std::move(body).value();
     for (size_t i = names_before; i < used_names_.size(); ++i) {
       if (used_names_[i] == "varargs") stmt->uses_varargs = true;
       if (used_names_[i] == "kwargs") stmt->uses_kwargs = true;
-      if (used_names_[i] == "caller") return Unsupported(stmt->line, "caller() (call blocks)");
+      if (used_names_[i] == "caller") stmt->uses_caller = true;
     }
+    return absl::OkStatus();
+  }
+
+  StmtResult ParseMacro() {
+    auto stmt = NewStmt(StmtKind::kMacro);
+    PAGEDLLM_ASSIGN_OR_RETURN(stmt->name, ExpectName());
+    PAGEDLLM_RETURN_IF_ERROR(ParseSignature(stmt.get()));
+    PAGEDLLM_RETURN_IF_ERROR(ParseMacroBody(stmt.get(), "endmacro"));
     macro_names_.insert(stmt->name);
+    return stmt;
+  }
+
+  // {% call [(params)] macro(args) %}body{% endcall %}: the macro's caller() renders the body.
+  StmtResult ParseCallBlock() {
+    auto stmt = NewStmt(StmtKind::kCallBlock);
+    stmt->name = "caller";
+    if (IsOp("(")) PAGEDLLM_RETURN_IF_ERROR(ParseSignature(stmt.get()));
+    PAGEDLLM_ASSIGN_OR_RETURN(stmt->expr, ParseExpression(true));
+    if (stmt->expr->kind != ExprKind::kCall)
+      return Fail(stmt->line, "expected a call after 'call'");
+    PAGEDLLM_RETURN_IF_ERROR(ParseMacroBody(stmt.get(), "endcall"));
     return stmt;
   }
 
@@ -702,21 +735,31 @@ class Parser {
     const int line = Current().line;
     PAGEDLLM_RETURN_IF_ERROR(ExpectOp("("));
     bool require_comma = false;
+    const auto ensure = [&](bool ok) {
+      return ok ? absl::OkStatus() : Fail(line, "invalid syntax for function call expression");
+    };
     while (!IsOp(")")) {
       if (require_comma) {
         PAGEDLLM_RETURN_IF_ERROR(ExpectOp(","));
         if (IsOp(")")) break;
       }
-      if (IsOp("*") || IsOp("**")) return Unsupported(line, "*args / **kwargs in calls");
-      if (Current().type == TokenType::kName && Look().type == TokenType::kOperator &&
-          Look().value == "=") {
+      if (SkipOp("*")) {
+        PAGEDLLM_RETURN_IF_ERROR(ensure(e->dyn_args == nullptr && e->dyn_kwargs == nullptr));
+        PAGEDLLM_ASSIGN_OR_RETURN(e->dyn_args, ParseExpression(true));
+      } else if (SkipOp("**")) {
+        PAGEDLLM_RETURN_IF_ERROR(ensure(e->dyn_kwargs == nullptr));
+        PAGEDLLM_ASSIGN_OR_RETURN(e->dyn_kwargs, ParseExpression(true));
+      } else if (Current().type == TokenType::kName && Look().type == TokenType::kOperator &&
+                 Look().value == "=") {
+        PAGEDLLM_RETURN_IF_ERROR(ensure(e->dyn_kwargs == nullptr));
         std::string key = Current().value;
         Next();
         Next();
         PAGEDLLM_ASSIGN_OR_RETURN(ExprPtr value, ParseExpression(true));
         e->kwargs.emplace_back(std::move(key), std::move(value));
       } else {
-        if (!e->kwargs.empty()) return Fail(line, "positional argument follows keyword argument");
+        PAGEDLLM_RETURN_IF_ERROR(
+            ensure(e->dyn_args == nullptr && e->dyn_kwargs == nullptr && e->kwargs.empty()));
         PAGEDLLM_ASSIGN_OR_RETURN(ExprPtr value, ParseExpression(true));
         e->args.push_back(std::move(value));
       }
@@ -733,10 +776,11 @@ class Parser {
     }
     if (callee->kind == ExprKind::kName) {
       if (callee->name == "loop") return Unsupported(line, "recursive loops (loop(...))");
-      if (callee->name == "caller" || callee->name == "super" || callee->name == "self") {
+      if ((callee->name == "caller" && macro_depth_ == 0) || callee->name == "super" ||
+          callee->name == "self") {
         return Unsupported(line, absl::StrCat("function '", callee->name, "'"));
       }
-      called_names_.emplace_back(callee->name, line);
+      if (callee->name != "caller") called_names_.emplace_back(callee->name, line);
     }
     ExprPtr e = MakeExpr(ExprKind::kCall, line);
     e->args.push_back(std::move(callee));
@@ -744,9 +788,11 @@ class Parser {
     return e;
   }
 
-  // `| f | g(x)` applied to `node` (nullptr in `{% set x | f %}`).
-  ExprResult ParseFilters(ExprPtr node) {
-    while (SkipOp("|")) {
+  // `| f | g(x)` applied to `node` (nullptr in `{% set x | f %}` and `{% filter f %}`, where the
+  // first filter comes without its `|`: start_inline).
+  ExprResult ParseFilters(ExprPtr node, bool start_inline = false) {
+    while (start_inline || SkipOp("|")) {
+      start_inline = false;
       const int line = Current().line;
       PAGEDLLM_ASSIGN_OR_RETURN(std::string name, ExpectName());
       if (IsOp(".") || !IsSupportedFilter(name)) {
@@ -816,9 +862,10 @@ class Parser {
   std::vector<Token> tokens_;
   size_t pos_ = 0;
   int loop_depth_ = 0;
+  int macro_depth_ = 0;  // inside a macro or call block body, where caller() may be called
   std::set<std::string> macro_names_;
   std::vector<std::pair<std::string, int>> called_names_;  // name(...) call sites
-  std::vector<std::string> used_names_;                     // every variable name read
+  std::vector<std::string> used_names_;                    // every variable name read
 };
 
 }  // namespace

@@ -10,8 +10,8 @@
 //   unary := ('-'|'+') unary | primary postfix* ('|' filter | 'is' test | call)*
 //
 // Statements: if / elif / else, for (tuple targets, `if` filter, else), set (also namespace
-// attributes and `{% set x %}...{% endset %}`), macro, break / continue, print, and
-// transformers' generation block.
+// attributes and `{% set x %}...{% endset %}`), macro, call blocks, filter blocks, break /
+// continue, print, and transformers' generation block.
 #pragma once
 
 #include <string_view>

@@ -15,9 +15,7 @@
 namespace pagedllm::chat_template {
 namespace {
 
-absl::Status TypeError(absl::string_view message) {
-  return absl::InvalidArgumentError(message);
-}
+absl::Status TypeError(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
 absl::StatusOr<std::string> Join(const std::vector<Value>& items, std::string_view open,
                                  std::string_view close, bool one_tuple) {
@@ -293,14 +291,17 @@ absl::StatusOr<std::string> FormatOne(char conversion, const Spec& spec, const V
         return TypeError(absl::StrCat("%", std::string(1, conversion),
                                       " format: a number is required, not ", TypeName(arg)));
       }
-      const int64_t n = arg.is_integral() ? arg.int_value()
-                                          : static_cast<int64_t>(std::trunc(arg.number_value()));
+      const std::optional<int64_t> truncated =
+          arg.is_integral() ? arg.int_value() : TruncateToInt64(arg.number_value());
+      if (!truncated) return TypeError("cannot convert float to a 64-bit integer");
+      const int64_t n = *truncated;
       const uint64_t magnitude = n < 0 ? 0 - static_cast<uint64_t>(n) : static_cast<uint64_t>(n);
       std::string digits;
       if (conversion == 'x' || conversion == 'X' || conversion == 'o') {
         digits = conversion == 'o' ? absl::StrFormat("%o", magnitude)
                                    : absl::StrFormat(conversion == 'x' ? "%x" : "%X", magnitude);
-        if (spec.alternate) digits = (conversion == 'o' ? "0o" : (conversion == 'x' ? "0x" : "0X")) + digits;
+        if (spec.alternate)
+          digits = (conversion == 'o' ? "0o" : (conversion == 'x' ? "0x" : "0X")) + digits;
       } else {
         digits = absl::StrCat(magnitude);
       }
@@ -347,6 +348,12 @@ absl::StatusOr<std::string> FormatOne(char conversion, const Spec& spec, const V
 }
 
 }  // namespace
+
+std::optional<int64_t> TruncateToInt64(double f) {
+  // [-2^63, 2^63): every double in it converts exactly after truncation.
+  if (!(f >= -9223372036854775808.0 && f < 9223372036854775808.0)) return std::nullopt;
+  return static_cast<int64_t>(std::trunc(f));
+}
 
 std::string FloatRepr(double f) {
   if (std::isnan(f)) return "nan";

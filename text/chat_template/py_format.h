@@ -3,6 +3,7 @@
 // filter), and printf-style `%` formatting. Byte for byte what CPython 3 produces.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -10,6 +11,9 @@
 #include "text/chat_template/value.h"
 
 namespace pagedllm::chat_template {
+
+// int(f) when it fits 64 bits (Python's ints are unbounded); nullopt for inf, nan, too large.
+std::optional<int64_t> TruncateToInt64(double f);
 
 // repr(float): "1.0", "0.1", "1e+16", "1.5e-05", "inf", "nan".
 std::string FloatRepr(double f);

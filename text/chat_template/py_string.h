@@ -27,7 +27,6 @@ char32_t DecodeUtf8At(std::string_view text, size_t* pos);
 std::string EncodeUtf8(std::u32string_view code_points);
 void AppendUtf8(char32_t code_point, std::string* out);
 size_t CodePointCount(std::string_view text);
-bool IsAscii(std::string_view text);
 
 // str.isspace() for one code point; also what Python's re `\s` matches in a str pattern.
 bool IsPySpace(char32_t c);

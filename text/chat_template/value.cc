@@ -282,7 +282,8 @@ absl::StatusOr<int> Compare(const Value& a, const Value& b, std::string_view op)
     }
     return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
   }
-  return absl::InvalidArgumentError(absl::StrCat("'", Sv(op), "' not supported between instances of '",
+  return absl::InvalidArgumentError(absl::StrCat("'", Sv(op),
+                                                 "' not supported between instances of '",
                                                  TypeName(a), "' and '", TypeName(b), "'"));
 }
 
