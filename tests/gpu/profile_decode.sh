@@ -5,6 +5,7 @@
 # step's wall time shows how much of the step the GPU is busy; per kernel against its bytes shows
 # which are off their floor.
 #   tests/gpu/profile_decode.sh BIN_DIR MODEL_DIR OUT_DIR [SKIP] [COUNT]
+# BATCH (default 1) requests of 128 prompt tokens decode together (OUTPUT_LEN tokens, default 48).
 set -uo pipefail
 bin="${1:?usage: profile_decode.sh BIN_DIR MODEL_DIR OUT_DIR [SKIP] [COUNT]}"
 model="${2:?}"
@@ -22,13 +23,13 @@ chmod +x "$wrapper"
 port_file="$out/port"
 rm -f "$port_file"
 "$bin/pagedllm-coordinator" --model "$model" --load_format dummy --device cuda --port 0 \
-  --port_file "$port_file" --worker_bin "$wrapper" --step_timeout_s 600 --gpu_memory_utilization 0.5 \
+  --port_file "$port_file" --http_port 0 --worker_bin "$wrapper" --step_timeout_s 600 --gpu_memory_utilization 0.5 \
   --worker_start_timeout_s 600 > "$out/coordinator.log" 2>&1 &
 server=$!
 for _ in $(seq 1500); do [ -f "$port_file" ] && break; sleep 0.2; done
 if [ ! -f "$port_file" ]; then echo "server did not start"; tail -30 "$out/coordinator.log"; kill $server; exit 1; fi
-"$bin/pagedllm-bench" --address "127.0.0.1:$(cat "$port_file")" --num_requests 1 --concurrency 1 \
-  --prompt_len 128 --output_len 48 > "$out/bench.log" 2>&1
+"$bin/pagedllm-bench" --address "127.0.0.1:$(cat "$port_file")" --num_requests "${BATCH:-1}" \
+  --concurrency "${BATCH:-1}" --prompt_len 128 --output_len "${OUTPUT_LEN:-48}" > "$out/bench.log" 2>&1
 kill -TERM $server; wait $server
 python3 - "$out/ncu.csv" <<'PY'
 import csv, re, sys, collections
