@@ -43,7 +43,7 @@ bool OpenAiApi::Serving() const {
 
 void OpenAiApi::Handle(http::HttpRequest request, std::shared_ptr<http::HttpExchange> exchange) {
   const std::string& path = request.path;
-  const bool get = request.method == "GET" || request.method == "HEAD";
+  const bool get = request.method == "GET";
   const bool post = request.method == "POST";
   auto wrong_method = [&](const char* allowed) {
     exchange->Respond(405, kJson,

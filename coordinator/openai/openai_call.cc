@@ -56,7 +56,7 @@ class Call : public std::enable_shared_from_this<Call> {
     });
     for (size_t p = 0; p < prompts_.size(); ++p) {
       Prompt& prompt = *prompts_[p];
-      if (request_.echo) prompt.echo_text = EchoText(prompt.spec);
+      if (request_.echo) prompt.echo_text = EchoText(p);
       prompt.handle = intake_->engine()->Submit(prompt.spec);
       std::shared_ptr<http::HttpExchange> exchange = exchange_;
       // On the engine's thread, once per chunk: at most one pump per prompt waits on the strand.
@@ -91,10 +91,14 @@ class Call : public std::enable_shared_from_this<Call> {
     bool started = false;  // its first text (and, chat, the role) went out
   };
 
-  std::string EchoText(const RequestSpec& spec) const {
+  // The prompt as the client gave it: its text, or its token ids decoded.
+  std::string EchoText(size_t p) const {
+    const v1::GenerateRequest& given = request_.prompts[p];
+    if (given.has_text()) return given.text();
     if (tokenizer_ == nullptr) return "";
-    absl::StatusOr<std::string> text = tokenizer_->Decode(
-        absl::MakeConstSpan(spec.prompt_token_ids), /*skip_special_tokens=*/false);
+    absl::StatusOr<std::string> text =
+        tokenizer_->Decode(absl::MakeConstSpan(prompts_[p]->spec.prompt_token_ids),
+                           /*skip_special_tokens=*/false);
     return text.ok() ? *std::move(text) : "";
   }
 

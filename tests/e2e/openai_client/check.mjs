@@ -85,6 +85,12 @@ async function severalPromptsAndChoices() {
     model: cases.model, prompt: [1, 2, 3, 4], max_tokens: 3, temperature: 0 });
   check(ids.usage.prompt_tokens === 4 && ids.usage.completion_tokens === 3, 'token id prompt usage', ids.usage);
 
+  // echo: the prompt as given starts the text.
+  const echoed = await client.completions.create({
+    model: cases.model, prompt: prompts[0], max_tokens: 3, temperature: 0, echo: true });
+  check(echoed.choices[0].text.startsWith(prompts[0]) && echoed.choices[0].text.length > prompts[0].length,
+    'echo starts with the prompt', echoed.choices[0].text);
+
   // Best of and beam search (extensions) return n choices.
   const beam = await client.completions.create({
     model: cases.model, prompt: prompts[0], max_tokens: 5, temperature: 0, n: 2, best_of: 3,
