@@ -50,7 +50,7 @@ echo "=== grpc again" >> "$log"
   --concurrency 0 >> "$log" 2>&1
 stop "$log"
 
-BATCH=${PROFILE_BATCH:-256} OUTPUT_LEN=24 timeout 300 tests/gpu/profile_decode.sh "$bin" \
+BATCH=${PROFILE_BATCH:-256} OUTPUT_LEN=24 timeout 200 tests/gpu/profile_decode.sh "$bin" \
   benchmarks/models/llama-3-8b "$out/profile" "${PROFILE_SKIP:-5000}" "${PROFILE_COUNT:-1200}" \
   > "$out/profile.log" 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/machine.txt"
