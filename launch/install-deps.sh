@@ -8,6 +8,7 @@ packages=(
   libabsl-dev
   libboost1.81-dev libssl-dev
   openmpi-bin libopenmpi-dev
+  iproute2  # ip netns: the multi-node tests' simulated nodes (tests/multinode)
   libopenblas-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libpng-dev patchelf openssl curl

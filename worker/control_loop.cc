@@ -79,7 +79,9 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
                                                  static_cast<uint64_t>(hello.rank());
   wv1::CoordinatorMessage message;
   absl::Status outcome = absl::OkStatus();
+  bool accepted = false;  // the coordinator sent something: the hello was taken
   while (stream->Read(&message)) {
+    accepted = true;
     if (message.has_shutdown()) {
       PAGEDLLM_LOG(INFO) << "shutdown: " << message.shutdown().reason();
       break;
@@ -114,10 +116,19 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
   heartbeat.join();
   stream->WritesDone();
   // Nothing more is wanted from the coordinator, whose status may never come (it may be gone
-  // or tearing this group down): end the call here rather than wait in Finish for good.
-  context.TryCancel();
+  // or tearing this group down): end the call here rather than wait in Finish for good. A call
+  // the coordinator ended before sending anything (a refused hello) has its status already:
+  // cancelling would hide it.
+  if (accepted) context.TryCancel();
   const grpc::Status finish = stream->Finish();
   if (!outcome.ok()) return outcome;
+  if (!accepted && !finish.ok() && finish.error_code() != grpc::StatusCode::CANCELLED) {
+    // Refused at the handshake (another build, protocol or model; an unexpected host; a wrong
+    // secret): an error of this worker's, with the coordinator's reason.
+    return absl::Status(static_cast<absl::StatusCode>(finish.error_code()),
+                        absl::StrCat("the coordinator at ", coordinator_address,
+                                     " refused this worker: ", finish.error_message()));
+  }
   if (!finish.ok() && finish.error_code() != grpc::StatusCode::CANCELLED) {
     PAGEDLLM_LOG(WARNING) << "control stream ended: " << finish.error_message();
   }

@@ -15,12 +15,15 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "common/build_info.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
+#include "common/read_file.h"
 #include "common/status.h"
 #include "kernels/device.h"
 #include "parallel/mpi_session.h"
 #include "parallel/rank_setup.h"
+#include "proto/worker_protocol.h"
 #include "worker/control_loop.h"
 #include "worker/kv_cache_sizing.h"
 #include "worker/model/kv_swap_space.h"
@@ -140,6 +143,13 @@ absl::Status Run(parallel::MpiSession& mpi) {
   if (const char* secret = std::getenv("PAGEDLLM_WORKER_SECRET"); secret != nullptr) {
     hello.set_secret(secret);
   }
+  // The handshake: the coordinator refuses another build, protocol or model.
+  hello.set_build_version(BuildVersion());
+  hello.set_protocol_revision(WorkerProtocolRevision());
+  hello.set_protocol_fingerprint(WorkerProtocolFingerprint());
+  PAGEDLLM_ASSIGN_OR_RETURN(const std::string config_json,
+                            ReadFile(absl::GetFlag(FLAGS_model) + "/config.json"));
+  hello.set_model_config_hash(Fingerprint64(config_json));
 
   const bool use_graphs = UseDecodeGraphs(*device);
   ModelRunner runner(device.get(), comm.get(), std::move(loaded.model), std::move(cache),

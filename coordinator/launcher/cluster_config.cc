@@ -1,10 +1,14 @@
 #include "coordinator/launcher/cluster_config.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <fstream>
 
 #include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/build_info.h"
 #include "yaml-cpp/yaml.h"
 
 namespace pagedllm::coordinator {
@@ -69,8 +73,15 @@ absl::Status ApplyClusterConfig(const std::string& path,
           if (host["slots"]) hostfile_text += " slots=" + host["slots"].as<std::string>();
           hostfile_text += "\n";
         }
-        const std::string hostfile = hostfile_dir + "/pagedllm-hostfile";
-        std::ofstream(hostfile) << hostfile_text;
+        // Named by its contents and written whole (renamed into place): coordinators started
+        // with other files never share one, those started with the same file share its text.
+        const std::string hostfile = absl::StrCat(hostfile_dir, "/pagedllm-hostfile-",
+                                                  absl::Hex(Fingerprint64(hostfile_text)));
+        const std::string partial = absl::StrCat(hostfile, ".", getpid());
+        std::ofstream(partial) << hostfile_text;
+        if (std::rename(partial.c_str(), hostfile.c_str()) != 0) {
+          return absl::InternalError(absl::StrCat(path, ": cannot write the hostfile ", hostfile));
+        }
         if (absl::Status s = SetFlagUnlessGiven(path, "hostfile", hostfile); !s.ok()) return s;
       } else if (key == "mpirun_args") {
         std::vector<std::string> args;

@@ -19,6 +19,7 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
   }
   const wv1::WorkerHello hello = message.hello();
   const int rank = hello.rank();
+  const std::string peer = PeerAddress(context->peer());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!secret_.empty() && !SameSecret(hello.secret(), secret_)) {
@@ -29,7 +30,8 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
                           "the hello does not carry this cluster's worker secret");
     }
     // A bad or duplicate hello is refused and logged; the workers already here keep serving.
-    absl::Status valid = ValidateHello(hello, world_size_);
+    absl::Status valid = CheckHandshake(hello, peer, handshake_);
+    if (valid.ok()) valid = ValidateHello(hello, world_size_);
     if (valid.ok() && shutting_down_) {
       valid = absl::UnavailableError("the coordinator is shutting down its workers");
     }
@@ -51,9 +53,10 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
     workers_[rank].stream = stream;
     workers_[rank].context = context;
     workers_[rank].hello = hello;
+    workers_[rank].peer_address = peer;
     workers_[rank].last_heartbeat = std::chrono::steady_clock::now();
     PAGEDLLM_LOG(INFO) << "worker rank " << rank << " connected from " << hello.hostname()
-                       << " pid " << hello.pid() << " device " << hello.device();
+                       << " (" << peer << ") pid " << hello.pid() << " device " << hello.device();
     changed_.notify_all();
   }
 
@@ -81,13 +84,18 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
       workers_[rank].stream = nullptr;
       workers_[rank].context = nullptr;
       if (!shutting_down_) {
-        Fail(absl::StrCat("worker rank ", rank, " (", hello.hostname(), " pid ", hello.pid(),
-                          ") disconnected", context->IsCancelled() ? " (stream cancelled)" : ""));
+        Fail(absl::StrCat("worker ", DescribeWorker(hello, peer), " disconnected",
+                          context->IsCancelled() ? " (stream cancelled)" : ""));
       }
       changed_.notify_all();
     }
   }
   return grpc::Status::OK;
+}
+
+void WorkerHub::ExpectHandshake(HandshakeExpectations expected) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  handshake_ = std::move(expected);
 }
 
 void WorkerHub::Fail(const std::string& reason) {
@@ -110,8 +118,7 @@ void WorkerHub::CheckHeartbeatsLocked() {
     if (worker.stream == nullptr || !worker.hello.has_value()) continue;
     if (now - worker.last_heartbeat <= kHeartbeatTimeout) continue;
     Fail(absl::StrCat(
-        "worker rank ", rank, " (host ", worker.hello->hostname(), ", pid ", worker.hello->pid(),
-        ") sent no heartbeat for ",
+        "worker ", DescribeWorker(*worker.hello, worker.peer_address), " sent no heartbeat for ",
         std::chrono::duration_cast<std::chrono::milliseconds>(now - worker.last_heartbeat).count() /
             1000.0,
         " s: it is hung or stopped"));

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "coordinator/worker_link/hello_validation.h"
 #include "pagedllm/worker/v1/worker.grpc.pb.h"
 
 namespace pagedllm::coordinator {
@@ -33,6 +34,10 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<pagedllm::worker::v1::CoordinatorMessage,
                                pagedllm::worker::v1::WorkerMessage>* stream) override;
+
+  // What every hello must match besides the secret (see CheckHandshake); set before the workers
+  // are launched. Without it the handshake is not checked.
+  void ExpectHandshake(HandshakeExpectations expected);
 
   // Waits until every rank has said hello; returns rank 0's hello. DEADLINE_EXCEEDED when they
   // do not all come in time, UNAVAILABLE when one was lost or the hub shuts down,
@@ -76,6 +81,7 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
     Stream* stream = nullptr;                // null once the stream is gone (or forgotten by Reset)
     grpc::ServerContext* context = nullptr;  // valid while stream is set
     std::optional<pagedllm::worker::v1::WorkerHello> hello;
+    std::string peer_address;  // where its stream comes from (PeerAddress of gRPC's peer)
     std::unique_ptr<std::mutex> write_mutex = std::make_unique<std::mutex>();
     std::chrono::steady_clock::time_point last_heartbeat;
   };
@@ -86,6 +92,7 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
 
   const int world_size_;
   std::string secret_;  // guarded by mutex_
+  HandshakeExpectations handshake_;  // guarded by mutex_
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<Worker> workers_;

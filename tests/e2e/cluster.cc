@@ -184,7 +184,9 @@ std::string Cluster::ReadLog() const { return ReadFile(log_path_); }
 
 std::vector<pid_t> Cluster::WorkerPids() const {
   std::vector<pid_t> pids;
-  const std::string marker = absl::StrCat("127.0.0.1:", worker_port_);
+  // The worker's --coordinator argument: 127.0.0.1:<port>, or another node's address (multi-node
+  // tests) with this port.
+  const std::string marker = absl::StrCat(":", worker_port_, " ");
   DIR* proc = opendir("/proc");
   if (proc == nullptr) return pids;
   while (dirent* entry = readdir(proc)) {
