@@ -47,12 +47,12 @@ struct Call {
   int tokens = 0;
 };
 
-TEST(ManyStreamsTest, ThreeThousandConcurrentStreamsWithBoundedThreads) {
-  constexpr int kStreams = 3000;
+TEST(ManyStreamsTest, FiveThousandConcurrentStreamsWithBoundedThreads) {
+  constexpr int kStreams = 5000;  // issue 11: 5,000 concurrent streams
   constexpr int kMaxTokens = 24;
   ClusterOptions options(ModelDir(), 1);
   options.num_kv_blocks = 4096;
-  options.extra_flags = {"--max_waiting=4000", "--max_num_seqs=64"};
+  options.extra_flags = {"--max_waiting=6000", "--max_num_seqs=64"};
   auto cluster = Cluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const int threads_before = ThreadsOf((*cluster)->coordinator_pid());
