@@ -106,12 +106,7 @@ class ExchangeImpl final : public HttpExchange, public std::enable_shared_from_t
       if (self.started_ || self.complete_) return;
       self.started_ = true;
       self.complete_ = true;
-      ResponseHead head;
-      head.status = status;
-      head.content_type = type;
-      head.headers = &headers;
-      head.version = self.version_;
-      head.keep_alive = self.keep_alive_;
+      ResponseHead head = self.Head(status, type, headers);
       head.content_length = body.size();
       std::string bytes = FormatResponseHead(head);
       bytes += body;
@@ -125,12 +120,7 @@ class ExchangeImpl final : public HttpExchange, public std::enable_shared_from_t
       if (self.started_ || self.complete_) return;
       self.started_ = true;
       self.streaming_ = true;
-      ResponseHead head;
-      head.status = status;
-      head.content_type = type;
-      head.headers = &headers;
-      head.version = self.version_;
-      head.keep_alive = self.keep_alive_;
+      ResponseHead head = self.Head(status, type, headers);
       head.streamed = true;
       session.Enqueue(&self, FormatResponseHead(head));
     });
@@ -163,6 +153,17 @@ class ExchangeImpl final : public HttpExchange, public std::enable_shared_from_t
 
   void Post(std::function<void()> work) override {
     OnStrand([work = std::move(work)](ExchangeImpl&, SessionBase&) { work(); });
+  }
+
+  // The head of this exchange's response (`type` and `headers` must outlive its formatting).
+  ResponseHead Head(int status, absl::string_view type, const HttpHeaders& headers) const {
+    ResponseHead head;
+    head.status = status;
+    head.content_type = type;
+    head.headers = &headers;
+    head.version = version_;
+    head.keep_alive = keep_alive_;
+    return head;
   }
 
   // On the strand, from the session: the client went away before the response was complete.

@@ -180,13 +180,20 @@ class Call : public std::enable_shared_from_this<Call> {
     return choice;
   }
 
+  // What every response object starts with: {id, object, created, model, choices}.
+  Json ResponseObject(const char* object, Json choices) const {
+    Json out = Json::object();
+    out["id"] = id_;
+    out["object"] = object;
+    out["created"] = created_;
+    out["model"] = model_;
+    out["choices"] = std::move(choices);
+    return out;
+  }
+
   Json ChunkObject(Json choices) const {
-    Json chunk = Json::object();
-    chunk["id"] = id_;
-    chunk["object"] = chat_ ? "chat.completion.chunk" : "text_completion";
-    chunk["created"] = created_;
-    chunk["model"] = model_;
-    chunk["choices"] = std::move(choices);
+    Json chunk =
+        ResponseObject(chat_ ? "chat.completion.chunk" : "text_completion", std::move(choices));
     if (request_.include_usage) chunk["usage"] = Json();
     return chunk;
   }
@@ -239,12 +246,7 @@ class Call : public std::enable_shared_from_this<Call> {
         if (!chat_) choice["stop_reason"] = Json();
         choices.push_back(std::move(choice));
       }
-      Json body = Json::object();
-      body["id"] = id_;
-      body["object"] = chat_ ? "chat.completion" : "text_completion";
-      body["created"] = created_;
-      body["model"] = model_;
-      body["choices"] = std::move(choices);
+      Json body = ResponseObject(chat_ ? "chat.completion" : "text_completion", std::move(choices));
       body["usage"] = UsageJson(PromptTokens(), CompletionTokens());
       exchange_->Respond(200, kJson, Dump(body));
     }
