@@ -60,10 +60,18 @@ AllocationCheck BlockManager::CanAllocate(int64_t num_tokens) const {
   return AllocationCheck::kLater;
 }
 
-const std::vector<int32_t>& BlockManager::TableOrEmpty(uint64_t seq_id) const {
+namespace {
+
+const std::vector<int32_t>& EmptyTable() {
   static const std::vector<int32_t>* const kEmpty = new std::vector<int32_t>();
+  return *kEmpty;
+}
+
+}  // namespace
+
+const std::vector<int32_t>& BlockManager::TableOrEmpty(uint64_t seq_id) const {
   auto it = tables_.find(seq_id);
-  return it == tables_.end() ? *kEmpty : it->second;
+  return it == tables_.end() ? EmptyTable() : it->second;
 }
 
 const std::vector<int32_t>& BlockManager::table(uint64_t seq_id) const {
@@ -108,23 +116,42 @@ int32_t BlockManager::NumBlocksNeeded(absl::Span<const SlotRequest> requests) co
   return needed;
 }
 
+bool BlockManager::SlotsFit(absl::Span<const SlotRequest> requests) const {
+  // A request appends or copies only entries of its table up to its last written one.
+  int64_t bound = 0;
+  for (const SlotRequest& request : requests) {
+    if (request.num_tokens > 0) {
+      bound += NumBlocksForTokens(int64_t{request.first_position} + request.num_tokens);
+    }
+  }
+  return bound <= num_free_blocks() || NumBlocksNeeded(requests) <= num_free_blocks();
+}
+
 absl::Status BlockManager::AllocateSlots(uint64_t seq_id, int first_new_position,
                                          int num_new_tokens, std::vector<int32_t>* new_blocks,
                                          std::vector<BlockReplacement>* replacements,
                                          std::vector<BlockCopy>* copies) {
-  // Plan.
+  // Plan. This runs for every scheduled sequence every step: one lookup of the table, and the
+  // general count (NumBlocksNeeded) only when the range writes into a shared block.
+  auto it = tables_.find(seq_id);
+  const std::vector<int32_t>& current = it == tables_.end() ? EmptyTable() : it->second;
+  const SlotPlan plan = PlanSlots(current, first_new_position, num_new_tokens);
+  const int32_t old_size = static_cast<int32_t>(current.size());
+  bool writes_shared = false;
+  for (int32_t i = plan.first_index; i < std::min(plan.end_index, old_size); ++i) {
+    writes_shared = writes_shared || allocator_.RefCount(current[i]) > 1;
+  }
   const SlotRequest request{seq_id, first_new_position, num_new_tokens};
-  const int32_t needed = NumBlocksNeeded(absl::MakeConstSpan(&request, 1));
+  const int32_t needed =
+      writes_shared ? NumBlocksNeeded(absl::MakeConstSpan(&request, 1)) : plan.num_appended;
   if (needed > num_free_blocks()) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "sequence ", seq_id, " needs ", needed, " blocks for tokens [", first_new_position, ", ",
         int64_t{first_new_position} + num_new_tokens, ") but ", num_free_blocks(), " are free"));
   }
-  const SlotPlan plan = PlanSlots(TableOrEmpty(seq_id), first_new_position, num_new_tokens);
   // Commit.
-  std::vector<int32_t>& table = tables_[seq_id];
-  const int32_t old_size = static_cast<int32_t>(table.size());
-  for (int32_t i = plan.first_index; i < std::min(plan.end_index, old_size); ++i) {
+  std::vector<int32_t>& table = it == tables_.end() ? tables_[seq_id] : it->second;
+  for (int32_t i = plan.first_index; writes_shared && i < std::min(plan.end_index, old_size); ++i) {
     const int32_t old_block = table[i];
     if (allocator_.RefCount(old_block) <= 1) continue;
     const int32_t new_block = allocator_.Allocate();

@@ -123,6 +123,10 @@ class BlockManager {
   // Blocks AllocateSlots would take for all of `requests`, in order (appended + copy-on-write;
   // a block shared only by sequences of the list is copied for all but the last writer).
   int32_t NumBlocksNeeded(absl::Span<const SlotRequest> requests) const;
+  // NumBlocksNeeded(requests) <= num_free_blocks(). Reads no table while the free blocks exceed
+  // the requests' whole tables (every entry up to the last written one), as they mostly do: the
+  // scheduler asks this for every running group every step.
+  bool SlotsFit(absl::Span<const SlotRequest> requests) const;
 
   // Makes seq_id's table (created if absent) ready for writing the KV of tokens at
   // positions [first_new_position, first_new_position + num_new_tokens):

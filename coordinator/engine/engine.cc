@@ -45,6 +45,10 @@ double Seconds(std::chrono::steady_clock::duration duration) {
   return std::chrono::duration<double>(duration).count();
 }
 
+uint64_t Nanoseconds(std::chrono::steady_clock::duration duration) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
+}
+
 }  // namespace
 
 Engine::Engine(SchedulerConfig scheduler_config, ModelLimits limits, StepExecutor* executor,
@@ -76,6 +80,10 @@ void Engine::PublishStatsLocked() {
   stats_.num_total_host_blocks = blocks.num_total_host_blocks();
   stats_.counters = replaced_counters_;
   stats_.counters.Add(scheduler_->counters());
+  stats_.schedule_ns_total = loop_times_.schedule_ns;
+  stats_.apply_ns_total = loop_times_.apply_ns;
+  stats_.output_ns_total = loop_times_.output_ns;
+  stats_.push_ns_total = loop_times_.push_ns;
 }
 
 void Engine::Stop(absl::Status why) {
@@ -87,6 +95,7 @@ void Engine::Stop(absl::Status why) {
   wake_.notify_all();
   reconfigured_.notify_all();
   if (thread_.joinable()) thread_.join();
+  courier_.Close();  // every chunk the loop sent is in its handle
 }
 
 void Engine::Reconfigure(BlockManagerConfig blocks, absl::Status why) {
@@ -153,6 +162,7 @@ void Engine::Loop() {
     }
     if (inbox.reconfiguration.has_value()) {
       Rebuild(*inbox.reconfiguration);
+      SendChunks();  // the failures are on their way before Reconfigure returns
       std::lock_guard<std::mutex> lock(mutex_);
       PublishStatsLocked();
       ++reconfigurations_done_;
@@ -164,6 +174,7 @@ void Engine::Loop() {
     for (const auto& [request_id, choice] : inbox.finished_choices) {
       FinishChoiceNow(request_id, choice);
     }
+    SendChunks();  // refusals, aborts, finished choices
 
     const absl::Status health = executor_->health();
     paused = !health.ok();
@@ -172,6 +183,7 @@ void Engine::Loop() {
     } else if (scheduler_->has_unfinished()) {
       RunOneStep();
     }
+    SendChunks();  // failures (a step's own chunks went as soon as it was handled)
 
     std::lock_guard<std::mutex> lock(mutex_);
     PublishStatsLocked();
@@ -182,6 +194,7 @@ void Engine::Loop() {
     why = stop_reason_;
   }
   FailAll(why);
+  SendChunks();
 }
 
 void Engine::Admit(Submission submission) {
@@ -189,7 +202,7 @@ void Engine::Admit(Submission submission) {
   std::shared_ptr<RequestHandle>& handle = submission.handle;
   const auto fail = [&](absl::Status status) {
     NoteFailed(status);
-    handle->Push(ErrorChunk(std::move(status)));
+    Emit(handle, ErrorChunk(std::move(status)));
   };
   if (spec.key.empty()) {  // a caller bug: with the request_id instead, calls could collide
     fail(absl::InternalError(
@@ -262,7 +275,7 @@ void Engine::AbortRequest(const std::string& key) {
   chunk.finish_reason = FinishReason::kAbort;
   chunk.request_done = true;
   NoteFinished(live_.at(group_id), FinishReason::kAbort);
-  live_.at(group_id).handle->Push(std::move(chunk));
+  Emit(live_.at(group_id).handle, std::move(chunk));
   live_.erase(group_id);
   group_of_request_.erase(it);
 }
@@ -296,12 +309,14 @@ FinishReason Engine::FinishOf(const RequestSpec& spec, int32_t token_id,
 }
 
 void Engine::RunOneStep() {
+  const Clock::time_point schedule_started = Clock::now();
   const SchedulerOutput output = scheduler_->Schedule();
+  loop_times_.schedule_ns += Nanoseconds(Clock::now() - schedule_started);
   for (const auto& [group_id, status] : output.failed_groups) {
     auto it = live_.find(group_id);
     if (it == live_.end()) continue;
     NoteFailed(status);
-    it->second.handle->Push(ErrorChunk(status));
+    Emit(it->second.handle, ErrorChunk(status));
     group_of_request_.erase(it->second.spec.key);
     live_.erase(it);
   }
@@ -318,8 +333,7 @@ void Engine::RunOneStep() {
   NoteScheduled(output, started);
   absl::StatusOr<StepOutcome> outcome = executor_->Execute(output);
   const Clock::time_point ended = Clock::now();
-  const uint64_t step_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(ended - started).count();
+  const uint64_t step_ns = Nanoseconds(ended - started);
   if (!outcome.ok()) {
     // Every sequence of the step is started, so it is finished here and the acknowledgement
     // skips it; requests still waiting stay for the workers that replace these.
@@ -332,6 +346,7 @@ void Engine::RunOneStep() {
   std::vector<Sequence*> sequences;
   sequences.reserve(outcome->tokens.size());
   absl::flat_hash_map<uint64_t, int32_t> tokens;
+  tokens.reserve(outcome->tokens.size());
   for (const SampledTokenOut& token : outcome->tokens) {
     sequences.push_back(scheduler_->GetSequence(token.seq_id));
     if (sequences.back() != nullptr && !sequences.back()->group->beam_search) {
@@ -358,8 +373,20 @@ void Engine::RunOneStep() {
   if (observer_ != nullptr) {
     observer_->OnStep({Seconds(ended - started), output.num_scheduled_tokens, decode});
   }
+  const Clock::time_point applied = Clock::now();
+  loop_times_.apply_ns += Nanoseconds(applied - ended);
   HandleSampled(outcome->tokens, sequences, output.step_id, ended);
+  const Clock::time_point handled = Clock::now();
+  loop_times_.output_ns += Nanoseconds(handled - applied);
+  SendChunks();
+  loop_times_.push_ns += Nanoseconds(Clock::now() - handled);
 }
+
+void Engine::Emit(const std::shared_ptr<RequestHandle>& handle, GenerationChunk chunk) {
+  outbox_.emplace_back(handle, std::move(chunk));
+}
+
+void Engine::SendChunks() { courier_.Send(&outbox_); }
 
 void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens,
                            const std::vector<Sequence*>& sequences, uint64_t step_id,
@@ -406,7 +433,7 @@ void Engine::HandleSample(Live& live, const Sequence& seq, const SampledTokenOut
     if (with_logprobs) chunk.logprobs.push_back(token.logprobs);
     chunk.finish_reason = reason;
     chunk.request_done = reason != FinishReason::kNone && live.num_open == 1;
-    live.handle->Push(std::move(chunk));
+    Emit(live.handle, std::move(chunk));
   }
   if (reason != FinishReason::kNone) CloseSample(live, seq.seq_id, index, reason);
 }
@@ -422,7 +449,7 @@ void Engine::CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishRe
     done.choice_index = sample_index;
     done.finish_reason = reason;
     done.request_done = true;
-    live.handle->Push(std::move(done));  // dropped when the last chunk already said done
+    Emit(live.handle, std::move(done));  // dropped when the last chunk already said done
     group_of_request_.erase(live.spec.key);
     live_.erase(live.group_id);
     return;
@@ -495,7 +522,7 @@ void Engine::CompleteRequest(uint64_t group_id) {
   for (size_t i = 0; i < chunks.size(); ++i) {
     chunks[i].choice_index = static_cast<int>(i);
     chunks[i].request_done = i + 1 == chunks.size();
-    live.handle->Push(std::move(chunks[i]));
+    Emit(live.handle, std::move(chunks[i]));
   }
   scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedLength).IgnoreError();
   group_of_request_.erase(spec.key);
@@ -505,7 +532,7 @@ void Engine::CompleteRequest(uint64_t group_id) {
 void Engine::FailAll(const absl::Status& status) {
   for (auto& [group_id, live] : live_) {
     NoteFailed(status);
-    live.handle->Push(ErrorChunk(status));
+    Emit(live.handle, ErrorChunk(status));
     scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
   }
   live_.clear();
@@ -526,7 +553,7 @@ void Engine::FailStarted(const absl::Status& status) {
   for (uint64_t group_id : started) {
     Live& live = live_.at(group_id);
     NoteFailed(status);
-    live.handle->Push(ErrorChunk(status));
+    Emit(live.handle, ErrorChunk(status));
     scheduler_->FinishGroup(group_id, SequenceStatus::kFinishedAborted).IgnoreError();
     group_of_request_.erase(live.spec.key);
     live_.erase(group_id);

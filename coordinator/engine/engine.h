@@ -5,7 +5,9 @@
 // samples; and driving beam searches (fork, extend, prune after every step).
 //
 // Submit, Abort and FinishChoice are thread safe and only queue work for the loop; all request
-// outcomes, errors included, arrive through the RequestHandle.
+// outcomes, errors included, arrive through the RequestHandle. The loop hands its chunks to a
+// ChunkCourier, whose thread pushes them (and so runs the handles' listeners) while the loop goes
+// on to the next step; each handle gets its chunks in order.
 //
 // While the executor is unhealthy (a worker lost or hung) no step runs: the requests the workers
 // had started fail with the executor's status at once; the others wait. Reconfigure() then takes
@@ -28,6 +30,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "coordinator/engine/beam_search.h"
+#include "coordinator/engine/chunk_courier.h"
 #include "coordinator/engine/engine_observer.h"
 #include "coordinator/engine/request.h"
 #include "coordinator/engine/request_handle.h"
@@ -62,6 +65,12 @@ struct EngineStats {
   uint64_t prefill_step_ns_total = 0;
   uint64_t prefill_forward_ns_total = 0;
   uint64_t num_reconfigurations = 0;  // worker restarts taken (Reconfigure)
+  // The loop thread's own time on the steps (all of them), besides the executor's: the
+  // coordinator's CPU cost per step that the workers wait for (tools/engine_step_bench).
+  uint64_t schedule_ns_total = 0;  // Scheduler::Schedule
+  uint64_t apply_ns_total = 0;     // the sampled tokens into the scheduler (OnStepDone), stats
+  uint64_t output_ns_total = 0;    // stop checks, choices, chunks, beam search (HandleSampled)
+  uint64_t push_ns_total = 0;      // handing the chunks to the courier (ChunkCourier::Send)
 };
 
 class Engine {
@@ -155,6 +164,10 @@ class Engine {
   void HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token);
   void StepBeamSearch(Live& live,
                       const absl::flat_hash_map<uint64_t, const SampledTokenOut*>& reports);
+  // Every chunk the loop makes for a request goes out through here: it waits in outbox_ until
+  // SendChunks hands the outbox to the courier (after the inbox, after each step).
+  void Emit(const std::shared_ptr<RequestHandle>& handle, GenerationChunk chunk);
+  void SendChunks();
   // The sample ended: frees its sequence, and completes the request when it was the last.
   void CloseSample(Live& live, uint64_t seq_id, int sample_index, FinishReason reason);
   // Sends buffered choices (best_of > n, beam search) and forgets the request.
@@ -193,6 +206,14 @@ class Engine {
   SchedulerCounters replaced_counters_;       // of the schedulers Reconfigure replaced
   absl::flat_hash_map<uint64_t, Live> live_;  // by group id
   absl::flat_hash_map<std::string, uint64_t> group_of_request_;  // RequestSpec::key -> group id
+  struct LoopTimes {  // EngineStats' *_ns_total, added up here and published with the rest
+    uint64_t schedule_ns = 0, apply_ns = 0, output_ns = 0, push_ns = 0;
+  };
+  LoopTimes loop_times_;
+  // The chunks made since the last SendChunks, in order; the courier is closed by Stop, once the
+  // loop has ended.
+  ChunkCourier::Batch outbox_;
+  ChunkCourier courier_;
   std::thread thread_;
 };
 

@@ -46,7 +46,7 @@ class GenerationService::GenerateCall final
     state_->reactor = this;
     state_->pool = service_->stream_pool_.get();
     state_->handle = service_->engine_->Submit(std::move(spec));
-    // On the engine's thread, once per chunk: at most one pump waits in the pool per call.
+    // On the engine's courier thread, once per chunk: at most one pump waits in the pool per call.
     state_->handle->SetListener([weak = std::weak_ptr<State>(state_)] {
       std::shared_ptr<State> state = weak.lock();
       if (state == nullptr || state->pump_posted.exchange(true)) return;

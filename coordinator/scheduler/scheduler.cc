@@ -146,9 +146,8 @@ absl::StatusOr<uint64_t> Scheduler::AddGroup(GroupSpec spec) {
   return group_id;
 }
 
-std::vector<Scheduler::PlannedSequence> Scheduler::PlanRunningGroup(const SequenceGroup& group,
-                                                                    int budget) const {
-  std::vector<PlannedSequence> plan;
+Scheduler::Plan Scheduler::PlanRunningGroup(const SequenceGroup& group, int budget) const {
+  Plan plan;
   int total = 0;
   for (Sequence* seq : group.seqs) {
     const int uncomputed = seq->num_uncomputed_tokens();
@@ -170,8 +169,8 @@ std::vector<Scheduler::PlannedSequence> Scheduler::PlanRunningGroup(const Sequen
   return plan;
 }
 
-std::vector<SlotRequest> Scheduler::SlotRequestsOf(const std::vector<PlannedSequence>& plan) const {
-  std::vector<SlotRequest> requests;
+Scheduler::SlotRequests Scheduler::SlotRequestsOf(const Plan& plan) const {
+  SlotRequests requests;
   requests.reserve(plan.size());
   for (const PlannedSequence& p : plan) {
     requests.push_back({p.seq->seq_id, p.seq->num_computed_tokens, p.num_tokens});
@@ -179,7 +178,7 @@ std::vector<SlotRequest> Scheduler::SlotRequestsOf(const std::vector<PlannedSequ
   return requests;
 }
 
-void Scheduler::CommitPlan(const std::vector<PlannedSequence>& plan, SchedulerOutput* output) {
+void Scheduler::CommitPlan(const Plan& plan, SchedulerOutput* output) {
   for (const PlannedSequence& p : plan) {
     Sequence* seq = p.seq;
     ScheduledSequence scheduled;
@@ -264,6 +263,7 @@ void Scheduler::FailGroup(SequenceGroup* group, absl::Status status, SchedulerOu
 SchedulerOutput Scheduler::Schedule() {
   PAGEDLLM_CHECK(!step_in_flight_, "Schedule() before OnStepDone() of step ", last_step_id_);
   SchedulerOutput output;
+  output.scheduled.reserve(num_running_width_);  // running sequences: at most their widths
   output.step_id = ++last_step_id_;
   output.finished_seq_ids.swap(finished_since_last_step_);
   output.forks.swap(pending_forks_);
@@ -291,11 +291,11 @@ SchedulerOutput Scheduler::Schedule() {
       }
     }
     for (Sequence* seq : group->seqs) StartFromCache(seq, /*may_take_free_blocks=*/false);
-    std::vector<PlannedSequence> plan = PlanRunningGroup(*group, budget);
+    Plan plan = PlanRunningGroup(*group, budget);
     if (plan.empty()) continue;
-    const std::vector<SlotRequest> requests = SlotRequestsOf(plan);
+    const SlotRequests requests = SlotRequestsOf(plan);
     bool preempted_self = false;
-    while (block_manager_.NumBlocksNeeded(requests) > block_manager_.num_free_blocks()) {
+    while (!block_manager_.SlotsFit(requests)) {
       SequenceGroup* victim = running_.back();
       // Nothing newer left to preempt: run what fits of this group, if anything does.
       if (victim == group && TrimToFit(*group, block_manager_.num_free_blocks(), &plan)) break;
@@ -383,7 +383,7 @@ void Scheduler::ScheduleSwappedIn(int* budget, SchedulerOutput* output) {
     counters_.num_swapped_in += static_cast<int64_t>(ids.size());
     swapped_.erase(swapped_.begin());
     InsertRunning(group);
-    std::vector<PlannedSequence> plan = PlanRunningGroup(*group, *budget);
+    Plan plan = PlanRunningGroup(*group, *budget);
     TrimToFit(*group, block_manager_.num_free_blocks(), &plan);
     const int before = output->num_scheduled_tokens;
     CommitPlan(plan, output);
@@ -415,10 +415,9 @@ void Scheduler::StartFromCache(Sequence* seq, bool may_take_free_blocks) {
   counters_.num_prefix_cache_hit_tokens += seq->num_computed_tokens;
 }
 
-bool Scheduler::TrimToFit(const SequenceGroup& group, int32_t free_blocks,
-                          std::vector<PlannedSequence>* plan) const {
+bool Scheduler::TrimToFit(const SequenceGroup& group, int32_t free_blocks, Plan* plan) const {
   if (group.beam_search && group.seqs.size() > 1) return false;  // beams run together
-  std::vector<PlannedSequence> kept;
+  Plan kept;
   for (const PlannedSequence& p : *plan) {
     kept.push_back(p);
     if (block_manager_.NumBlocksNeeded(SlotRequestsOf(kept)) > free_blocks) kept.pop_back();
@@ -468,7 +467,7 @@ void Scheduler::AdmitWaiting(int* budget, SchedulerOutput* output) {
       // when no one else would lose them.
       StartFromCache(group->seqs[s], /*may_take_free_blocks=*/s == 0 || together);
     }
-    std::vector<PlannedSequence> plan = PlanRunningGroup(*group, *budget);
+    Plan plan = PlanRunningGroup(*group, *budget);
     TrimToFit(*group, block_manager_.num_free_blocks(), &plan);
     const int before = output->num_scheduled_tokens;
     CommitPlan(plan, output);
@@ -546,7 +545,7 @@ void Scheduler::OnStepDone(const SchedulerOutput& output,
     if (!scheduled.sample) continue;
     auto token = sampled.find(seq->seq_id);
     if (token == sampled.end()) continue;  // the caller appends it (beam search)
-    AppendToken(seq->seq_id, token->second);
+    AppendTokenTo(seq, token->second);
   }
   for (SequenceGroup* group : may_fork) ForkSamples(group);
   step_in_flight_ = false;
@@ -596,6 +595,11 @@ uint64_t Scheduler::ForkSequence(uint64_t parent_seq_id, int sample_index) {
 void Scheduler::AppendToken(uint64_t seq_id, int32_t token_id) {
   Sequence* seq = GetSequence(seq_id);
   PAGEDLLM_CHECK(seq != nullptr, "AppendToken to unknown sequence ", seq_id);
+  AppendTokenTo(seq, token_id);
+}
+
+void Scheduler::AppendTokenTo(Sequence* seq, int32_t token_id) {
+  const uint64_t seq_id = seq->seq_id;
   PAGEDLLM_CHECK(seq->num_computed_tokens == seq->num_tokens(), "AppendToken to sequence ", seq_id,
                  " with ", seq->num_computed_tokens, " of ", seq->num_tokens(), " tokens computed");
   PAGEDLLM_CHECK(seq->num_generated_tokens() < seq->group->max_tokens, "sequence ", seq_id,

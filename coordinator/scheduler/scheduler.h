@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "coordinator/block_manager/block_manager.h"
@@ -43,10 +44,10 @@ struct SchedulerConfig {
 // token_ids (the sequence's tokens [begin, end)) at positions begin .. end-1.
 struct ScheduledSequence {
   uint64_t seq_id = 0;
-  int begin = 0;                   // == the sequence's num_computed_tokens when scheduled
-  int end = 0;                     // <= its num_tokens()
-  std::vector<int32_t> token_ids;  // [end - begin]
-  bool sample = false;             // end == num_tokens(): sample the next token
+  int begin = 0;                              // == its num_computed_tokens when scheduled
+  int end = 0;                                // <= its num_tokens()
+  absl::InlinedVector<int32_t, 4> token_ids;  // [end - begin]; a decode's: no allocation
+  bool sample = false;                        // end == num_tokens(): sample the next token
   // The workers' table for it starts empty, then gets new_block_ids: the whole table (first
   // schedule, after preemption, after a swap-in). Otherwise replacements are applied to the
   // table they hold and new_block_ids appended.
@@ -224,14 +225,18 @@ class Scheduler {
     Sequence* seq;
     int num_tokens;
   };
+  // A group's work in a step: most groups are one sequence, so no allocation for them (this is
+  // built for every running group every step).
+  using Plan = absl::InlinedVector<PlannedSequence, 4>;
+  using SlotRequests = absl::InlinedVector<SlotRequest, 4>;
   absl::Status ValidateNewGroup(const GroupSpec& spec) const;
   Sequence* NewSequenceOf(SequenceGroup* group, std::vector<int32_t> tokens, int sample_index,
                           const SamplingParams& base);
   // The running group's work this step under `budget` tokens (empty: nothing to do now).
-  std::vector<PlannedSequence> PlanRunningGroup(const SequenceGroup& group, int budget) const;
-  std::vector<SlotRequest> SlotRequestsOf(const std::vector<PlannedSequence>& plan) const;
+  Plan PlanRunningGroup(const SequenceGroup& group, int budget) const;
+  SlotRequests SlotRequestsOf(const Plan& plan) const;
   // Allocates the plan's slots (they must fit) and appends it to output->scheduled.
-  void CommitPlan(const std::vector<PlannedSequence>& plan, SchedulerOutput* output);
+  void CommitPlan(const Plan& plan, SchedulerOutput* output);
   void PreemptGroup(SequenceGroup* group, SchedulerOutput* output);
   void FailGroup(SequenceGroup* group, absl::Status status, SchedulerOutput* output);
   // The longest cached prefix seq may start from (none without prefix caching).
@@ -241,10 +246,10 @@ class Scheduler {
   void StartFromCache(Sequence* seq, bool may_take_free_blocks);
   // Keeps the plan's sequences, in order, whose blocks still fit in free_blocks; false when
   // nothing is left or the group must run whole (beams).
-  bool TrimToFit(const SequenceGroup& group, int32_t free_blocks,
-                 std::vector<PlannedSequence>* plan) const;
+  bool TrimToFit(const SequenceGroup& group, int32_t free_blocks, Plan* plan) const;
   void ScheduleSwappedIn(int* budget, SchedulerOutput* output);
   void AdmitWaiting(int* budget, SchedulerOutput* output);
+  void AppendTokenTo(Sequence* seq, int32_t token_id);  // AppendToken, the sequence looked up
   void UpdateBlockHashes(Sequence* seq);
   void MeasureKvUsage(const SchedulerOutput& output);
   void RegisterComputedBlocks(Sequence* seq);

@@ -31,6 +31,13 @@ void EncodeSwaps(const std::vector<BlockSwap>& swaps,
 
 wv1::StepInstruction EncodeStep(const SchedulerOutput& step) {
   wv1::StepInstruction out;
+  EncodeStep(step, &out);
+  return out;
+}
+
+void EncodeStep(const SchedulerOutput& step, wv1::StepInstruction* encoded_step) {
+  encoded_step->Clear();
+  wv1::StepInstruction& out = *encoded_step;
   out.set_step_id(step.step_id);
   for (const SequenceFork& fork : step.forks) {
     wv1::SequenceFork* encoded = out.add_forks();
@@ -54,6 +61,7 @@ wv1::StepInstruction EncodeStep(const SchedulerOutput& step) {
     encoded->set_seq_id(seq.seq_id);
     EncodeSampling(seq.sampling, encoded->mutable_sampling());
   }
+  out.mutable_sequences()->Reserve(static_cast<int>(step.scheduled.size()));
   for (const ScheduledSequence& scheduled : step.scheduled) {
     wv1::SequenceStep* encoded = out.add_sequences();
     encoded->set_seq_id(scheduled.seq_id);
@@ -69,15 +77,9 @@ wv1::StepInstruction EncodeStep(const SchedulerOutput& step) {
     }
     encoded->set_sample(scheduled.sample);
   }
-  return out;
 }
 
-absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const SchedulerOutput& step) {
-  const absl::Time started = absl::Now();
-  PAGEDLLM_ASSIGN_OR_RETURN(
-      wv1::StepResult result,
-      hub_->RunStep(EncodeStep(step), deadline_.For(step.num_scheduled_tokens)));
-  deadline_.Observe(step.num_scheduled_tokens, absl::Now() - started);
+StepOutcome DecodeStepResult(const wv1::StepResult& result) {
   StepOutcome outcome;
   outcome.forward_ns = result.forward_ns();
   std::vector<SampledTokenOut>& tokens = outcome.tokens;
@@ -93,6 +95,15 @@ absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const SchedulerOutput& ste
     tokens.push_back(std::move(out));
   }
   return outcome;
+}
+
+absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const SchedulerOutput& step) {
+  const absl::Time started = absl::Now();
+  EncodeStep(step, message_.mutable_step());
+  PAGEDLLM_ASSIGN_OR_RETURN(wv1::StepResult result,
+                            hub_->RunStep(message_, deadline_.For(step.num_scheduled_tokens)));
+  deadline_.Observe(step.num_scheduled_tokens, absl::Now() - started);
+  return DecodeStepResult(result);
 }
 
 }  // namespace pagedllm::coordinator

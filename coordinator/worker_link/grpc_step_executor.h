@@ -10,7 +10,13 @@
 
 namespace pagedllm::coordinator {
 
+// Encodes `step` into *encoded_step, which is cleared first. Encoding step after step into the same
+// message reuses its sequence entries (protobuf keeps cleared elements): no allocation per
+// sequence once it has held a batch as large.
+void EncodeStep(const SchedulerOutput& step, pagedllm::worker::v1::StepInstruction* encoded_step);
 pagedllm::worker::v1::StepInstruction EncodeStep(const SchedulerOutput& step);
+// Rank 0's reply as the engine takes it.
+StepOutcome DecodeStepResult(const pagedllm::worker::v1::StepResult& result);
 
 class GrpcStepExecutor final : public StepExecutor {
  public:
@@ -23,7 +29,8 @@ class GrpcStepExecutor final : public StepExecutor {
 
  private:
   WorkerHub* hub_;
-  StepDeadline deadline_;  // used by the engine thread only
+  StepDeadline deadline_;                             // used by the engine thread only
+  pagedllm::worker::v1::CoordinatorMessage message_;  // the step being sent; the engine thread's
 };
 
 }  // namespace pagedllm::coordinator

@@ -68,7 +68,8 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
       continue;  // nothing waits on a heartbeat
     }
     if (message.has_result()) {
-      results_[message.result().step_id()] = message.result();
+      const uint64_t step_id = message.result().step_id();
+      results_[step_id] = std::move(*message.mutable_result());  // the whole batch: not copied
     } else if (message.has_error()) {
       Fail(absl::StrCat("worker rank ", rank, " failed at step ", message.error().step_id(), ": ",
                         message.error().message()));
@@ -190,15 +191,13 @@ bool WorkerHub::Write(int rank, const wv1::CoordinatorMessage& message) {
   return stream != nullptr && stream->Write(message);
 }
 
-absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(wv1::StepInstruction step,
+absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::CoordinatorMessage& message,
                                                    absl::Duration timeout) {
-  const uint64_t step_id = step.step_id();
+  const uint64_t step_id = message.step().step_id();
   {
     absl::Status status = health();
     if (!status.ok()) return status;
   }
-  wv1::CoordinatorMessage message;
-  *message.mutable_step() = std::move(step);  // moved, not copied: it holds the whole batch
   for (int rank = 0; rank < world_size_; ++rank) {
     if (!Write(rank, message)) {
       MarkLost(absl::StrCat("worker rank ", rank, " stopped accepting steps (step ", step_id, ")"));

@@ -44,9 +44,10 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   // FAILED_PRECONDITION when the ranks disagree (world size, block count).
   absl::StatusOr<pagedllm::worker::v1::WorkerHello> WaitForWorkers(absl::Duration timeout);
 
-  // Sends `step` to every worker and waits for rank 0's result.
+  // Sends `message` (its step) to every worker and waits for rank 0's result. The caller keeps
+  // the message, to encode the next step into it without allocating (GrpcStepExecutor).
   absl::StatusOr<pagedllm::worker::v1::StepResult> RunStep(
-      pagedllm::worker::v1::StepInstruction step, absl::Duration timeout);
+      const pagedllm::worker::v1::CoordinatorMessage& message, absl::Duration timeout);
 
   // Marks the hub unavailable with `reason` (e.g. the worker processes exited).
   void MarkLost(const std::string& reason);

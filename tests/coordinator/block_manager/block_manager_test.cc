@@ -468,6 +468,36 @@ TEST(BlockManagerTest, WritersOfDifferentSharedBlocksAreCountedApart) {
   EXPECT_EQ(NumBlocksNeeded(*manager, {}), 0);
 }
 
+// SlotsFit answers NumBlocksNeeded <= num_free_blocks(), whether or not it has to read the tables
+// (it does only when the free blocks do not cover the requests' whole tables).
+TEST(BlockManagerTest, SlotsFitAgreesWithNumBlocksNeeded) {
+  CheckedBlockManager manager(Config(12, 4));
+  SlotChanges changes;
+  ASSERT_TRUE(manager.AllocateSlots(1, 0, 6, &changes).ok());   // 0 1
+  manager.Fork(1, 2);                                           // shares 0 1
+  ASSERT_TRUE(manager.AllocateSlots(3, 0, 16, &changes).ok());  // 2 3 4 5
+  ASSERT_EQ(manager->num_free_blocks(), 6);
+  const std::vector<std::vector<SlotRequest>> cases = {
+      {},
+      {{1, 6, 1}},                          // copy of shared block 1
+      {{1, 6, 1}, {2, 6, 1}},               // one copy for the pair
+      {{3, 16, 1}},                         // a decode opening block 4 of sequence 3
+      {{3, 16, 9}},                         // three new blocks; its table is 7 long
+      {{3, 16, 12}, {1, 6, 1}},             // 3 + 1 of 6 free, tables 7 + 2 long
+      {{3, 16, 13}, {1, 6, 3}, {2, 6, 3}},  // 4 + (copy + 1) + 1 = 7 > 6
+      {{9, 0, 24}},                         // a new table of 6 blocks
+      {{9, 0, 25}},                         // 7 blocks
+  };
+  for (const std::vector<SlotRequest>& requests : cases) {
+    const bool fits = NumBlocksNeeded(*manager, requests) <= manager->num_free_blocks();
+    EXPECT_EQ(manager->SlotsFit(requests), fits)
+        << requests.size() << " requests, the first " << (requests.empty() ? 0 : requests[0].seq_id)
+        << " needing " << NumBlocksNeeded(*manager, requests);
+  }
+  EXPECT_TRUE(manager->SlotsFit(std::vector<SlotRequest>{{3, 16, 12}, {1, 6, 1}}));
+  EXPECT_FALSE(manager->SlotsFit(std::vector<SlotRequest>{{3, 16, 13}, {1, 6, 3}, {2, 6, 3}}));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Swap.
 

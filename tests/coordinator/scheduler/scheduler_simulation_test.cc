@@ -196,7 +196,7 @@ void RunSimulation(uint32_t seed, int num_steps, SimulationTotals* totals) {
       ASSERT_EQ(s.sample, s.end == seq->num_tokens());
       ASSERT_EQ(
           std::vector<int32_t>(seq->token_ids.begin() + s.begin, seq->token_ids.begin() + s.end),
-          s.token_ids);
+          std::vector<int32_t>(s.token_ids.begin(), s.token_ids.end()));
       if (!s.sample) ++totals->partial_chunks;
       sum += s.end - s.begin;
     }
