@@ -36,6 +36,7 @@
 #include "coordinator/http/http_server.h"
 #include "coordinator/launcher/cluster_config.h"
 #include "coordinator/metrics/serving_metrics.h"
+#include "coordinator/openai/chat_prompt.h"
 #include "coordinator/openai/openai_api.h"
 #include "coordinator/worker_link/grpc_step_executor.h"
 #include "coordinator/worker_link/worker_hub.h"
@@ -169,8 +170,7 @@ absl::StatusOr<std::unique_ptr<chat_template::LoadedChatTemplate>> LoadChatTempl
   absl::StatusOr<chat_template::LoadedChatTemplate> loaded =
       chat_template::LoadChatTemplate(dir, override_file);
   if (loaded.ok()) {
-    PAGEDLLM_LOG(INFO) << "chat template: "
-                       << (override_file.empty() ? dir : override_file) << " ("
+    PAGEDLLM_LOG(INFO) << "chat template: " << (override_file.empty() ? dir : override_file) << " ("
                        << loaded->templates().size() << " template"
                        << (loaded->templates().size() == 1 ? "" : "s") << ")";
     return std::make_unique<chat_template::LoadedChatTemplate>(*std::move(loaded));
@@ -181,31 +181,6 @@ absl::StatusOr<std::unique_ptr<chat_template::LoadedChatTemplate>> LoadChatTempl
   }
   return absl::Status(loaded.status().code(),
                       absl::StrCat("--chat_template: ", loaded.status().message()));
-}
-
-// Renders an OpenAI chat request with the model's template, as transformers'
-// apply_chat_template does; continue_final_message cuts the text after the last message's
-// content (the model goes on writing it).
-absl::StatusOr<std::string> RenderChat(const chat_template::LoadedChatTemplate& loaded,
-                                       const openai::OpenAiRequest& request) {
-  chat_template::ChatTemplateInputs inputs;
-  inputs.messages = request.messages;
-  if (!request.tools.is_null()) inputs.tools = request.tools;
-  inputs.add_generation_prompt = request.add_generation_prompt;
-  inputs.kwargs = request.chat_template_kwargs;
-  absl::StatusOr<std::string> text = loaded.Apply(inputs);
-  if (!text.ok() || !request.continue_final_message) return text;
-  const nlohmann::ordered_json& last = request.messages.back();
-  const std::string content =
-      last.contains("content") && last["content"].is_string() ? last["content"].get<std::string>()
-                                                              : "";
-  const size_t at = content.empty() ? std::string::npos : text->rfind(content);
-  if (at == std::string::npos) {
-    return absl::InvalidArgumentError(
-        "continue_final_message: the last message's content is not in the rendered prompt");
-  }
-  text->resize(at + content.size());
-  return text;
 }
 
 // The step budgets: the flags, or the device's defaults, chosen by measurement on an H100
@@ -346,7 +321,8 @@ void WritePortFile(const std::string& path, int port) {
 
 // The model's id in the OpenAI API: --served_model_name, else the model directory's last name.
 std::string ServedModelName(const std::string& hello_name) {
-  if (!absl::GetFlag(FLAGS_served_model_name).empty()) return absl::GetFlag(FLAGS_served_model_name);
+  if (!absl::GetFlag(FLAGS_served_model_name).empty())
+    return absl::GetFlag(FLAGS_served_model_name);
   std::string dir = absl::GetFlag(FLAGS_model);
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   const size_t slash = dir.rfind('/');
@@ -633,7 +609,7 @@ int Run() {
     api_options.metrics = [&metrics] { return metrics.Render(); };
     if (*chat != nullptr) {
       api_options.render_chat = [loaded = chat->get()](const openai::OpenAiRequest& request) {
-        return RenderChat(*loaded, request);
+        return openai::RenderChatPrompt(*loaded, request);
       };
     }
     openai_api = std::make_unique<openai::OpenAiApi>(&intake, std::move(api_options));
@@ -659,8 +635,8 @@ int Run() {
     http_server = *std::move(started);
     WritePortFile(absl::GetFlag(FLAGS_http_port_file), http_server->port());
     PAGEDLLM_LOG(INFO) << "OpenAI API on " << (http_server->tls() ? "https" : "http") << "://"
-                       << absl::GetFlag(FLAGS_host) << ":" << http_server->port()
-                       << "/v1 (model \"" << ServedModelName(hello->model().name()) << "\")";
+                       << absl::GetFlag(FLAGS_host) << ":" << http_server->port() << "/v1 (model \""
+                       << ServedModelName(hello->model().name()) << "\")";
   }
   server->GetHealthCheckService()->SetServingStatus(true);
   WritePortFile(absl::GetFlag(FLAGS_port_file), port);

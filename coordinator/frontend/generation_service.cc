@@ -159,8 +159,9 @@ GenerationService::~GenerationService() = default;
 grpc::Status GenerationService::Authorize(const grpc::ServerContextBase& context) const {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
-  const absl::string_view value =
-      it == metadata.end() ? absl::string_view() : absl::string_view(it->second.data(), it->second.size());
+  const absl::string_view value = it == metadata.end()
+                                      ? absl::string_view()
+                                      : absl::string_view(it->second.data(), it->second.size());
   return ToGrpcStatus(intake_->Authorize(value));
 }
 

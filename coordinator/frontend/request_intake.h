@@ -16,8 +16,8 @@
 #include "absl/strings/string_view.h"
 #include "coordinator/engine/engine.h"
 #include "coordinator/frontend/request_validation.h"
-#include "text/tokenizer/tokenizer.h"
 #include "pagedllm/v1/generation.pb.h"
+#include "text/tokenizer/tokenizer.h"
 
 namespace pagedllm::coordinator {
 

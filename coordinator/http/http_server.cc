@@ -63,9 +63,10 @@ class HttpServer::Core {
   void Track(const std::shared_ptr<SessionBase>& session) {
     std::lock_guard<std::mutex> lock(sessions_mutex);
     if (sessions.size() >= 2 * live_hint + 64) {
-      sessions.erase(std::remove_if(sessions.begin(), sessions.end(),
-                                    [](const std::weak_ptr<SessionBase>& s) { return s.expired(); }),
-                     sessions.end());
+      sessions.erase(
+          std::remove_if(sessions.begin(), sessions.end(),
+                         [](const std::weak_ptr<SessionBase>& s) { return s.expired(); }),
+          sessions.end());
       live_hint = sessions.size();
     }
     sessions.push_back(session);
@@ -244,8 +245,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     unread_bytes_ += bytes.size();
     if (!bytes.empty()) outbox_.push_back(std::move(bytes));
     if (unread_bytes_ > core_->options.max_unread_output_bytes) {
-      PAGEDLLM_LOG(WARNING) << "http client " << remote_ << " reads too slowly: "
-                            << unread_bytes_ << " bytes not taken; closing";
+      PAGEDLLM_LOG(WARNING) << "http client " << remote_ << " reads too slowly: " << unread_bytes_
+                            << " bytes not taken; closing";
       return Shut();
     }
     Flush();
@@ -315,7 +316,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     const absl::string_view target(message.target().data(), message.target().size());
     const size_t question = target.find('?');
     request.path = std::string(target.substr(0, question));
-    if (question != absl::string_view::npos) request.query = std::string(target.substr(question + 1));
+    if (question != absl::string_view::npos)
+      request.query = std::string(target.substr(question + 1));
     for (const auto& field : message) {
       std::string name(field.name_string());
       absl::AsciiStrToLower(&name);
@@ -362,7 +364,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return Shut();  // closed, reset or timed out between requests
     }
     if (!current_->complete()) return Shut();  // the client left a response in progress
-    close_after_write_ = true;  // the last bytes of a response are being written
+    close_after_write_ = true;                 // the last bytes of a response are being written
   }
 
   void RefuseAndClose(int status, std::string message) {
@@ -475,8 +477,8 @@ void HttpServer::Core::Accept() {
         Track(session);
         session->Begin();
       } else {
-        auto session = std::make_shared<Session<beast::tcp_stream>>(this, self, remote,
-                                                                    std::move(socket));
+        auto session =
+            std::make_shared<Session<beast::tcp_stream>>(this, self, remote, std::move(socket));
         Track(session);
         session->Begin();
       }
@@ -508,9 +510,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
                            ec);
     core->tls->use_certificate_chain_file(options.tls_cert_file, ec);
     if (ec) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tls_cert ", options.tls_cert_file, ": not a readable PEM certificate (", ec.message(),
-          ")"));
+      return absl::InvalidArgumentError(absl::StrCat("--tls_cert ", options.tls_cert_file,
+                                                     ": not a readable PEM certificate (",
+                                                     ec.message(), ")"));
     }
     core->tls->use_private_key_file(options.tls_key_file, ssl::context::pem, ec);
     if (ec) {

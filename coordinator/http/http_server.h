@@ -11,20 +11,20 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace pagedllm::http {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // the target before any '?'
-  std::string query;   // after the '?', undecoded
+  std::string method;                                     // "GET", "POST", ...
+  std::string path;                                       // the target before any '?'
+  std::string query;                                      // after the '?', undecoded
   absl::flat_hash_map<std::string, std::string> headers;  // names in lower case
   std::string body;
   std::string remote;  // the client's address, "ip:port"
@@ -60,7 +60,8 @@ class HttpExchange {
 
 // Called on the connection's strand for every complete request. It must not block: it answers
 // through `exchange` at once or later, from any thread.
-using HttpHandler = std::function<void(HttpRequest request, std::shared_ptr<HttpExchange> exchange)>;
+using HttpHandler =
+    std::function<void(HttpRequest request, std::shared_ptr<HttpExchange> exchange)>;
 
 struct HttpServerOptions {
   std::string host = "0.0.0.0";

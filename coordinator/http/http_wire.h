@@ -4,8 +4,8 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "coordinator/http/http_server.h"
 
 namespace pagedllm::http {

@@ -54,10 +54,10 @@ void OpenAiApi::Handle(http::HttpRequest request, std::shared_ptr<http::HttpExch
   if (path == "/health") {
     if (!get) return wrong_method("GET");
     if (Serving()) return exchange->Respond(200, kJson, "{}");
-    return RespondError(*exchange, absl::UnavailableError(
-                                       intake_->draining()
-                                           ? "the server is draining before it shuts down"
-                                           : "the workers are unavailable (restarting)"));
+    return RespondError(
+        *exchange,
+        absl::UnavailableError(intake_->draining() ? "the server is draining before it shuts down"
+                                                   : "the workers are unavailable (restarting)"));
   }
   if (path == "/metrics" && options_.metrics) {
     if (!get) return wrong_method("GET");
@@ -75,16 +75,17 @@ void OpenAiApi::Handle(http::HttpRequest request, std::shared_ptr<http::HttpExch
     }
     if (path == "/v1/completions" || path == "/v1/chat/completions") {
       if (!post) return wrong_method("POST");
-      return Generate(path == "/v1/completions" ? Endpoint::kCompletions
-                                                : Endpoint::kChatCompletions,
-                      request, exchange);
+      return Generate(
+          path == "/v1/completions" ? Endpoint::kCompletions : Endpoint::kChatCompletions, request,
+          exchange);
     }
     if (path == "/v1/models" || absl::StartsWith(path, "/v1/models/")) {
       if (!get) return wrong_method("GET");
       return Models(request, exchange);
     }
   }
-  RespondError(*exchange, absl::NotFoundError(absl::StrCat("no route ", request.method, " ", path)));
+  RespondError(*exchange,
+               absl::NotFoundError(absl::StrCat("no route ", request.method, " ", path)));
 }
 
 void OpenAiApi::Models(const http::HttpRequest& request,
@@ -132,10 +133,9 @@ absl::Status OpenAiApi::RenderChatPrompt(OpenAiRequest* request) const {
   }
   const size_t max_bytes = intake_->limits().max_text_bytes;
   if (max_bytes > 0 && text->size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("messages render to ", text->size(),
-                                                   " bytes: more than ", max_bytes,
-                                                   " cannot fit max_model_len ",
-                                                   options_.max_model_len, " tokens"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("messages render to ", text->size(), " bytes: more than ", max_bytes,
+                     " cannot fit max_model_len ", options_.max_model_len, " tokens"));
   }
   // The template wrote the special tokens (BOS, ...) itself: none are added again.
   absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(*text, /*add_special_tokens=*/false);
@@ -148,7 +148,8 @@ absl::Status OpenAiApi::RenderChatPrompt(OpenAiRequest* request) const {
   prompt.mutable_token_ids()->mutable_ids()->Assign(ids->begin(), ids->end());
   // Chat has no fixed default length: what fits the context, as OpenAI's API and vLLM.
   if (!prompt.sampling().has_max_tokens()) {
-    const int64_t room = static_cast<int64_t>(options_.max_model_len) - static_cast<int64_t>(ids->size());
+    const int64_t room =
+        static_cast<int64_t>(options_.max_model_len) - static_cast<int64_t>(ids->size());
     if (room < 1) {
       return absl::InvalidArgumentError(absl::StrCat("messages render to ", ids->size(),
                                                      " tokens; max_model_len is ",
@@ -161,7 +162,8 @@ absl::Status OpenAiApi::RenderChatPrompt(OpenAiRequest* request) const {
 
 void OpenAiApi::Generate(Endpoint endpoint, const http::HttpRequest& request,
                          const std::shared_ptr<http::HttpExchange>& exchange) {
-  const nlohmann::json body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json body =
+      nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) {
     return RespondError(*exchange, absl::InvalidArgumentError("the body is not valid JSON"));
   }

@@ -46,7 +46,8 @@ class OpenAiApi {
                 const std::shared_ptr<http::HttpExchange>& exchange);
   // Chat: the rendered template, encoded without adding special tokens again, as the prompt.
   absl::Status RenderChatPrompt(OpenAiRequest* request) const;
-  void Models(const http::HttpRequest& request, const std::shared_ptr<http::HttpExchange>& exchange);
+  void Models(const http::HttpRequest& request,
+              const std::shared_ptr<http::HttpExchange>& exchange);
   bool Serving() const;
 
   coordinator::RequestIntake* const intake_;

@@ -87,7 +87,7 @@ class Call : public std::enable_shared_from_this<Call> {
     uint64_t num_tokens = 0;
     Json logprobs;  // null until the first token with logprobs
     size_t text_offset = 0;
-    Json finish_reason;  // null while running
+    Json finish_reason;    // null while running
     bool started = false;  // its first text (and, chat, the role) went out
   };
 
@@ -309,8 +309,8 @@ class Call : public std::enable_shared_from_this<Call> {
 
 void StartOpenAiCall(const CallContext& context, OpenAiRequest request,
                      std::vector<RequestSpec> specs, std::shared_ptr<http::HttpExchange> exchange) {
-  auto call = std::make_shared<Call>(context, std::move(request), std::move(specs),
-                                     std::move(exchange));
+  auto call =
+      std::make_shared<Call>(context, std::move(request), std::move(specs), std::move(exchange));
   call->Start();
 }
 

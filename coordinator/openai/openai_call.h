@@ -19,7 +19,7 @@ namespace pagedllm::openai {
 
 struct CallContext {
   coordinator::RequestIntake* intake = nullptr;  // outlives the call
-  std::string served_model;                        // "model" in responses
+  std::string served_model;                      // "model" in responses
 };
 
 // Submits `specs` (one per prompt of `request`, accepted by the intake) and answers through

@@ -35,8 +35,9 @@ int HttpStatusOf(absl::StatusCode code) {
 }
 
 std::string ClientMessage(const absl::Status& status) {
-  return absl::StrReplaceAll(status.message(),
-                             {{"sampling.", ""}, {"prompt.token_ids", "prompt"}, {"prompt.text", "prompt"}});
+  return absl::StrReplaceAll(
+      status.message(),
+      {{"sampling.", ""}, {"prompt.token_ids", "prompt"}, {"prompt.text", "prompt"}});
 }
 
 std::string ErrorBody(const absl::Status& status, const std::string& code,
@@ -56,7 +57,6 @@ std::string ErrorBody(const absl::Status& status, const std::string& code,
   body["error"] = std::move(error);
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
-
 
 std::string FieldErrorBody(const absl::Status& status) {
   return ErrorBody(status, "", FieldOf(absl::Status(status.code(), ClientMessage(status))));

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "nlohmann/json.hpp"
-#include "text/tokenizer/tokenizer.h"
 #include "pagedllm/v1/generation.pb.h"
+#include "text/tokenizer/tokenizer.h"
 
 namespace pagedllm::openai {
 
@@ -23,7 +23,8 @@ std::string TokenText(const tokenizer::Tokenizer* tokenizer, int32_t token_id);
 // Appends `choice`'s tokens to completions logprobs `out` (an object with the four arrays,
 // created when null); `text_offset` is the offset of the next token's text in the choice.
 void AppendCompletionLogprobs(const pagedllm::v1::Choice& choice,
-                              const tokenizer::Tokenizer* tokenizer, size_t* text_offset, Json* out);
+                              const tokenizer::Tokenizer* tokenizer, size_t* text_offset,
+                              Json* out);
 // Appends `choice`'s tokens to chat logprobs `out` ({"content": [...]}, created when null).
 void AppendChatLogprobs(const pagedllm::v1::Choice& choice, const tokenizer::Tokenizer* tokenizer,
                         Json* out);

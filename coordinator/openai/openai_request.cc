@@ -76,7 +76,8 @@ absl::StatusOr<std::optional<int64_t>> Integer(const json& body, const char* nam
                  : static_cast<int64_t>(u);
   } else if (value->is_number_integer()) {
     number = value->get<int64_t>();
-  } else if (value->is_number_float() && std::nearbyint(value->get<double>()) == value->get<double>() &&
+  } else if (value->is_number_float() &&
+             std::nearbyint(value->get<double>()) == value->get<double>() &&
              std::abs(value->get<double>()) < 9e18) {
     number = static_cast<int64_t>(value->get<double>());
   } else {
@@ -169,7 +170,8 @@ absl::Status ReadSampling(const json& body, Endpoint endpoint, OpenAiRequest* ou
                           v1::SamplingParams* sampling) {
   constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
   // max_completion_tokens is the chat API's newer name; it wins over max_tokens.
-  PAGEDLLM_ASSIGN_OR_RETURN_FIELD(max_completion, Integer(body, "max_completion_tokens", 1, kIntMax));
+  PAGEDLLM_ASSIGN_OR_RETURN_FIELD(max_completion,
+                                  Integer(body, "max_completion_tokens", 1, kIntMax));
   PAGEDLLM_ASSIGN_OR_RETURN_FIELD(max_tokens, Integer(body, "max_tokens", 1, kIntMax));
   if (max_completion.has_value()) max_tokens = max_completion;
   if (max_tokens.has_value()) sampling->set_max_tokens(static_cast<uint32_t>(*max_tokens));
@@ -194,8 +196,8 @@ absl::Status ReadSampling(const json& body, Endpoint endpoint, OpenAiRequest* ou
   PAGEDLLM_ASSIGN_OR_RETURN_FIELD(early_stopping, Bool(body, "early_stopping"));
   if (early_stopping.has_value()) sampling->set_early_stopping(*early_stopping);
   // Any 64-bit integer: negative seeds are taken as their two's complement.
-  PAGEDLLM_ASSIGN_OR_RETURN_FIELD(
-      seed, Integer(body, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  PAGEDLLM_ASSIGN_OR_RETURN_FIELD(seed, Integer(body, "seed", std::numeric_limits<int64_t>::min(),
+                                                std::numeric_limits<int64_t>::max()));
   if (seed.has_value()) sampling->set_seed(static_cast<uint64_t>(*seed));
   PAGEDLLM_ASSIGN_OR_RETURN_FIELD(ignore_eos, Bool(body, "ignore_eos"));
   sampling->set_ignore_eos(ignore_eos.value_or(false));
@@ -309,7 +311,8 @@ absl::Status ReadCompletionPrompts(const json& body, const v1::GenerateRequest& 
 // A message's content as the chat template wants it: a string (text parts joined by "\n").
 absl::StatusOr<json> MessageContent(const json& content, const std::string& field) {
   if (content.is_null() || content.is_string()) return content;
-  if (!content.is_array()) return WrongType(field, "a string or an array of content parts", content);
+  if (!content.is_array())
+    return WrongType(field, "a string or an array of content parts", content);
   std::vector<std::string> texts;
   for (size_t i = 0; i < content.size(); ++i) {
     const json& part = content[i];

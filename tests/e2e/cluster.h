@@ -23,7 +23,7 @@ struct ClusterOptions {
   int num_kv_blocks = 0;  // 0: the default sizing
   int block_size = 16;
   std::vector<std::string> extra_flags;  // e.g. "--max_num_seqs=2"
-  bool http = false;  // serve the OpenAI HTTP API on a free port (http_port()); else none
+  bool http = false;    // serve the OpenAI HTTP API on a free port (http_port()); else none
   std::string api_key;  // --api_key, also sent by the harness's own calls (GetStats)
   // false: --launch_workers=false, and `start_workers(worker_port)` is called once the
   // coordinator is spawned, to start them elsewhere before Start() waits for it to serve.

@@ -27,7 +27,8 @@ std::string HttpRequestBytes(const std::string& method, const std::string& path,
   }
   if (!connection) absl::StrAppend(&out, "Connection: close\r\n");
   if (!body.empty() || method == "POST") {
-    absl::StrAppend(&out, "Content-Type: application/json\r\nContent-Length: ", body.size(), "\r\n");
+    absl::StrAppend(&out, "Content-Type: application/json\r\nContent-Length: ", body.size(),
+                    "\r\n");
   }
   absl::StrAppend(&out, "\r\n", body);
   return out;
@@ -111,8 +112,8 @@ absl::StatusOr<HttpResponse> HttpFetch(int port, const std::string& method, cons
     pollfd item{fd, POLLIN, 0};
     if (left <= 0 || poll(&item, 1, left) <= 0) {
       close(fd);
-      return absl::DeadlineExceededError(absl::StrCat(method, " ", path, ": no end after ",
-                                                      timeout_ms, " ms; got: ", raw));
+      return absl::DeadlineExceededError(
+          absl::StrCat(method, " ", path, ": no end after ", timeout_ms, " ms; got: ", raw));
     }
     const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
     if (n <= 0) break;

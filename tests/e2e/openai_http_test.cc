@@ -56,8 +56,8 @@ class OpenAiHttpTest : public ::testing::Test {
     ClusterOptions options(ModelDir(), 1);
     options.http = true;
     options.api_key = kKey;
-    options.extra_flags = { "--max_waiting=4000",
-                           "--max_num_seqs=64", "--chat_template=" + ChatTemplatePath()};
+    options.extra_flags = {"--max_waiting=4000", "--max_num_seqs=64",
+                           "--chat_template=" + ChatTemplatePath()};
     auto cluster = Cluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = cluster->release();
@@ -138,12 +138,13 @@ TEST_F(OpenAiHttpTest, TheOpenAiNpmClientGetsTheGrpcPathsOutputs) {
   const std::vector<std::string> words = absl::StrSplit(first, ' ', absl::SkipEmpty());
   ASSERT_GE(words.size(), 3u) << first;
   const std::string stop = " " + words[2];
-  const GenerateOutcome stopped =
-      GrpcGreedy(Tokenize("Hello, my name is", true), 12, {stop});
+  const GenerateOutcome stopped = GrpcGreedy(Tokenize("Hello, my name is", true), 12, {stop});
   ASSERT_TRUE(stopped.status.ok());
   ASSERT_EQ(stopped.finish_reason, v1::FINISH_REASON_STOP);
-  cases["stop_case"] = {
-      {"prompt", "Hello, my name is"}, {"max_tokens", 12}, {"stop", stop}, {"text", stopped.text()}};
+  cases["stop_case"] = {{"prompt", "Hello, my name is"},
+                        {"max_tokens", 12},
+                        {"stop", stop},
+                        {"text", stopped.text()}};
   // Chat: the template rendered here by hand (tests/e2e/testdata/chat_template.jinja is a plain
   // role-tagged template), tokenized without special tokens, through gRPC.
   cases["chat"] = json::array();
@@ -177,10 +178,10 @@ TEST_F(OpenAiHttpTest, CurlSeesServerSentEventsEndingInDone) {
   const std::string body =
       R"({"model":"pagedllm-tiny-py","prompt":"Once upon a time","max_tokens":6,"temperature":0,)"
       R"("stream":true,"stream_options":{"include_usage":true}})";
-  auto result = RunCommand({"curl", "-sS", "-N", "-D", "-", "-H", kAuth[0], "-H",
-                            "Content-Type: application/json", "-d", body,
-                            absl::StrCat("http://127.0.0.1:", port(), "/v1/completions")},
-                           60000);
+  auto result = RunCommand(
+      {"curl", "-sS", "-N", "-D", "-", "-H", kAuth[0], "-H", "Content-Type: application/json", "-d",
+       body, absl::StrCat("http://127.0.0.1:", port(), "/v1/completions")},
+      60000);
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->first, 0) << result->second;
   const std::string& out = result->second;
@@ -219,7 +220,13 @@ TEST_F(OpenAiHttpTest, ErrorsHaveOpenAisShapeAndStatus) {
   const std::string good = R"({"prompt":"hi","max_tokens":2})";
   const std::vector<Case> cases = {
       {"POST", "/v1/completions", good, {}, 401, "needs an API key", "", "invalid_api_key"},
-      {"POST", "/v1/completions", good, {"Authorization: Bearer wrong"}, 401, "not valid", "",
+      {"POST",
+       "/v1/completions",
+       good,
+       {"Authorization: Bearer wrong"},
+       401,
+       "not valid",
+       "",
        "invalid_api_key"},
       {"GET", "/v1/models", "", {}, 401, "needs an API key", "", "invalid_api_key"},
       {"POST", "/v1/completions", "{not json", kAuth, 400, "not valid JSON", "", ""},
@@ -227,8 +234,8 @@ TEST_F(OpenAiHttpTest, ErrorsHaveOpenAisShapeAndStatus) {
        ""},
       {"POST", "/v1/completions", R"({"prompt":"hi","n":"two"})", kAuth, 400,
        "n must be an integer, got string", "n", ""},
-      {"POST", "/v1/completions", R"({"max_tokens":3})", kAuth, 400, "prompt is required",
-       "prompt", ""},
+      {"POST", "/v1/completions", R"({"max_tokens":3})", kAuth, 400, "prompt is required", "prompt",
+       ""},
       {"POST", "/v1/completions", R"({"prompt":[]})", kAuth, 400, "empty array", "prompt", ""},
       {"POST", "/v1/completions", R"({"prompt":[1,-2]})", kAuth, 400, "prompt[1]", "prompt[1]", ""},
       {"POST", "/v1/completions", R"({"prompt":"hi","presence_penalty":0.5})", kAuth, 400,
@@ -287,7 +294,8 @@ TEST_F(OpenAiHttpTest, MetricsParseAsPrometheusTextAndMoveAsRequestsRun) {
   const auto before = read();
   const std::map<std::string, std::string> model = {{"model_name", "pagedllm-tiny-py"}};
   const double generated = before.Value("pagedllm:generation_tokens_total", model).value_or(-1);
-  const double ttft = before.Value("pagedllm:time_to_first_token_seconds_count", model).value_or(-1);
+  const double ttft =
+      before.Value("pagedllm:time_to_first_token_seconds_count", model).value_or(-1);
   const double lengths =
       before.Value("pagedllm:request_success_total", {{"finished_reason", "length"}}).value_or(-1);
   auto done = HttpFetch(port(), "POST", "/v1/completions",
@@ -298,9 +306,9 @@ TEST_F(OpenAiHttpTest, MetricsParseAsPrometheusTextAndMoveAsRequestsRun) {
   EXPECT_EQ(after.Value("pagedllm:generation_tokens_total", model).value_or(-1), generated + 7);
   EXPECT_EQ(after.Value("pagedllm:time_to_first_token_seconds_count", model).value_or(-1),
             ttft + 1);
-  EXPECT_EQ(after.Value("pagedllm:request_success_total", {{"finished_reason", "length"}})
-                .value_or(-1),
-            lengths + 1);
+  EXPECT_EQ(
+      after.Value("pagedllm:request_success_total", {{"finished_reason", "length"}}).value_or(-1),
+      lengths + 1);
   EXPECT_EQ(after.Value("pagedllm:workers_healthy", model).value_or(-1), 1);
 }
 
@@ -392,7 +400,8 @@ TEST_F(OpenAiHttpTest, AThousandStreamsAtOnceOnABoundedNumberOfThreads) {
     if (!data.empty() && data.back() == "[DONE]" && tokens >= 1) {
       ++complete;
     } else if (first_failure.empty()) {
-      first_failure = response->body.substr(response->body.size() > 600 ? response->body.size() - 600 : 0);
+      first_failure =
+          response->body.substr(response->body.size() > 600 ? response->body.size() - 600 : 0);
     }
   }
   EXPECT_EQ(complete, kStreams) << "the first that failed:\n" << first_failure;
@@ -409,28 +418,30 @@ TEST_F(OpenAiHttpTest, ABatchFileGivesOneOutputLinePerInputLineInOrder) {
     input.push_back(json({{"custom_id", absl::StrCat("c", i)},
                           {"method", "POST"},
                           {"url", "/v1/completions"},
-                          {"body", {{"prompt", absl::StrCat("Line ", i, " says")},
-                                    {"max_tokens", 5},
-                                    {"temperature", 0}}}})
+                          {"body",
+                           {{"prompt", absl::StrCat("Line ", i, " says")},
+                            {"max_tokens", 5},
+                            {"temperature", 0}}}})
                         .dump());
   }
   input[3] = "{this is not json";
   input[7] = R"({"custom_id":"bad-url","url":"/v1/embeddings","body":{}})";
-  input[11] = R"({"custom_id":"bad-field","url":"/v1/completions","body":{"prompt":"x","top_p":7}})";
-  input[15] = json({{"custom_id", "chat"},
-                    {"url", "/v1/chat/completions"},
-                    {"body", {{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
-                              {"max_tokens", 4}}}})
-                  .dump();
+  input[11] =
+      R"({"custom_id":"bad-field","url":"/v1/completions","body":{"prompt":"x","top_p":7}})";
+  input[15] =
+      json({{"custom_id", "chat"},
+            {"url", "/v1/chat/completions"},
+            {"body", {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 4}}}})
+          .dump();
   {
     std::ofstream file(dir + "/in.jsonl");
     for (const std::string& line : input) file << line << "\n";
   }
-  auto result = RunCommand({BinDir() + "/pagedllm-batch", "--input", dir + "/in.jsonl", "--output",
-                            dir + "/out.jsonl", "--server",
-                            absl::StrCat("http://127.0.0.1:", port()), "--api_key", kKey,
-                            "--concurrency", "8"},
-                           120000);
+  auto result =
+      RunCommand({BinDir() + "/pagedllm-batch", "--input", dir + "/in.jsonl", "--output",
+                  dir + "/out.jsonl", "--server", absl::StrCat("http://127.0.0.1:", port()),
+                  "--api_key", kKey, "--concurrency", "8"},
+                 120000);
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->first, 0) << result->second;
   EXPECT_THAT(result->second, HasSubstr("40 lines"));

@@ -93,8 +93,8 @@ std::string SecurityTest::port_;
 TEST_F(SecurityTest, TheHttpPortSpeaksTlsAndWantsTheSameKeys) {
   const std::string url = absl::StrCat("https://localhost:", cluster_->http_port(), "/v1/models");
   auto curl = [&](std::vector<std::string> extra) {
-    std::vector<std::string> argv = {"curl", "-sS", "--cacert", *dir_ + "/cert.pem", "-o",
-                                     "/dev/null", "-w", "%{http_code}"};
+    std::vector<std::string> argv = {"curl", "-sS",       "--cacert", *dir_ + "/cert.pem",
+                                     "-o",   "/dev/null", "-w",       "%{http_code}"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(url);
     auto result = RunCommand(argv, 30000);

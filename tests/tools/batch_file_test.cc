@@ -67,10 +67,10 @@ TEST(BatchFileTest, OutputLinesHaveOpenAisShape) {
 }
 
 TEST(BatchFileTest, ServerUrls) {
-  EXPECT_EQ(*ParseServerUrl("http://127.0.0.1:8000"), std::make_pair(std::string("127.0.0.1"),
-                                                                     std::string("8000")));
-  EXPECT_EQ(*ParseServerUrl("http://host/v1"), std::make_pair(std::string("host"),
-                                                              std::string("80")));
+  EXPECT_EQ(*ParseServerUrl("http://127.0.0.1:8000"),
+            std::make_pair(std::string("127.0.0.1"), std::string("8000")));
+  EXPECT_EQ(*ParseServerUrl("http://host/v1"),
+            std::make_pair(std::string("host"), std::string("80")));
   EXPECT_FALSE(ParseServerUrl("https://host:1").ok());
   EXPECT_FALSE(ParseServerUrl("http://").ok());
 }

@@ -44,8 +44,8 @@ absl::StatusOr<BatchRequest> ParseBatchLine(const std::string& line, int line_nu
   }
   auto body = parsed.find("body");
   if (body == parsed.end() || !body->is_object()) return invalid("body must be an object");
-  if (auto stream = body->find("stream"); stream != body->end() && stream->is_boolean() &&
-                                          stream->get<bool>()) {
+  if (auto stream = body->find("stream");
+      stream != body->end() && stream->is_boolean() && stream->get<bool>()) {
     return invalid("body.stream must be false in a batch");
   }
   request.body = Dump(*body);

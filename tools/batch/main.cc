@@ -57,13 +57,14 @@ std::string Run(HttpPoster& poster, const Line& line) {
   std::string custom_id;
   absl::StatusOr<BatchRequest> request = ParseBatchLine(line.text, line.number, &custom_id);
   if (!request.ok()) {
-    return ErrorLine(custom_id, line.number, "invalid_request", std::string(request.status().message()));
+    return ErrorLine(custom_id, line.number, "invalid_request",
+                     std::string(request.status().message()));
   }
   const int max_retries = absl::GetFlag(FLAGS_max_retries);
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<HttpReply> reply = poster.Post(request->url, request->body);
-    const bool retry = attempt < max_retries &&
-                       (!reply.ok() || reply->status == 429 || reply->status == 503);
+    const bool retry =
+        attempt < max_retries && (!reply.ok() || reply->status == 429 || reply->status == 503);
     if (!retry) {
       if (!reply.ok()) {
         return ErrorLine(custom_id, line.number, "server_unavailable",
@@ -71,7 +72,8 @@ std::string Run(HttpPoster& poster, const Line& line) {
       }
       return ResponseLine(custom_id, line.number, reply->status, reply->body);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5000, 100 << std::min(attempt, 6))));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::min(5000, 100 << std::min(attempt, 6))));
   }
 }
 
