@@ -251,6 +251,30 @@ Histogram* MetricRegistry::AddHistogram(const std::string& name, const std::stri
   return static_cast<Histogram*>(family.series.back().get());
 }
 
+namespace {
+
+// A histogram's series rendered under another family's name.
+class HistogramMirror final : public Metric {
+ public:
+  explicit HistogramMirror(const Histogram* source) : Metric(source->labels()), source_(source) {}
+  void AppendSamples(const std::string& name, std::string* out) const override {
+    source_->AppendSamples(name, out);
+  }
+
+ private:
+  const Histogram* const source_;
+};
+
+}  // namespace
+
+void MetricRegistry::AddHistogramMirror(const std::string& name, const std::string& help,
+                                        const Histogram* source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Family& family =
+      FamilyFor(name, help, MetricType::kHistogram, source->bounds(), source->labels());
+  family.series.push_back(std::make_unique<HistogramMirror>(source));
+}
+
 std::string MetricRegistry::Render() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string out;

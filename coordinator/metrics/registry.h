@@ -119,6 +119,10 @@ class MetricRegistry {
   Gauge* AddGauge(const std::string& name, const std::string& help, MetricLabels labels = {});
   Histogram* AddHistogram(const std::string& name, const std::string& help,
                           std::vector<double> bounds, MetricLabels labels = {});
+  // Renders `source` (of this registry) again as family `name`: two names for one series of
+  // observations, observed once (vLLM's time_per_output_token is its inter-token latency).
+  void AddHistogramMirror(const std::string& name, const std::string& help,
+                          const Histogram* source);
 
   // Every family in the text exposition format 0.0.4 (kPrometheusContentType).
   std::string Render() const;

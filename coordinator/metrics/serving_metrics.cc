@@ -116,13 +116,14 @@ ServingMetrics::ServingMetrics(ServingMetricsOptions options) : options_(std::mo
   time_to_first_token_ = r.AddHistogram("pagedllm:time_to_first_token_seconds",
                                         "Histogram of time to first token in seconds.",
                                         kTimeToFirstTokenBuckets, Labels());
-  time_per_output_token_ = r.AddHistogram(
-      "pagedllm:time_per_output_token_seconds",
-      "Histogram of time per output token in seconds (same as inter_token_latency_seconds).",
-      kPerTokenBuckets, Labels());
   inter_token_latency_ =
       r.AddHistogram("pagedllm:inter_token_latency_seconds",
                      "Histogram of inter-token latency in seconds.", kPerTokenBuckets, Labels());
+  // The same observations under vLLM v0's name: observed once, rendered twice.
+  r.AddHistogramMirror(
+      "pagedllm:time_per_output_token_seconds",
+      "Histogram of time per output token in seconds (same as inter_token_latency_seconds).",
+      inter_token_latency_);
   request_time_per_output_token_ = r.AddHistogram(
       "pagedllm:request_time_per_output_token_seconds",
       "Histogram of time_per_output_token_seconds per request.", kPerTokenBuckets, Labels());
@@ -222,10 +223,7 @@ void ServingMetrics::OnFirstToken(double seconds, int num_prompt_tokens) {
   prompt_tokens_->Increment(num_prompt_tokens);
 }
 
-void ServingMetrics::OnNextToken(double seconds) {
-  inter_token_latency_->Observe(seconds);
-  time_per_output_token_->Observe(seconds);
-}
+void ServingMetrics::OnNextToken(double seconds) { inter_token_latency_->Observe(seconds); }
 
 void ServingMetrics::OnRequestFinished(const RequestObservation& request) {
   switch (request.reason) {

@@ -109,7 +109,6 @@ class ServingMetrics final : public EngineObserver {
   Histogram* step_prefill_seconds_;
   Histogram* time_to_first_token_;
   Histogram* inter_token_latency_;
-  Histogram* time_per_output_token_;
   Histogram* request_time_per_output_token_;
   Histogram* e2e_latency_;
   Histogram* queue_time_;

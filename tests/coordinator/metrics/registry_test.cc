@@ -85,6 +85,27 @@ TEST(MetricRegistryTest, LabelledHistogramPutsLeLast) {
             "h_seconds_count{model_name=\"m\"} 1\n");
 }
 
+TEST(MetricRegistryTest, AMirrorRendersItsSourcesObservationsUnderItsOwnName) {
+  MetricRegistry registry;
+  Histogram* h = registry.AddHistogram("a_seconds", "A.", {1}, {{"model_name", "m"}});
+  registry.AddHistogramMirror("b_seconds", "B.", h);
+  h->Observe(0.5);
+  h->Observe(3);
+  EXPECT_EQ(registry.Render(),
+            "# HELP a_seconds A.\n"
+            "# TYPE a_seconds histogram\n"
+            "a_seconds_bucket{model_name=\"m\",le=\"1\"} 1\n"
+            "a_seconds_bucket{model_name=\"m\",le=\"+Inf\"} 2\n"
+            "a_seconds_sum{model_name=\"m\"} 3.5\n"
+            "a_seconds_count{model_name=\"m\"} 2\n"
+            "# HELP b_seconds B.\n"
+            "# TYPE b_seconds histogram\n"
+            "b_seconds_bucket{model_name=\"m\",le=\"1\"} 1\n"
+            "b_seconds_bucket{model_name=\"m\",le=\"+Inf\"} 2\n"
+            "b_seconds_sum{model_name=\"m\"} 3.5\n"
+            "b_seconds_count{model_name=\"m\"} 2\n");
+}
+
 TEST(MetricRegistryTest, SeriesOfOneFamilyRenderTogetherUnderOneHeader) {
   MetricRegistry registry;
   Counter* stop = registry.AddCounter("r_total", "R.", {{"finished_reason", "stop"}});
