@@ -92,6 +92,10 @@ ABSL_FLAG(int, max_num_seqs, 0,
           "most sequences in one step (0: 1024 with --device cuda, 256 on CPU)");
 ABSL_FLAG(bool, enable_prefix_caching, true,
           "reuse the KV blocks of cached prompt prefixes (automatic prefix caching)");
+ABSL_FLAG(bool, async_scheduling, true,
+          "send each decode step to the workers before the previous step's tokens are back, so "
+          "the GPU does not wait for the coordinator between steps (not for beam search or "
+          "requests with n > 1 before they fork)");
 ABSL_FLAG(bool, kv_usage_stats, false,
           "GetStats reports KV slots allocated and filled, summed over steps (KV waste); costs a "
           "walk of the block tables every step");
@@ -531,11 +535,13 @@ int Run() {
   scheduler_config.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
   scheduler_config.preemption_mode = *preemption_mode;
   scheduler_config.measure_kv_usage = absl::GetFlag(FLAGS_kv_usage_stats);
+  scheduler_config.async_scheduling = absl::GetFlag(FLAGS_async_scheduling);
   PAGEDLLM_LOG(INFO) << "KV cache: " << hello->num_kv_blocks() << " blocks of "
                      << hello->block_size() << " tokens, " << hello->num_swap_blocks()
                      << " host swap blocks; prefix caching "
                      << (scheduler_config.enable_prefix_caching ? "on" : "off") << ", preemption "
-                     << PreemptionModeName(*preemption_mode);
+                     << PreemptionModeName(*preemption_mode) << ", async scheduling "
+                     << (scheduler_config.async_scheduling ? "on" : "off");
 
   GrpcStepExecutor executor(&hub, absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s)));
   ServingMetricsOptions metrics_options;  // /metrics on the HTTP port

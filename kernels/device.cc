@@ -1,6 +1,7 @@
 #include "kernels/device.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <limits>
 #include <utility>
@@ -47,7 +48,27 @@ class RerunGraph final : public DeviceGraph {
   std::function<absl::Status()> body_;
 };
 
+// The host clock: the CPU's work is done by the time Mark() is called.
+class HostClockMark final : public DeviceMark {
+ public:
+  std::chrono::steady_clock::time_point time = std::chrono::steady_clock::now();
+};
+
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<DeviceMark>> Device::Mark() {
+  return std::make_unique<HostClockMark>();
+}
+
+absl::StatusOr<int64_t> Device::NanosBetween(const DeviceMark& from, const DeviceMark& to) {
+  const auto* first = dynamic_cast<const HostClockMark*>(&from);
+  const auto* second = dynamic_cast<const HostClockMark*>(&to);
+  if (first == nullptr || second == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NanosBetween: marks not made by ", name(), "'s Mark()"));
+  }
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(second->time - first->time).count();
+}
 
 absl::StatusOr<void*> Device::AllocatePinnedHost(size_t bytes) {
   // 4 KiB alignment: whole pages, like cudaHostAlloc's.

@@ -23,6 +23,12 @@ class DeviceGraph {
   virtual absl::Status Replay() = 0;
 };
 
+// A point the device's stream reached, stamped by the device's own clock (Device::Mark).
+class DeviceMark {
+ public:
+  virtual ~DeviceMark() = default;
+};
+
 // Memory of a device as its allocator sees it (bytes).
 struct MemoryStats {
   size_t total = 0;        // the device's memory
@@ -76,6 +82,13 @@ class Device {
   // the body again, so the same code path is exercised without a GPU.
   virtual absl::StatusOr<std::unique_ptr<DeviceGraph>> CaptureGraph(
       std::function<absl::Status()> body);
+
+  // Timelines: Mark() records the point the stream has reached, without waiting; once two marks
+  // are reached (after Synchronize()) NanosBetween gives the device time from one to the other.
+  // On CUDA a mark is an event with timing; the default (CPU, whose work is synchronous) stamps
+  // the host clock when Mark() is called.
+  virtual absl::StatusOr<std::unique_ptr<DeviceMark>> Mark();
+  virtual absl::StatusOr<int64_t> NanosBetween(const DeviceMark& from, const DeviceMark& to);
 
   // A new tensor; contents undefined. Fails (RESOURCE_EXHAUSTED) when memory runs out.
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape);

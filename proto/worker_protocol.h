@@ -10,6 +10,10 @@
 
 namespace pagedllm {
 
+// A SequenceStep's last token id may be this: the token that sequence sampled in the step before,
+// which the coordinator did not have yet when it sent the step (async scheduling).
+inline constexpr int32_t kSampledTokenPlaceholder = -1;
+
 inline int32_t WorkerProtocolRevision() { return pagedllm::worker::v1::WORKER_PROTOCOL_REVISION; }
 
 // Fingerprint64 of worker.proto's schema (its FileDescriptorProto) as compiled into this binary:

@@ -108,7 +108,8 @@ absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& log
     PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(values, all_values));
     PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(ids, all_ids));
   }
-  if (comm_->rank() != 0) return std::vector<int32_t>();
+  // Every rank picks: each needs the tokens (a placeholder of the next step stands for them).
+  if (comm_->rank() == 0) MarkWorkDone();
   const std::vector<float> host_values = device_->ToHost<float>(all_values);
   const std::vector<int32_t> host_ids = device_->ToHost<int32_t>(all_ids);
   std::vector<int32_t> tokens(rows, 0);
@@ -126,6 +127,23 @@ absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& log
   return tokens;
 }
 
+absl::StatusOr<std::vector<int32_t>> ModelRunner::ShareRank0Tokens(const HostBatch& host,
+                                                                   const Tensor& token_ids) {
+  Tensor all = token_ids;  // [world * P], rank-major
+  const int world = comm_->world_size();
+  if (world > 1) {
+    PAGEDLLM_ASSIGN_OR_RETURN(all, device_->Allocate(DType::kInt32, {world * token_ids.dim(0)}));
+    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(token_ids, all));
+  }
+  if (comm_->rank() == 0) MarkWorkDone();
+  std::vector<int32_t> tokens = device_->ToHost<int32_t>(all);
+  tokens.resize(token_ids.dim(0));
+  for (size_t p = 0; p < tokens.size(); ++p) {
+    state_.RecordSampled(host.sample_seq_ids[p], tokens[p]);
+  }
+  return tokens;
+}
+
 absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& logits_local,
                                          wv1::StepResult* result) {
   const int64_t rows = static_cast<int64_t>(host.sample_seq_ids.size());
@@ -137,7 +155,13 @@ absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& lo
     num_top = std::max(num_top, params.back().num_top_logprobs);
   }
   PAGEDLLM_ASSIGN_OR_RETURN(Tensor gathered, GatherLogitsOnDevice(logits_local));
-  if (comm_->rank() != 0) return absl::OkStatus();
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor token_ids, device_->Allocate(DType::kInt32, {rows}));
+  if (comm_->rank() != 0) {
+    // Rank 0 samples; the others learn its tokens (a placeholder of the next step stands for
+    // them) from the same all-gather, their own rows left unread.
+    PAGEDLLM_RETURN_IF_ERROR(ShareRank0Tokens(host, token_ids).status());
+    return absl::OkStatus();
+  }
 
   std::vector<int32_t> words(params.size() * kernels::kSampleRowParamWords);  // [P, words]
   std::memcpy(words.data(), params.data(), params.size() * sizeof(kernels::SampleRowParams));
@@ -147,7 +171,7 @@ absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& lo
   args.vocab_size = model_->dims().vocab_size;
   PAGEDLLM_ASSIGN_OR_RETURN(
       args.params, device_->FromHost(DType::kInt32, {rows, kernels::kSampleRowParamWords}, words));
-  PAGEDLLM_ASSIGN_OR_RETURN(args.token_ids, device_->Allocate(DType::kInt32, {rows}));
+  args.token_ids = token_ids;
   PAGEDLLM_ASSIGN_OR_RETURN(args.logprobs, device_->Allocate(DType::kFloat32, {rows}));
   if (num_top > 0) {
     PAGEDLLM_ASSIGN_OR_RETURN(args.top_ids, device_->Allocate(DType::kInt32, {rows, num_top}));
@@ -155,7 +179,7 @@ absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& lo
                               device_->Allocate(DType::kFloat32, {rows, num_top}));
   }
   device_->ops().SampleRows(args);
-  const std::vector<int32_t> tokens = device_->ToHost<int32_t>(args.token_ids);
+  PAGEDLLM_ASSIGN_OR_RETURN(const std::vector<int32_t> tokens, ShareRank0Tokens(host, token_ids));
   const std::vector<float> logprobs = device_->ToHost<float>(args.logprobs);
   std::vector<int32_t> top_ids;
   std::vector<float> top_logprobs;
@@ -181,6 +205,24 @@ absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& lo
   return absl::OkStatus();
 }
 
+void ModelRunner::MarkWorkDone() {
+  if (work_done_ == nullptr) work_done_ = device_->Mark().value_or(nullptr);
+}
+
+void ModelRunner::RecordTimeline(std::unique_ptr<kernels::DeviceMark> begun,
+                                 std::unique_ptr<kernels::DeviceMark> ended,
+                                 wv1::StepResult* result) {
+  result->set_device_busy_ns(-1);
+  result->set_device_idle_before_ns(-1);
+  if (begun == nullptr || ended == nullptr) return;
+  result->set_device_busy_ns(device_->NanosBetween(*begun, *ended).value_or(-1));
+  if (last_step_ended_ != nullptr) {
+    result->set_device_idle_before_ns(
+        device_->NanosBetween(*last_step_ended_, *begun).value_or(-1));
+  }
+  last_step_ended_ = std::move(ended);
+}
+
 absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruction& step) {
   const auto start = std::chrono::steady_clock::now();
   HostBatch host;
@@ -188,6 +230,10 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
 
   wv1::StepResult result;
   result.set_step_id(step.step_id());
+  // The device's timeline (rank 0 reports it): where this step's work begins.
+  std::unique_ptr<kernels::DeviceMark> begun;
+  if (comm_->rank() == 0) begun = device_->Mark().value_or(nullptr);
+  work_done_.reset();
   PAGEDLLM_RETURN_IF_ERROR(ApplySwaps(step));
   if (!host.block_copies.empty()) {
     PAGEDLLM_ASSIGN_OR_RETURN(
@@ -218,6 +264,8 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
     } else if (AllGreedy(host)) {
       PAGEDLLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, GreedyTokens(logits_local));
       for (size_t p = 0; p < tokens.size(); ++p) {
+        state_.RecordSampled(host.sample_seq_ids[p], tokens[p]);
+        if (comm_->rank() != 0) continue;
         wv1::SampledToken* out = result.add_tokens();
         out->set_seq_id(host.sample_seq_ids[p]);
         out->set_token_id(tokens[p]);
@@ -226,7 +274,9 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
       PAGEDLLM_RETURN_IF_ERROR(SampleOnDevice(host, logits_local, &result));
     }
   }
+  if (begun != nullptr) MarkWorkDone();
   device_->Synchronize();
+  RecordTimeline(std::move(begun), std::move(work_done_), &result);
   result.set_forward_ns(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count());

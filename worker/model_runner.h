@@ -50,12 +50,24 @@ class ModelRunner {
   // True when every sampled sequence of the step is greedy without logprobs: then the argmax
   // runs on the device and only one id per sequence (and rank) reaches the host.
   bool AllGreedy(const HostBatch& host);
-  // Rank 0: the greedy token of each row of the vocab-parallel logits [P, vocab_local].
+  // Every rank: the greedy token of each row of the vocab-parallel logits [P, vocab_local].
   absl::StatusOr<std::vector<int32_t>> GreedyTokens(const kernels::Tensor& logits_local);
   // Rank 0 samples every row on the device (Ops::SampleRows over the gathered vocab shards);
   // only ids and logprobs reach the host (all ranks gather).
   absl::Status SampleOnDevice(const HostBatch& host, const kernels::Tensor& logits_local,
                               pagedllm::worker::v1::StepResult* result);
+  // Every rank: rank 0's sampled token_ids [P] (the other ranks' tensors are not read), on the
+  // host, each recorded in the state mirror.
+  absl::StatusOr<std::vector<int32_t>> ShareRank0Tokens(const HostBatch& host,
+                                                        const kernels::Tensor& token_ids);
+  // Rank 0: marks where the step's device work ends, before its tokens are read back (the copy
+  // and the host's wait count as idle). The first call of a step counts.
+  void MarkWorkDone();
+  // Sets the result's device_busy_ns (begun to ended) and device_idle_before_ns (the previous
+  // step's end to begun); the marks are reached (after Synchronize). Null marks: unknown (-1).
+  void RecordTimeline(std::unique_ptr<kernels::DeviceMark> begun,
+                      std::unique_ptr<kernels::DeviceMark> ended,
+                      pagedllm::worker::v1::StepResult* result);
 
   kernels::Device* device_;
   parallel::Communicator* comm_;
@@ -64,6 +76,8 @@ class ModelRunner {
   StepState state_;
   std::unique_ptr<DecodeGraphs> graphs_;  // null when steps run eagerly
   std::unique_ptr<KvSwapSpace> swap_space_;
+  std::unique_ptr<kernels::DeviceMark> work_done_;        // rank 0's timeline: this step's end
+  std::unique_ptr<kernels::DeviceMark> last_step_ended_;  // and the step before's
 };
 
 }  // namespace pagedllm::worker

@@ -145,7 +145,18 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
                                                    table.size(), " blocks of ", block_size_));
   }
   for (int32_t i = 0; i < count; ++i) {
-    const int32_t token = seq_step.token_ids(i);
+    int32_t token = seq_step.token_ids(i);
+    if (token == kSampledTokenPlaceholder && i == count - 1) {
+      // Async scheduling: the token this sequence sampled in the step before.
+      const SequenceMirror& mirror = it->second;
+      if (mirror.last_sampled_step != last_step_id_ - 1 || last_step_id_ == 1) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("step ", last_step_id_, ": sequence ", seq_step.seq_id(),
+                         " computes the token it sampled in step ", last_step_id_ - 1,
+                         " (token id -1), but it sampled none there"));
+      }
+      token = mirror.last_sampled_token;
+    }
     if (token < 0 || token >= vocab_size_) {
       return absl::InvalidArgumentError(absl::StrCat("sequence ", seq_step.seq_id(), ": token id ",
                                                      token, " outside [0, ", vocab_size_, ")"));
@@ -180,6 +191,13 @@ int StepState::num_tables() const {
   int n = 0;
   for (const auto& [seq_id, mirror] : sequences_) n += mirror.has_table;
   return n;
+}
+
+void StepState::RecordSampled(uint64_t seq_id, int32_t token_id) {
+  auto it = sequences_.find(seq_id);
+  if (it == sequences_.end()) return;
+  it->second.last_sampled_token = token_id;
+  it->second.last_sampled_step = last_step_id_;
 }
 
 kernels::SampleRowParams StepState::NextSampleParams(uint64_t seq_id) {

@@ -2,7 +2,9 @@
 // on fork, dropped on preemption, reset when a sequence comes back, entries replaced by
 // copy-on-write) and each sequence's sampling state (parameters, seed and draw counter: seeded
 // sampling is reproducible). Applying a StepInstruction updates the mirror and yields the step's
-// flat host-side batch. Not thread safe; used by the step thread.
+// flat host-side batch. A step's last token of a sequence may be the placeholder for the token
+// that sequence sampled in the step before (async scheduling): it is filled in here. Not thread
+// safe; used by the step thread.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include "common/sampling_params.h"
 #include "kernels/sampling_params.h"
 #include "pagedllm/worker/v1/worker.pb.h"
+#include "proto/worker_protocol.h"
 
 namespace pagedllm::worker {
 
@@ -45,6 +48,10 @@ class StepState {
   // out of range, bad sampling parameters) is FAILED_PRECONDITION / INVALID_ARGUMENT naming it.
   absl::Status Apply(const pagedllm::worker::v1::StepInstruction& step, HostBatch* batch);
 
+  // The token the sequence sampled in the step just applied: a placeholder token
+  // (kSampledTokenPlaceholder) of the next step stands for it. Every rank records it.
+  void RecordSampled(uint64_t seq_id, int32_t token_id);
+
   // The sampling parameters the sequence arrived with.
   const SamplingParams& sampling(uint64_t seq_id) const;
   // The sequence's block table as the mirror holds it (empty when unknown or dropped).
@@ -64,6 +71,8 @@ class StepState {
     bool has_table = false;  // false after preemption, until the table is reset
     SamplingParams sampling;
     uint64_t num_draws = 0;  // tokens sampled so far (the device sampler's Philox counter)
+    int32_t last_sampled_token = 0;
+    uint64_t last_sampled_step = 0;  // the step that sampled it (0: none yet)
   };
 
   absl::Status AddSequence(uint64_t seq_id, const pagedllm::worker::v1::SamplingConfig& sampling,

@@ -150,17 +150,20 @@ void Engine::Loop() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       const auto has_work = [&] {
-        return stop_ || !inbox_.empty() || (scheduler_->has_unfinished() && !paused);
+        return stop_ || !inbox_.empty() || ahead_.has_value() ||
+               (scheduler_->has_unfinished() && !paused);
       };
       if (paused) {
         wake_.wait_for(lock, std::chrono::milliseconds(50), has_work);  // look at health again
       } else {
+        if (!has_work()) engine_was_idle_ = true;
         wake_.wait(lock, has_work);
       }
       if (stop_) break;
       std::swap(inbox, inbox_);
     }
     if (inbox.reconfiguration.has_value()) {
+      ahead_.reset();  // its workers are gone; Rebuild fails its requests with the others
       Rebuild(*inbox.reconfiguration);
       SendChunks();  // the failures are on their way before Reconfigure returns
       std::lock_guard<std::mutex> lock(mutex_);
@@ -179,8 +182,9 @@ void Engine::Loop() {
     const absl::Status health = executor_->health();
     paused = !health.ok();
     if (paused) {
+      if (ahead_.has_value()) FinishAhead();
       FailStarted(health);
-    } else if (scheduler_->has_unfinished()) {
+    } else if (scheduler_->has_unfinished() || ahead_.has_value()) {
       RunOneStep();
     }
     SendChunks();  // failures (a step's own chunks went as soon as it was handled)
@@ -310,7 +314,7 @@ FinishReason Engine::FinishOf(const RequestSpec& spec, int32_t token_id,
 
 void Engine::RunOneStep() {
   const Clock::time_point schedule_started = Clock::now();
-  const SchedulerOutput output = scheduler_->Schedule();
+  SchedulerOutput output = scheduler_->Schedule();
   loop_times_.schedule_ns += Nanoseconds(Clock::now() - schedule_started);
   for (const auto& [group_id, status] : output.failed_groups) {
     auto it = live_.find(group_id);
@@ -323,23 +327,53 @@ void Engine::RunOneStep() {
   if (output.step_id == 0) {
     // Nothing fits now (a finish or an abort will free room); every output must be acknowledged.
     scheduler_->OnStepDone(output, {});
+    if (ahead_.has_value()) {
+      FinishAhead();
+      return;
+    }
     if (!output.failed_groups.empty()) return;
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait_for(lock, std::chrono::milliseconds(5));  // do not spin while nothing can run
     return;
   }
 
-  const Clock::time_point started = Clock::now();
-  NoteScheduled(output, started);
-  absl::StatusOr<StepOutcome> outcome = executor_->Execute(output);
+  const Clock::time_point sent = Clock::now();
+  NoteScheduled(output, sent);
+  const absl::Status sent_status = executor_->Send(output);  // a failure comes from Receive too
+  // This step is on its way: now the tokens of the one before it. When that failed, the workers
+  // did (the executor's failures last until they are replaced), and this step fails too.
+  if (ahead_.has_value() && !FinishAhead()) {
+    FinishStep(output, sent, executor_->Receive(output.step_id));
+    return;
+  }
+  if (sent_status.ok() && scheduler_->config().async_scheduling &&
+      scheduler_->CanRunAhead(output)) {
+    scheduler_->RunAhead(output);
+    ahead_ = Ahead{std::move(output), sent};
+    return;
+  }
+  FinishStep(output, sent, executor_->Receive(output.step_id));
+}
+
+bool Engine::FinishAhead() {
+  Ahead ahead = std::move(*ahead_);
+  ahead_.reset();
+  return FinishStep(ahead.output, ahead.sent, executor_->Receive(ahead.output.step_id));
+}
+
+bool Engine::FinishStep(const SchedulerOutput& output, Clock::time_point sent,
+                        absl::StatusOr<StepOutcome> outcome) {
   const Clock::time_point ended = Clock::now();
+  // The step's own time: from when it was sent, or, sent ahead, from the outcome before it.
+  const Clock::time_point started = std::max(sent, last_outcome_);
+  last_outcome_ = ended;
   const uint64_t step_ns = Nanoseconds(ended - started);
   if (!outcome.ok()) {
     // Every sequence of the step is started, so it is finished here and the acknowledgement
     // skips it; requests still waiting stay for the workers that replace these.
     FailStarted(outcome.status());
     scheduler_->OnStepDone(output, {});
-    return;
+    return false;
   }
   // Each sampled token's sequence, looked up once (null: finished while the step ran). Beam
   // searches choose their tokens themselves, after the step.
@@ -353,11 +387,13 @@ void Engine::RunOneStep() {
       tokens[token.seq_id] = token.token_id;
     }
   }
+  const bool was_ahead = scheduler_->step_ahead() == output.step_id;
   scheduler_->OnStepDone(output, tokens);  // forks may add sequences; none goes away
   const bool decode = output.num_scheduled_tokens == static_cast<int>(output.scheduled.size());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;
+    stats_.num_steps_ahead += was_ahead;
     stats_.tokens_computed += output.num_scheduled_tokens;
     stats_.tokens_generated += outcome->tokens.size();
     if (decode) {
@@ -369,7 +405,12 @@ void Engine::RunOneStep() {
       stats_.prefill_step_ns_total += step_ns;
       stats_.prefill_forward_ns_total += outcome->forward_ns;
     }
+    if (outcome->device_busy_ns >= 0) stats_.device_busy_ns_total += outcome->device_busy_ns;
+    if (outcome->device_idle_before_ns >= 0 && !engine_was_idle_) {
+      stats_.device_idle_ns_total += outcome->device_idle_before_ns;
+    }
   }
+  engine_was_idle_ = false;
   if (observer_ != nullptr) {
     observer_->OnStep({Seconds(ended - started), output.num_scheduled_tokens, decode});
   }
@@ -380,6 +421,7 @@ void Engine::RunOneStep() {
   loop_times_.output_ns += Nanoseconds(handled - applied);
   SendChunks();
   loop_times_.push_ns += Nanoseconds(Clock::now() - handled);
+  return true;
 }
 
 void Engine::Emit(const std::shared_ptr<RequestHandle>& handle, GenerationChunk chunk) {

@@ -9,6 +9,12 @@
 // ChunkCourier, whose thread pushes them (and so runs the handles' listeners) while the loop goes
 // on to the next step; each handle gets its chunks in order.
 //
+// Async scheduling (SchedulerConfig::async_scheduling): where the scheduler allows it
+// (Scheduler::CanRunAhead), the loop sends step t + 1 before it has step t's tokens, so the
+// workers find it waiting when t ends; t's tokens then fill the placeholders t + 1 was sent with
+// (the workers fill theirs from what they sampled). Stop checks run one step late: a sequence
+// that stopped at t computes one more token, which is dropped.
+//
 // While the executor is unhealthy (a worker lost or hung) no step runs: the requests the workers
 // had started fail with the executor's status at once; the others wait. Reconfigure() then takes
 // the replacement workers (a supervised restart): a new scheduler for their KV cache, and the
@@ -65,6 +71,12 @@ struct EngineStats {
   uint64_t prefill_step_ns_total = 0;
   uint64_t prefill_forward_ns_total = 0;
   uint64_t num_reconfigurations = 0;  // worker restarts taken (Reconfigure)
+  // Async scheduling: steps sent before the outcome of the step before them had come back.
+  uint64_t num_steps_ahead = 0;
+  // Rank 0's device clock over the steps: its work on them, and its idle time between
+  // consecutive steps (not counting the first step after the engine had nothing to do).
+  uint64_t device_busy_ns_total = 0;
+  uint64_t device_idle_ns_total = 0;
   // The loop thread's own time on the steps (all of them), besides the executor's: the
   // coordinator's CPU cost per step that the workers wait for (tools/engine_step_bench).
   uint64_t schedule_ns_total = 0;  // Scheduler::Schedule
@@ -156,6 +168,11 @@ class Engine {
   void AbortRequest(const std::string& key);
   void FinishChoiceNow(const std::string& key, int choice_index);
   void RunOneStep();
+  // Receives the outcome of the step that ran ahead and handles it; false when it failed.
+  bool FinishAhead();
+  // Handles a step's outcome (sent at `sent`); false when it failed.
+  bool FinishStep(const SchedulerOutput& output, Clock::time_point sent,
+                  absl::StatusOr<StepOutcome> outcome);
   // tokens[i] was sampled for sequences[i] (null when it finished while the step ran).
   // They came back at token_time from step step_id.
   void HandleSampled(const std::vector<SampledTokenOut>& tokens,
@@ -210,6 +227,15 @@ class Engine {
     uint64_t schedule_ns = 0, apply_ns = 0, output_ns = 0, push_ns = 0;
   };
   LoopTimes loop_times_;
+  // Async scheduling: the step sent and run ahead in the scheduler (Scheduler::RunAhead) whose
+  // outcome is handled after the next step is sent.
+  struct Ahead {
+    SchedulerOutput output;
+    Clock::time_point sent;
+  };
+  std::optional<Ahead> ahead_;
+  Clock::time_point last_outcome_;  // when the latest step's outcome came back
+  bool engine_was_idle_ = true;     // it waited for work since the latest step
   // The chunks made since the last SendChunks, in order; the courier is closed by Stop, once the
   // loop has ended.
   ChunkCourier::Batch outbox_;

@@ -265,6 +265,9 @@ void GenerationService::FillStats(v1::ServerStats* response) const {
   response->set_prefill_step_ns_total(stats.prefill_step_ns_total);
   response->set_prefill_forward_ns_total(stats.prefill_forward_ns_total);
   response->set_num_worker_restarts(stats.num_reconfigurations);
+  response->set_num_steps_ahead(stats.num_steps_ahead);
+  response->set_device_busy_ns_total(stats.device_busy_ns_total);
+  response->set_device_idle_ns_total(stats.device_idle_ns_total);
 }
 
 }  // namespace pagedllm::coordinator

@@ -152,6 +152,11 @@ Scheduler::Plan Scheduler::PlanRunningGroup(const SequenceGroup& group, int budg
   for (Sequence* seq : group.seqs) {
     const int uncomputed = seq->num_uncomputed_tokens();
     if (uncomputed <= 0) continue;
+    // Its step ran ahead with its last token: it is done, once the caller sees that token.
+    if (seq->num_generated_tokens() >= group.max_tokens &&
+        seq->token_ids.back() == kPendingTokenId) {
+      continue;
+    }
     const int count = std::min(uncomputed, budget - total);
     if (count <= 0) break;
     plan.push_back({seq, count});
@@ -523,8 +528,59 @@ void Scheduler::RegisterComputedBlocks(Sequence* seq) {
   }
 }
 
+bool Scheduler::CanRunAhead(const SchedulerOutput& output) const {
+  if (output.step_id == 0 || ahead_step_id_ != 0) return false;
+  for (const ScheduledSequence& scheduled : output.scheduled) {
+    const Sequence* seq = GetSequence(scheduled.seq_id);
+    if (seq != nullptr && (seq->group->beam_search || seq->group->fork_at >= 0)) return false;
+  }
+  return true;
+}
+
+void Scheduler::RunAhead(const SchedulerOutput& output) {
+  PAGEDLLM_CHECK(step_in_flight_ && output.step_id != 0 && output.step_id == last_step_id_ &&
+                     CanRunAhead(output),
+                 "RunAhead of step ", output.step_id, " (last scheduled ", last_step_id_,
+                 ", step ahead ", ahead_step_id_, ")");
+  for (const ScheduledSequence& scheduled : output.scheduled) {
+    Sequence* seq = GetSequence(scheduled.seq_id);
+    if (seq == nullptr) continue;  // finished since Schedule()
+    seq->num_computed_tokens = scheduled.end;
+    if (scheduled.sample) AppendTokenTo(seq, kPendingTokenId);
+  }
+  ahead_step_id_ = output.step_id;
+  step_in_flight_ = false;
+}
+
+void Scheduler::ResolveAhead(const SchedulerOutput& output,
+                             const absl::flat_hash_map<uint64_t, int32_t>& sampled) {
+  for (const ScheduledSequence& scheduled : output.scheduled) {
+    Sequence* seq = GetSequence(scheduled.seq_id);
+    if (seq == nullptr) continue;  // finished while the step ran
+    if (scheduled.sample) {
+      auto token = sampled.find(seq->seq_id);
+      PAGEDLLM_CHECK(token != sampled.end() && scheduled.end < seq->num_tokens() &&
+                         seq->token_ids[scheduled.end] == kPendingTokenId,
+                     "step ", output.step_id, " ran ahead but sequence ", seq->seq_id,
+                     " has no token for its placeholder at ", scheduled.end);
+      seq->token_ids[scheduled.end] = token->second;
+    }
+    // A sequence preempted meanwhile holds no blocks to offer (or holds them on the host).
+    if (config_.enable_prefix_caching && seq->status == SequenceStatus::kRunning) {
+      RegisterComputedBlocks(seq);
+    }
+  }
+  ahead_step_id_ = 0;
+}
+
 void Scheduler::OnStepDone(const SchedulerOutput& output,
                            const absl::flat_hash_map<uint64_t, int32_t>& sampled) {
+  if (output.step_id != 0 && output.step_id == ahead_step_id_) {
+    ResolveAhead(output, sampled);
+    return;
+  }
+  PAGEDLLM_CHECK(ahead_step_id_ == 0 || output.step_id == 0, "OnStepDone of step ", output.step_id,
+                 " before that of step ", ahead_step_id_, ", which ran ahead");
   PAGEDLLM_CHECK(step_in_flight_ && (output.step_id == 0 || output.step_id == last_step_id_),
                  "OnStepDone of step ", output.step_id, " but the step in flight is ",
                  step_in_flight_ ? absl::StrCat(last_step_id_) : "none");
@@ -721,6 +777,9 @@ void Scheduler::CheckInvariants() const {
             seq->num_computed_tokens >= 0 && seq->num_computed_tokens <= seq->compute_end(),
             "sequence ", seq->seq_id, " has ", seq->num_computed_tokens,
             " computed tokens, computing ends at ", seq->compute_end());
+        PAGEDLLM_CHECK(ahead_step_id_ != 0 || seq->token_ids.empty() ||
+                           seq->token_ids.back() != kPendingTokenId,
+                       "sequence ", seq->seq_id, " awaits a token, but no step is ahead");
         const bool has_table = block_manager_.HasTable(seq->seq_id);
         device_tables += has_table;
         swapped_tables += block_manager_.IsSwapped(seq->seq_id);

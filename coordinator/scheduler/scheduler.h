@@ -37,6 +37,9 @@ struct SchedulerConfig {
   bool enable_prefix_caching = true;
   bool measure_kv_usage = false;  // SchedulerCounters' KV slot sums (costs a walk of the tables)
   PreemptionMode preemption_mode = PreemptionMode::kAuto;
+  // The engine sends a step before the tokens of the one before it are back, where
+  // CanRunAhead allows (async scheduling).
+  bool async_scheduling = true;
   BlockManagerConfig blocks;
 };
 
@@ -151,7 +154,11 @@ struct SchedulerCounters {
 // conditions and beam pruning are the caller's (FinishSequence, ForkSequence, AppendToken).
 //
 // Calls alternate: Schedule, OnStepDone, Schedule, ... (every output, even an empty one,
-// is acknowledged). AddGroup, Finish* may come at any time; a sequence finished while its step
+// is acknowledged). Async scheduling adds one more order: Schedule (step t), RunAhead(t),
+// Schedule (t + 1), OnStepDone(t), then RunAhead(t + 1) or OnStepDone(t + 1), ...: step t
+// counts as computed as soon as it is sent, with a placeholder (kPendingTokenId) for each token
+// it samples, so that step t + 1 is on its way while t runs; OnStepDone(t) then fills the
+// placeholders in. AddGroup, Finish* may come at any time; a sequence finished while its step
 // is in flight is skipped by OnStepDone. ForkSequence and AppendToken come between OnStepDone
 // and the next Schedule.
 //
@@ -196,6 +203,18 @@ class Scheduler {
   // sample_index >= 0 makes the child that sample of its group (its own seed); otherwise it
   // samples as its parent does (beams).
   uint64_t ForkSequence(uint64_t parent_seq_id, int sample_index = -1);
+  // Async scheduling. True when the next step may be scheduled before this one's tokens are
+  // back: no step is ahead already, and none of its groups is a beam search (its beams are
+  // chosen from the tokens) or has yet to fork (n > 1).
+  bool CanRunAhead(const SchedulerOutput& output) const;
+  // The step just scheduled (and sent) counts as done but for its tokens: its sequences'
+  // num_computed_tokens advance and each sampling one gets a kPendingTokenId token, which
+  // OnStepDone(output, sampled) replaces. Schedule() may then run again. Requires
+  // CanRunAhead(output). Sequences finished since Schedule() are skipped.
+  void RunAhead(const SchedulerOutput& output);
+  // The step that ran ahead and awaits its tokens (0: none).
+  uint64_t step_ahead() const { return ahead_step_id_; }
+
   // Appends a generated token to a sequence whose tokens are all computed.
   void AppendToken(uint64_t seq_id, int32_t token_id);
 
@@ -253,6 +272,9 @@ class Scheduler {
   void UpdateBlockHashes(Sequence* seq);
   void MeasureKvUsage(const SchedulerOutput& output);
   void RegisterComputedBlocks(Sequence* seq);
+  // OnStepDone of the step that ran ahead: its placeholders get their tokens.
+  void ResolveAhead(const SchedulerOutput& output,
+                    const absl::flat_hash_map<uint64_t, int32_t>& sampled);
   void ForkSamples(SequenceGroup* group);
   void InsertRunning(SequenceGroup* group);
   void RemoveFromQueue(SequenceGroup* group);
@@ -272,6 +294,7 @@ class Scheduler {
   uint64_t next_group_id_ = 1;
   uint64_t last_step_id_ = 0;
   bool step_in_flight_ = false;
+  uint64_t ahead_step_id_ = 0;  // RunAhead's step until its OnStepDone
   SchedulerCounters counters_;
 };
 

@@ -10,6 +10,10 @@
 
 namespace pagedllm::coordinator {
 
+// A sampled token the caller has not received yet: with async scheduling (Scheduler::RunAhead)
+// the next step is scheduled before the tokens of the step before it are back.
+inline constexpr int32_t kPendingTokenId = -1;
+
 enum class SequenceStatus {
   kWaiting,          // queued, not yet admitted (holds no blocks)
   kRunning,          // admitted: holds blocks, gets tokens each step

@@ -1,7 +1,10 @@
 #include "coordinator/worker_link/grpc_step_executor.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "proto/worker_protocol.h"
 
 namespace pagedllm::coordinator {
 
@@ -63,6 +66,7 @@ void EncodeStep(const SchedulerOutput& step, wv1::StepInstruction* encoded_step)
   }
   out.mutable_sequences()->Reserve(static_cast<int>(step.scheduled.size()));
   for (const ScheduledSequence& scheduled : step.scheduled) {
+    static_assert(kPendingTokenId == kSampledTokenPlaceholder);
     wv1::SequenceStep* encoded = out.add_sequences();
     encoded->set_seq_id(scheduled.seq_id);
     encoded->mutable_token_ids()->Add(scheduled.token_ids.begin(), scheduled.token_ids.end());
@@ -82,6 +86,8 @@ void EncodeStep(const SchedulerOutput& step, wv1::StepInstruction* encoded_step)
 StepOutcome DecodeStepResult(const wv1::StepResult& result) {
   StepOutcome outcome;
   outcome.forward_ns = result.forward_ns();
+  outcome.device_busy_ns = result.device_busy_ns();
+  outcome.device_idle_before_ns = result.device_idle_before_ns();
   std::vector<SampledTokenOut>& tokens = outcome.tokens;
   tokens.reserve(result.tokens_size());
   for (const wv1::SampledToken& token : result.tokens()) {
@@ -97,13 +103,28 @@ StepOutcome DecodeStepResult(const wv1::StepResult& result) {
   return outcome;
 }
 
-absl::StatusOr<StepOutcome> GrpcStepExecutor::Execute(const SchedulerOutput& step) {
-  const absl::Time started = absl::Now();
+absl::Status GrpcStepExecutor::Send(const SchedulerOutput& step) {
   EncodeStep(step, message_.mutable_step());
-  PAGEDLLM_ASSIGN_OR_RETURN(wv1::StepResult result,
-                            hub_->RunStep(message_, deadline_.For(step.num_scheduled_tokens)));
-  deadline_.Observe(step.num_scheduled_tokens, absl::Now() - started);
-  return DecodeStepResult(result);
+  in_flight_.push_back({step.step_id, step.num_scheduled_tokens, absl::Now()});
+  return hub_->SendStep(message_);
+}
+
+absl::StatusOr<StepOutcome> GrpcStepExecutor::Receive(uint64_t step_id) {
+  while (!in_flight_.empty() && in_flight_.front().step_id != step_id) in_flight_.pop_front();
+  if (in_flight_.empty()) {
+    return absl::InternalError(absl::StrCat("step ", step_id, " was not sent"));
+  }
+  const Sent sent = in_flight_.front();
+  in_flight_.pop_front();
+  // The workers start a step once the one before it is done: with a step sent ahead, the
+  // deadline counts from the previous result.
+  const absl::Time started = std::max(sent.sent, last_received_);
+  absl::StatusOr<wv1::StepResult> result =
+      hub_->AwaitResult(step_id, deadline_.For(sent.num_tokens) + (started - sent.sent));
+  last_received_ = absl::Now();
+  if (!result.ok()) return result.status();
+  deadline_.Observe(sent.num_tokens, last_received_ - started);
+  return DecodeStepResult(*result);
 }
 
 }  // namespace pagedllm::coordinator

@@ -1,7 +1,10 @@
 // StepExecutor over the workers' gRPC control streams: encodes a SchedulerOutput as a
 // StepInstruction (the one place that does), sends it through the WorkerHub and decodes rank 0's
-// tokens. Each step waits for as long as its StepDeadline allows.
+// tokens. Each step waits for as long as its StepDeadline allows, counted from when the workers
+// could start it (sent, and the step before it received).
 #pragma once
+
+#include <deque>
 
 #include "absl/time/time.h"
 #include "coordinator/engine/step_executor.h"
@@ -24,13 +27,22 @@ class GrpcStepExecutor final : public StepExecutor {
   GrpcStepExecutor(WorkerHub* hub, absl::Duration step_timeout)
       : hub_(hub), deadline_(step_timeout) {}
 
-  absl::StatusOr<StepOutcome> Execute(const SchedulerOutput& step) override;
+  absl::Status Send(const SchedulerOutput& step) override;
+  absl::StatusOr<StepOutcome> Receive(uint64_t step_id) override;
   absl::Status health() const override { return hub_->health(); }
 
  private:
+  struct Sent {
+    uint64_t step_id = 0;
+    int num_tokens = 0;
+    absl::Time sent;
+  };
   WorkerHub* hub_;
-  StepDeadline deadline_;                             // used by the engine thread only
-  pagedllm::worker::v1::CoordinatorMessage message_;  // the step being sent; the engine thread's
+  // The engine thread's: the deadlines, the steps in flight and the message being sent.
+  StepDeadline deadline_;
+  std::deque<Sent> in_flight_;
+  absl::Time last_received_ = absl::InfinitePast();
+  pagedllm::worker::v1::CoordinatorMessage message_;
 };
 
 }  // namespace pagedllm::coordinator

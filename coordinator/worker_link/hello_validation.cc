@@ -51,8 +51,8 @@ absl::Status CheckHandshake(const wv1::WorkerHello& hello, const std::string& pe
                 peer_address) == expected.allowed_addresses.end()) {
     return absl::PermissionDeniedError(absl::StrCat(
         worker, " connected from ", peer_address, ", which is not a host of this job (",
-        expected.hostfile, " and --advertise_host: ",
-        absl::StrJoin(expected.allowed_addresses, ", "), ")"));
+        expected.hostfile,
+        " and --advertise_host: ", absl::StrJoin(expected.allowed_addresses, ", "), ")"));
   }
   if (!expected.build_version.empty() && hello.build_version() != expected.build_version) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -62,11 +62,11 @@ absl::Status CheckHandshake(const wv1::WorkerHello& hello, const std::string& pe
   if (expected.protocol_revision != 0 &&
       (hello.protocol_revision() != expected.protocol_revision ||
        hello.protocol_fingerprint() != expected.protocol_fingerprint)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        worker, " speaks worker protocol revision ", hello.protocol_revision(), " (schema ",
-        Hex(hello.protocol_fingerprint()), "), the coordinator revision ",
-        expected.protocol_revision, " (schema ", Hex(expected.protocol_fingerprint),
-        "): run one build of pagedllm on every node"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(worker, " speaks worker protocol revision ", hello.protocol_revision(),
+                     " (schema ", Hex(hello.protocol_fingerprint()), "), the coordinator revision ",
+                     expected.protocol_revision, " (schema ", Hex(expected.protocol_fingerprint),
+                     "): run one build of pagedllm on every node"));
   }
   if (expected.model_config_hash.has_value() &&
       hello.model_config_hash() != *expected.model_config_hash) {

@@ -20,9 +20,9 @@ namespace pagedllm::coordinator {
 // What every hello must match besides the secret. Fields left empty are not checked (a hub tested
 // alone).
 struct HandshakeExpectations {
-  std::string build_version;          // BuildVersion()
-  int32_t protocol_revision = 0;      // WorkerProtocolRevision()
-  uint64_t protocol_fingerprint = 0;  // WorkerProtocolFingerprint()
+  std::string build_version;                  // BuildVersion()
+  int32_t protocol_revision = 0;              // WorkerProtocolRevision()
+  uint64_t protocol_fingerprint = 0;          // WorkerProtocolFingerprint()
   std::optional<uint64_t> model_config_hash;  // of the coordinator's --model config.json
   std::string model_config_path;              // that file, for messages
   // Addresses workers may connect from (numeric, see WorkerAddressesOf); loopback is always
@@ -52,8 +52,7 @@ std::string DescribeWorker(const pagedllm::worker::v1::WorkerHello& hello,
 // ones; FAILED_PRECONDITION naming the host and the field when the build, the protocol or the
 // model's config.json differs from the coordinator's.
 absl::Status CheckHandshake(const pagedllm::worker::v1::WorkerHello& hello,
-                            const std::string& peer_address,
-                            const HandshakeExpectations& expected);
+                            const std::string& peer_address, const HandshakeExpectations& expected);
 
 // OK when `hello` can belong to a cluster of world_size workers: rank in range, sane KV cache
 // sizes, a model with a vocabulary and positions. INVALID_ARGUMENT naming the field otherwise.

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/constant_time.h"
 #include "common/logging.h"
+#include "common/status.h"
 #include "coordinator/worker_link/hello_validation.h"
 
 namespace pagedllm::coordinator {
@@ -55,8 +56,8 @@ grpc::Status WorkerHub::Connect(grpc::ServerContext* context, Stream* stream) {
     workers_[rank].hello = hello;
     workers_[rank].peer_address = peer;
     workers_[rank].last_heartbeat = std::chrono::steady_clock::now();
-    PAGEDLLM_LOG(INFO) << "worker rank " << rank << " connected from " << hello.hostname()
-                       << " (" << peer << ") pid " << hello.pid() << " device " << hello.device();
+    PAGEDLLM_LOG(INFO) << "worker rank " << rank << " connected from " << hello.hostname() << " ("
+                       << peer << ") pid " << hello.pid() << " device " << hello.device();
     changed_.notify_all();
   }
 
@@ -193,6 +194,11 @@ bool WorkerHub::Write(int rank, const wv1::CoordinatorMessage& message) {
 
 absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::CoordinatorMessage& message,
                                                    absl::Duration timeout) {
+  PAGEDLLM_RETURN_IF_ERROR(SendStep(message));
+  return AwaitResult(message.step().step_id(), timeout);
+}
+
+absl::Status WorkerHub::SendStep(const wv1::CoordinatorMessage& message) {
   const uint64_t step_id = message.step().step_id();
   {
     absl::Status status = health();
@@ -204,6 +210,10 @@ absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::CoordinatorMessage
       return health();
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<wv1::StepResult> WorkerHub::AwaitResult(uint64_t step_id, absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   // A silent rank is found by the supervisor's heartbeat checks (Fail wakes this wait); what is
   // left for the deadline is a rank stuck inside the step with its heartbeats going.

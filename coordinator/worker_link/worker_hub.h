@@ -44,8 +44,13 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   // FAILED_PRECONDITION when the ranks disagree (world size, block count).
   absl::StatusOr<pagedllm::worker::v1::WorkerHello> WaitForWorkers(absl::Duration timeout);
 
-  // Sends `message` (its step) to every worker and waits for rank 0's result. The caller keeps
-  // the message, to encode the next step into it without allocating (GrpcStepExecutor).
+  // Sends `message` (its step) to every worker, without waiting for the result. The caller
+  // keeps the message, to encode the next step into it without allocating (GrpcStepExecutor).
+  absl::Status SendStep(const pagedllm::worker::v1::CoordinatorMessage& message);
+  // Waits up to `timeout` for rank 0's result of a step sent.
+  absl::StatusOr<pagedllm::worker::v1::StepResult> AwaitResult(uint64_t step_id,
+                                                               absl::Duration timeout);
+  // SendStep, then AwaitResult.
   absl::StatusOr<pagedllm::worker::v1::StepResult> RunStep(
       const pagedllm::worker::v1::CoordinatorMessage& message, absl::Duration timeout);
 
@@ -92,7 +97,7 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   bool Write(int rank, const pagedllm::worker::v1::CoordinatorMessage& message);
 
   const int world_size_;
-  std::string secret_;  // guarded by mutex_
+  std::string secret_;               // guarded by mutex_
   HandshakeExpectations handshake_;  // guarded by mutex_
   mutable std::mutex mutex_;
   std::condition_variable changed_;

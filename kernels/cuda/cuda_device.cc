@@ -226,6 +226,37 @@ void CudaDevice::CopyPinnedHostToDevice(void* dst, const void* src, size_t bytes
 
 void CudaDevice::Synchronize() { PAGEDLLM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+namespace {
+
+class EventMark final : public DeviceMark {
+ public:
+  ~EventMark() override {
+    if (event != nullptr) cudaEventDestroy(event);
+  }
+  cudaEvent_t event = nullptr;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DeviceMark>> CudaDevice::Mark() {
+  auto mark = std::make_unique<EventMark>();
+  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventCreate(&mark->event));
+  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventRecord(mark->event, stream_));
+  return mark;
+}
+
+absl::StatusOr<int64_t> CudaDevice::NanosBetween(const DeviceMark& from, const DeviceMark& to) {
+  const auto* first = dynamic_cast<const EventMark*>(&from);
+  const auto* second = dynamic_cast<const EventMark*>(&to);
+  if (first == nullptr || second == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NanosBetween: marks not made by ", name_, "'s Mark()"));
+  }
+  float ms = 0.0f;
+  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, first->event, second->event));
+  return static_cast<int64_t>(static_cast<double>(ms) * 1e6);
+}
+
 Ops& CudaDevice::ops() { return *ops_; }
 
 absl::StatusOr<std::unique_ptr<Device>> MakeCudaDevice(int ordinal) {

@@ -50,6 +50,9 @@ class CudaDevice final : public Device {
   // cudaMemcpyAsync on the stream, straight from `src` (no staging).
   void CopyPinnedHostToDevice(void* dst, const void* src, size_t bytes) override;
   void Synchronize() override;
+  // cudaEvent marks (with timing), recorded on the stream.
+  absl::StatusOr<std::unique_ptr<DeviceMark>> Mark() override;
+  absl::StatusOr<int64_t> NanosBetween(const DeviceMark& from, const DeviceMark& to) override;
 
   Ops& ops() override;
   void* native_stream() const override { return stream_; }

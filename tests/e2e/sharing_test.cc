@@ -135,7 +135,9 @@ TEST(SharingTest, ParallelSamplesFollowTheirDocumentedSeeds) {
         const ChoiceOutcome& got = parallel.choices.at(i);
         const ChoiceOutcome& want = lone[i].choices.at(0);
         EXPECT_EQ(got.token_ids, want.token_ids) << "choice " << i;
-        EXPECT_EQ(got.num_chunks, kTokens) << "choice " << i << " did not stream";
+        // Streamed: its tokens came over several responses (the frontend sends tokens that
+        // arrive while a response is being written together, so not always one each).
+        EXPECT_GT(got.num_chunks, 1) << "choice " << i << " did not stream";
         ASSERT_TRUE(got.has_cumulative);
         EXPECT_NEAR(got.cumulative_logprob, SumOf(got.logprobs), 1e-4);
         EXPECT_NEAR(got.cumulative_logprob, want.cumulative_logprob, 1e-4);

@@ -189,5 +189,36 @@ TEST_F(StepStateTest, RefusesWhatDoesNotFit) {
   EXPECT_THAT(Apply(step).message(), HasSubstr("block copy -1 -> 2 is outside [0, 16)"));
 }
 
+TEST_F(StepStateTest, PlaceholderIsTheTokenSampledInTheStepBefore) {
+  StartSequenceOne();  // step 1 samples after position 5
+  state_.RecordSampled(1, 42);
+  wv1::StepInstruction step = Next();
+  AddStep(&step, 1, 6, {kSampledTokenPlaceholder}, {}, false, true);
+  ASSERT_TRUE(Apply(step).ok());
+  EXPECT_THAT(batch_.token_ids, ElementsAre(42));
+  EXPECT_THAT(batch_.positions, ElementsAre(6));
+  EXPECT_THAT(batch_.slot_mapping, ElementsAre(5 * kBlockSize + 2));
+
+  // Nothing was recorded for step 2: step 3 cannot stand for it.
+  step = Next();
+  AddStep(&step, 1, 7, {kSampledTokenPlaceholder}, {}, false, true);
+  EXPECT_THAT(Apply(step).message(),
+              HasSubstr("sequence 1 computes the token it sampled in step 2 (token id -1), but it "
+                        "sampled none there"));
+
+  // A token recorded two steps back is stale.
+  state_.RecordSampled(1, 43);      // for step 3
+  ASSERT_TRUE(Apply(Next()).ok());  // step 4: nothing for sequence 1
+  step = Next();                    // step 5
+  AddStep(&step, 1, 7, {kSampledTokenPlaceholder}, {}, false, true);
+  EXPECT_THAT(Apply(step).message(), HasSubstr("in step 4 (token id -1)"));
+
+  // Only the last token may be one.
+  state_.RecordSampled(1, 44);  // for step 5
+  step = Next();
+  AddStep(&step, 1, 7, {kSampledTokenPlaceholder, 5}, {9}, false, true);
+  EXPECT_THAT(Apply(step).message(), HasSubstr("token id -1 outside [0, 100)"));
+}
+
 }  // namespace
 }  // namespace pagedllm::worker

@@ -66,6 +66,13 @@ EngineDelta DiffStats(const v1::ServerStats& before, const v1::ServerStats& afte
       after.num_prefix_cache_hit_tokens() - before.num_prefix_cache_hit_tokens();
   engine.swapped_out = after.num_swapped_out() - before.num_swapped_out();
   engine.swapped_in = after.num_swapped_in() - before.num_swapped_in();
+  engine.steps_ahead = after.num_steps_ahead() - before.num_steps_ahead();
+  const double busy_ns =
+      static_cast<double>(after.device_busy_ns_total() - before.device_busy_ns_total());
+  const double idle_ns =
+      static_cast<double>(after.device_idle_ns_total() - before.device_idle_ns_total());
+  engine.device_busy_ms = 1e-6 * busy_ns;
+  if (busy_ns > 0) engine.device_idle_pct = 100.0 * idle_ns / (busy_ns + idle_ns);
   return engine;
 }
 
@@ -77,6 +84,13 @@ void PrintEngine(const EngineDelta& engine, const v1::ServerStats& after, double
   if (engine.worker_restarts > 0) {
     std::printf("workers restarted %lu times during the run\n",
                 static_cast<unsigned long>(engine.worker_restarts));
+  }
+  if (engine.device_idle_pct >= 0) {
+    std::printf(
+        "device: busy %.1f ms per step, idle %.2f%% of the time between steps; %lu of %lu steps "
+        "sent ahead (async scheduling)\n",
+        engine.steps ? engine.device_busy_ms / engine.steps : 0.0, engine.device_idle_pct,
+        static_cast<unsigned long>(engine.steps_ahead), static_cast<unsigned long>(engine.steps));
   }
   if (engine.prefill_steps > 0) {
     std::printf("prefill: %lu steps, %.3f ms per step (worker forward %.3f ms)\n",
@@ -151,6 +165,9 @@ void AddEngine(const EngineDelta& engine, Row* row) {
   r["prefix_cache_hit_tokens"] = engine.prefix_cache_hit_tokens;
   r["swapped_out"] = engine.swapped_out;
   r["swapped_in"] = engine.swapped_in;
+  r["steps_ahead"] = engine.steps_ahead;
+  r["device_busy_ms"] = engine.device_busy_ms;
+  r["device_idle_pct"] = engine.device_idle_pct;
 }
 
 nlohmann::ordered_json ServerJson(const v1::ServerStats& stats) {

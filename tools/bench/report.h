@@ -34,11 +34,15 @@ struct EngineDelta {
   uint64_t prefix_cache_hit_tokens = 0;
   uint64_t swapped_out = 0;
   uint64_t swapped_in = 0;
+  uint64_t steps_ahead = 0;     // sent before the step before them was back (async scheduling)
+  double device_busy_ms = 0;    // rank 0's device time on the steps
+  double device_idle_pct = -1;  // its idle share between consecutive steps (-1: unknown)
 };
 
 EngineDelta DiffStats(const v1::ServerStats& before, const v1::ServerStats& after);
 
-// The lines "engine: ...", "prefill: ..." (when there were any), "KV cache: ..." (with
+// The lines "engine: ...", "device: ..." (when timed), "prefill: ..." (when there were any), "KV
+// cache: ..." (with
 // --kv_usage_stats), "prefix cache: ..." (when queried) and "swaps: ...". `wall_s` gives the mean
 // step time.
 void PrintEngine(const EngineDelta& engine, const v1::ServerStats& after, double wall_s);

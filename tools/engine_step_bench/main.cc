@@ -79,7 +79,7 @@ constexpr int32_t kToken = 11;  // what the fake worker samples (never EOS: igno
 // Answers every step at once, timing the coordinator's side of the wire. Pauses on entry to the
 // decode step PauseAt names (counting decode steps from 1) until PauseAt names another, so that
 // the bench reads the engine's stats between two steps.
-class InstantExecutor final : public StepExecutor {
+class InstantExecutor final : public RunOnSendExecutor {
  public:
   struct Counters {
     int64_t decode_steps = 0;
@@ -94,7 +94,7 @@ class InstantExecutor final : public StepExecutor {
 
   explicit InstantExecutor(int tp) : tp_(tp) {}
 
-  absl::StatusOr<StepOutcome> Execute(const SchedulerOutput& step) override {
+  absl::StatusOr<StepOutcome> Run(const SchedulerOutput& step) override {
     const bool decode = step.num_scheduled_tokens == static_cast<int>(step.scheduled.size());
     if (decode) MaybePause();
     const Clock::time_point t0 = Clock::now();

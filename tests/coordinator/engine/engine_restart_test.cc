@@ -19,9 +19,9 @@ constexpr int32_t kToken = 7;
 
 // Samples kToken for every sampling sequence, a millisecond a step; fails steps and reports
 // UNAVAILABLE while unhealthy.
-class FakeExecutor final : public StepExecutor {
+class FakeExecutor final : public RunOnSendExecutor {
  public:
-  absl::StatusOr<StepOutcome> Execute(const SchedulerOutput& step) override {
+  absl::StatusOr<StepOutcome> Run(const SchedulerOutput& step) override {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::lock_guard<std::mutex> lock(mutex_);
     if (!healthy_) return Lost();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -1245,23 +1246,40 @@ class WorkerMirror {
       }
       ASSERT_EQ(table, scheduler.block_manager().table(s.seq_id)) << "sequence " << s.seq_id;
     }
-    // The forward pass: what it reads must be this sequence's own KV; it writes the rest.
+    // The forward pass: what it reads must be this sequence's own KV; it writes the rest. A
+    // placeholder (async scheduling) is the token the sequence sampled in the step before.
     for (const ScheduledSequence& s : output.scheduled) {
       const Sequence* seq = scheduler.GetSequence(s.seq_id);
       const std::vector<int32_t>& table = tables_[s.seq_id];
       uint64_t kv = 0x5eed;
       for (int p = 0; p < s.end; ++p) {
-        kv = Mix(kv, static_cast<uint64_t>(seq->token_ids[p]));
+        int32_t token = seq->token_ids[p];
+        if (p >= s.begin) {
+          ASSERT_EQ(s.token_ids[p - s.begin], token);
+        }
+        if (token == kPendingTokenId) {
+          ASSERT_EQ(p, s.end - 1) << "step " << output.step_id << ": sequence " << s.seq_id
+                                  << " has a placeholder before its last token";
+          auto last = last_sampled_.find(s.seq_id);
+          ASSERT_TRUE(last != last_sampled_.end() && last->second.first == output.step_id - 1)
+              << "step " << output.step_id << ": sequence " << s.seq_id
+              << " has a placeholder but sampled nothing in the step before";
+          token = last->second.second;
+        }
+        kv = Mix(kv, static_cast<uint64_t>(token));
         std::vector<uint64_t>& block = device_[table[p / block_size_]];
         if (p < s.begin) {
           ASSERT_EQ(block[p % block_size_], kv)
               << "step " << output.step_id << ": sequence " << s.seq_id << " position " << p;
         } else {
-          ASSERT_EQ(s.token_ids[p - s.begin], seq->token_ids[p]);
           block[p % block_size_] = kv;
         }
       }
     }
+  }
+  // The tokens step `step_id` sampled, as the workers keep them for the placeholders of the next.
+  void RecordSampled(uint64_t step_id, const absl::flat_hash_map<uint64_t, int32_t>& sampled) {
+    for (const auto& [seq_id, token] : sampled) last_sampled_[seq_id] = {step_id, token};
   }
 
  private:
@@ -1270,9 +1288,13 @@ class WorkerMirror {
   std::vector<std::vector<uint64_t>> host_;    // [num_host_blocks][block_size]
   absl::flat_hash_map<uint64_t, std::vector<int32_t>> tables_;
   absl::flat_hash_set<uint64_t> known_;
+  absl::flat_hash_map<uint64_t, std::pair<uint64_t, int32_t>> last_sampled_;  // step, token
 };
 
-void RunRandomWorkload(uint32_t seed, SchedulerCounters* totals, int* num_failed) {
+// async: the engine's async scheduling: every output that may run ahead does (RunAhead), and
+// its tokens reach the scheduler only after the next output was scheduled and applied.
+void RunRandomWorkload(uint32_t seed, bool async, SchedulerCounters* totals, int* num_failed,
+                       int* num_ahead) {
   std::mt19937 rng(seed);
   auto uniform = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   SchedulerConfig config;
@@ -1298,6 +1320,15 @@ void RunRandomWorkload(uint32_t seed, SchedulerCounters* totals, int* num_failed
   std::vector<uint64_t> keys;         // of the requests AddGroup took
   std::vector<uint64_t> beam_keys;
   int added = 0;
+  std::optional<std::pair<SchedulerOutput, absl::flat_hash_map<uint64_t, int32_t>>> ahead;
+  const auto stop_now_and_then = [&](const SchedulerOutput& output) {  // stop tokens
+    for (const ScheduledSequence& s : output.scheduled) {
+      const Sequence* seq = driver.scheduler().GetSequence(s.seq_id);
+      if (seq != nullptr && !seq->group->beam_search && s.sample && uniform(0, 15) == 0) {
+        ASSERT_TRUE(driver.Finish(s.seq_id, SequenceStatus::kFinishedStopped).ok());
+      }
+    }
+  };
   for (int iteration = 0; iteration < 600; ++iteration) {
     while (added < num_requests && uniform(0, arrival) == 0) {
       GroupSpec spec;
@@ -1323,11 +1354,11 @@ void RunRandomWorkload(uint32_t seed, SchedulerCounters* totals, int* num_failed
         driver.scheduler().CheckInvariants();
       }
     }
-    if (!driver.scheduler().has_unfinished()) {
+    if (!driver.scheduler().has_unfinished() && !ahead.has_value()) {
       if (added == num_requests) break;
       continue;
     }
-    const SchedulerOutput output = driver.Schedule();
+    SchedulerOutput output = driver.Schedule();
     *num_failed += static_cast<int>(output.failed_groups.size());
     workers.Apply(output, driver.scheduler());
     if (::testing::Test::HasFatalFailure()) return;
@@ -1336,13 +1367,23 @@ void RunRandomWorkload(uint32_t seed, SchedulerCounters* totals, int* num_failed
       const Sequence* seq = driver.scheduler().GetSequence(s.seq_id);
       if (s.sample && !seq->group->beam_search) sampled[s.seq_id] = uniform(0, 3);
     }
-    driver.Done(output, sampled);
-    for (const ScheduledSequence& s : output.scheduled) {  // stop tokens, now and then
-      const Sequence* seq = driver.scheduler().GetSequence(s.seq_id);
-      if (seq != nullptr && !seq->group->beam_search && s.sample && uniform(0, 15) == 0) {
-        ASSERT_TRUE(driver.Finish(s.seq_id, SequenceStatus::kFinishedStopped).ok());
-      }
+    workers.RecordSampled(output.step_id, sampled);
+    if (ahead.has_value()) {  // the step before's tokens arrive once this one is on its way
+      driver.Done(ahead->first, ahead->second);
+      stop_now_and_then(ahead->first);
+      if (::testing::Test::HasFatalFailure()) return;
+      ahead.reset();
     }
+    if (async && driver.scheduler().CanRunAhead(output)) {
+      driver.scheduler().RunAhead(output);
+      driver.scheduler().CheckInvariants();
+      ++*num_ahead;
+      ahead.emplace(std::move(output), std::move(sampled));
+      continue;
+    }
+    driver.Done(output, sampled);
+    stop_now_and_then(output);
+    if (::testing::Test::HasFatalFailure()) return;
     for (uint64_t key : beam_keys) AdvanceBeams(driver, driver.Group(key), output);
   }
   EXPECT_FALSE(driver.scheduler().has_unfinished())
@@ -1357,12 +1398,16 @@ void RunRandomWorkload(uint32_t seed, SchedulerCounters* totals, int* num_failed
   totals->num_prefix_cache_hit_tokens += counters.num_prefix_cache_hit_tokens;
 }
 
-TEST(SchedulerTest, RandomWorkloadsKeepTheWorkersTablesAndKvConsistent) {
+class RandomWorkloadTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RandomWorkloadTest, KeepsTheWorkersTablesAndKvConsistent) {
+  const bool async = GetParam();
   SchedulerCounters totals;
   int num_failed = 0;
+  int num_ahead = 0;
   for (uint32_t seed = 1; seed <= 300; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
-    RunRandomWorkload(seed, &totals, &num_failed);
+    RunRandomWorkload(seed, async, &totals, &num_failed, &num_ahead);
     if (HasFatalFailure()) return;
   }
   // Every path was taken somewhere.
@@ -1371,7 +1416,17 @@ TEST(SchedulerTest, RandomWorkloadsKeepTheWorkersTablesAndKvConsistent) {
   EXPECT_GT(totals.num_swapped_in, 0);
   EXPECT_GT(totals.num_prefix_cache_hit_tokens, 0);
   EXPECT_GT(num_failed, 0);
+  if (async) {
+    EXPECT_GT(num_ahead, 1000);
+  } else {
+    EXPECT_EQ(num_ahead, 0);
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(SchedulerTest, RandomWorkloadTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "AsyncScheduling" : "Synchronous";
+                         });
 
 // ---------------------------------------------------------------------------------------------
 // Groups that can never fit fail instead of looping.
