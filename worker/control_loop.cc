@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "grpcpp/create_channel.h"
 #include "pagedllm/worker/v1/worker.grpc.pb.h"
+#include "worker/stream_writer.h"
 
 namespace pagedllm::worker {
 
@@ -68,10 +69,12 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
       if (!stream->Write(beat)) break;
     }
   });
-  const auto write = [&](const wv1::WorkerMessage& reply) {
+  // Results and errors go out from the writer's thread, in order: the loop goes on to the next
+  // step meanwhile.
+  StreamWriter writer([&](const wv1::WorkerMessage& reply) {
     std::lock_guard<std::mutex> write_lock(write_mutex);
     return stream->Write(reply);
-  };
+  });
   // Fault injection for the supervision tests: this rank stops working at that step while its
   // heartbeats go on, as a rank stuck in a kernel or a collective would.
   const uint64_t hang_at_step = EnvUint("PAGEDLLM_FAULT_HANG_AT_STEP", 0);
@@ -100,14 +103,15 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
       error->set_step_id(message.step().step_id());
       error->set_code(static_cast<int>(outcome.code()));
       error->set_message(std::string(outcome.message()));
-      write(reply);
+      writer.Send(std::move(reply));
       break;
     }
     if (is_rank0) {
       *reply.mutable_result() = *std::move(result);
-      if (!write(reply)) break;
+      if (!writer.Send(std::move(reply))) break;
     }
   }
+  writer.Flush();  // the last result or the error reaches the coordinator before WritesDone
   {
     std::lock_guard<std::mutex> lock(stop_mutex);
     done = true;
