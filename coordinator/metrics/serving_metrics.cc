@@ -154,6 +154,17 @@ ServingMetrics::ServingMetrics(ServingMetricsOptions options) : options_(std::mo
                                          Labels({{"kind", "decode"}}));
   prefill_forward_seconds_ = r.AddCounter("pagedllm:step_forward_seconds_total", forward_help,
                                           Labels({{"kind", "prefill"}}));
+  const std::string device_help =
+      "Seconds rank 0's device (CUDA events) spent on steps (state=busy) and idle between "
+      "consecutive steps while the engine had work (state=idle).";
+  device_busy_seconds_ =
+      r.AddCounter("pagedllm:device_seconds_total", device_help, Labels({{"state", "busy"}}));
+  device_idle_seconds_ =
+      r.AddCounter("pagedllm:device_seconds_total", device_help, Labels({{"state", "idle"}}));
+  steps_ahead_ = r.AddCounter(
+      "pagedllm:steps_ahead_total",
+      "Steps sent to the workers before the previous step's tokens were back (async scheduling).",
+      Labels());
   worker_restarts_ =
       r.AddCounter("pagedllm:worker_restarts_total",
                    "Times the workers were replaced after a failure and the engine took the new "
@@ -190,6 +201,9 @@ void ServingMetrics::Refresh() const {
     decode_forward_seconds_->IncrementTo(stats.decode_forward_ns_total * 1e-9);
     prefill_forward_seconds_->IncrementTo(stats.prefill_forward_ns_total * 1e-9);
     worker_restarts_->IncrementTo(stats.num_reconfigurations);
+    device_busy_seconds_->IncrementTo(stats.device_busy_ns_total * 1e-9);
+    device_idle_seconds_->IncrementTo(stats.device_idle_ns_total * 1e-9);
+    steps_ahead_->IncrementTo(stats.num_steps_ahead);
   }
   if (options_.worker_health) {
     const WorkerHealth health = options_.worker_health();

@@ -92,6 +92,9 @@ class ServingMetrics final : public EngineObserver {
   Counter* computed_tokens_;
   Counter* decode_forward_seconds_;
   Counter* prefill_forward_seconds_;
+  Counter* device_busy_seconds_;
+  Counter* device_idle_seconds_;
+  Counter* steps_ahead_;
   Counter* worker_restarts_;
   Gauge* workers_healthy_ = nullptr;  // with worker_health
   // [rank], added by the first Render that learns of the rank; guarded by refresh_mutex_.

@@ -42,6 +42,8 @@ class FakeExecutor final : public RunOnSendExecutor {
     if (!healthy_) return Lost();
     StepOutcome outcome;
     outcome.forward_ns = 500000;
+    outcome.device_busy_ns = 400000;
+    outcome.device_idle_before_ns = 100000;
     for (const ScheduledSequence& scheduled : step.scheduled) {
       if (scheduled.sample) outcome.tokens.push_back({scheduled.seq_id, kToken, {}});
     }
@@ -195,6 +197,8 @@ const std::vector<std::string> kFamilies = {
     "pagedllm:request_decode_time_seconds",
     "pagedllm:step_duration_seconds",
     "pagedllm:step_forward_seconds_total",
+    "pagedllm:device_seconds_total",
+    "pagedllm:steps_ahead_total",
     "pagedllm:worker_restarts_total",
     "pagedllm:workers_healthy",
     "pagedllm:worker_connected",
@@ -323,6 +327,12 @@ TEST(ServingMetricsTest, ValuesMoveAsRequestsRun) {
   EXPECT_EQ(Count(after_a, "pagedllm:step_duration_seconds", {{"kind", "decode"}}), 3);
   EXPECT_NEAR(Value(after_a, "pagedllm:step_forward_seconds_total", {{"kind", "decode"}}),
               3 * 0.0005, 1e-9);
+  // The device: busy on all 4 steps; idle before the last 3 (the first followed a pause).
+  EXPECT_NEAR(Value(after_a, "pagedllm:device_seconds_total", {{"state", "busy"}}), 4 * 0.0004,
+              1e-9);
+  EXPECT_NEAR(Value(after_a, "pagedllm:device_seconds_total", {{"state", "idle"}}), 3 * 0.0001,
+              1e-9);
+  EXPECT_GT(Value(after_a, "pagedllm:steps_ahead_total"), 0);
 
   // The same prompt again: its first two blocks (32 tokens) come from the prefix cache.
   chunks = Drain(*engine.Submit(Request("b", 40, 4)), absl::Seconds(10));
