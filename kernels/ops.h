@@ -35,6 +35,9 @@ struct PagedAttentionParams {
   Tensor context_lens;  // [num_seqs] int32, >= the sequence's query rows
   float scale = 1.0f;   // usually 1 / sqrt(head_dim)
   Tensor output;        // [num_tokens, num_heads_local, head_dim]
+  // A promise, when > 0: no sequence has more query rows (a decode batch: 1). CUDA then skips
+  // the prefill kernel where no sequence can need it; 0 (unknown) bounds it by the token count.
+  int max_query_len = 0;
 };
 
 // Rotary embedding as Hugging Face Llama applies it ("rotate_half": dimension i pairs with

@@ -56,6 +56,7 @@ absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(int size, int tabl
   PAGEDLLM_ASSIGN_OR_RETURN(in.query_start, device_->Allocate(DType::kInt32, {size + 1}));
   PAGEDLLM_ASSIGN_OR_RETURN(in.context_lens, device_->Allocate(DType::kInt32, {size}));
   PAGEDLLM_ASSIGN_OR_RETURN(in.sample_rows, device_->Allocate(DType::kInt32, {size}));
+  in.max_query_len = 1;  // decode steps only (padding rows included): no prefill kernel
   if (logits_.empty()) {
     PAGEDLLM_ASSIGN_OR_RETURN(logits_, device_->Allocate(model_->compute_dtype(),
                                                          {max_batch_, model_->dims().vocab_local}));

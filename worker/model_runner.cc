@@ -47,6 +47,10 @@ absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host) {
                             device_->FromHost(DType::kInt32, {seqs + 1}, host.query_start));
   PAGEDLLM_ASSIGN_OR_RETURN(batch.context_lens,
                             device_->FromHost(DType::kInt32, {seqs}, host.context_lens));
+  for (int64_t s = 0; s < seqs; ++s) {
+    batch.max_query_len =
+        std::max(batch.max_query_len, host.query_start[s + 1] - host.query_start[s]);
+  }
   if (!host.sample_rows.empty()) {
     PAGEDLLM_ASSIGN_OR_RETURN(
         batch.sample_rows,

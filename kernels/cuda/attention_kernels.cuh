@@ -48,6 +48,7 @@ struct AttentionArgs {
   int max_blocks;    // columns of block_tables
   int head_tiles;    // decode: 16-row slices per KV head, ceil(group / 16)
   int max_decode_q;  // sequences with 1 <= q_len <= this take the decode path
+  int max_query_len;  // host only: PagedAttentionParams::max_query_len (0: unknown)
   int split_keys;    // decode: keys per split (a multiple of the tile)
   float scale_log2;  // scale * log2(e): scores live in the log2 domain
 };

@@ -118,8 +118,10 @@ void Launch(AttentionArgs args, int64_t num_tokens, CudaOps& ops) {
 
   // Prefill: a sequence of q_len rows needs ceil(q_len * group / kRows) tiles, and only
   // sequences with q_len > max_decode_q are prefill, so this bounds the tiles of any batch.
+  // A batch whose longest query is promised to take the decode path has none at all.
+  const bool all_decode = args.max_query_len > 0 && args.max_query_len <= args.max_decode_q;
   const int64_t max_prefill_seqs =
-      std::min<int64_t>(args.num_seqs, num_tokens / (args.max_decode_q + 1));
+      all_decode ? 0 : std::min<int64_t>(args.num_seqs, num_tokens / (args.max_decode_q + 1));
   if (max_prefill_seqs > 0) {
     const int64_t tiles =
         (num_tokens * args.group + Prefill::kRows - 1) / Prefill::kRows + max_prefill_seqs;
@@ -236,6 +238,7 @@ void CudaOps::PagedAttention(const PagedAttentionParams& p) {
   args.head_tiles = (args.group + kDecodeRows - 1) / kDecodeRows;
   args.max_decode_q = std::max(1, args.head_tiles * kDecodeRows / args.group);
   args.scale_log2 = p.scale * 1.4426950408889634f;
+  args.max_query_len = p.max_query_len;
 
   switch (dtype) {
     case DType::kFloat32:

@@ -102,6 +102,7 @@ absl::Status LlamaModel::AttentionBlock(int layer, const ForwardBatch& batch, Kv
   attention.query_start = batch.query_start;
   attention.context_lens = batch.context_lens;
   attention.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  attention.max_query_len = batch.max_query_len;
   PAGEDLLM_ASSIGN_OR_RETURN(attention.output,
                             device_->Allocate(compute_dtype_, {num_tokens, heads, head_dim}));
   ops_.PagedAttention(attention);

@@ -57,6 +57,8 @@ struct ForwardBatch {
   kernels::Tensor query_start;   // [S + 1] int32
   kernels::Tensor context_lens;  // [S] int32
   kernels::Tensor sample_rows;   // [P] int32: rows of the last token of each sampled sequence
+  // When > 0, no sequence has more query tokens (PagedAttentionParams::max_query_len; 0: unknown).
+  int32_t max_query_len = 0;
   // Optional: where the logits go ([P, vocab_local] in the compute dtype). Decode graphs of every
   // batch size share one such buffer instead of each holding its own.
   kernels::Tensor logits_out;

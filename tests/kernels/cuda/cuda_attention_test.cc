@@ -190,6 +190,7 @@ PagedAttentionParams MakeParams(Device& device, DType dtype, const AttentionCase
   p.context_lens = UploadInts(device, {num_seqs}, b.context_lens);
   p.output = UploadAs(device, dtype, qshape, std::vector<float>(b.query.size(), kNaN));
   p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  for (const Seq& s : c.seqs) p.max_query_len = std::max(p.max_query_len, s.q_len);  // exact
   return p;
 }
 
@@ -203,11 +204,16 @@ std::vector<double> CpuReference(const AttentionCase& c, const HostBatch& b) {
 void ExpectMatchesCpu(const AttentionCase& c, uint32_t seed) {
   const HostBatch batch = MakeBatch(c, seed);
   const std::vector<double> expected = CpuReference(c, batch);
-  PagedAttentionParams p = MakeParams(Gpu(), c.dtype, c, batch);
-  Gpu().ops().PagedAttention(p);
-  const std::vector<float> actual = DownloadAsFloats(Gpu(), p.output);
   const Tolerance tol = ToleranceFor(c.dtype);
-  EXPECT_TRUE(test_util::AllClose(actual, expected, tol.atol, tol.rtol)) << c.name;
+  // With the exact max_query_len (decode batches skip the prefill kernel), and without it.
+  for (bool hint : {true, false}) {
+    PagedAttentionParams p = MakeParams(Gpu(), c.dtype, c, batch);
+    if (!hint) p.max_query_len = 0;
+    Gpu().ops().PagedAttention(p);
+    const std::vector<float> actual = DownloadAsFloats(Gpu(), p.output);
+    EXPECT_TRUE(test_util::AllClose(actual, expected, tol.atol, tol.rtol))
+        << c.name << (hint ? " with max_query_len" : " without max_query_len");
+  }
 }
 
 std::string SeqsName(const std::vector<Seq>& seqs) {
