@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "grpcpp/create_channel.h"
 #include "pagedllm/worker/v1/worker.grpc.pb.h"
+#include "worker/stream_reader.h"
 #include "worker/stream_writer.h"
 
 namespace pagedllm::worker {
@@ -83,7 +84,9 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
   wv1::CoordinatorMessage message;
   absl::Status outcome = absl::OkStatus();
   bool accepted = false;  // the coordinator sent something: the hello was taken
-  while (stream->Read(&message)) {
+  // Instructions are read ahead, on the reader's thread: the next one is parsed while a step runs.
+  StreamReader reader([&](wv1::CoordinatorMessage* next) { return stream->Read(next); });
+  while (reader.Next(&message)) {
     accepted = true;
     if (message.has_shutdown()) {
       PAGEDLLM_LOG(INFO) << "shutdown: " << message.shutdown().reason();
@@ -124,6 +127,7 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
   // the coordinator ended before sending anything (a refused hello) has its status already:
   // cancelling would hide it.
   if (accepted) context.TryCancel();
+  reader.Join();  // its Read has returned: the stream is ours to finish
   const grpc::Status finish = stream->Finish();
   if (!outcome.ok()) return outcome;
   if (!accepted && !finish.ok() && finish.error_code() != grpc::StatusCode::CANCELLED) {

@@ -114,8 +114,11 @@ absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& log
   }
   // Every rank picks: each needs the tokens (a placeholder of the next step stands for them).
   if (comm_->rank() == 0) MarkWorkDone();
-  const std::vector<float> host_values = device_->ToHost<float>(all_values);
-  const std::vector<int32_t> host_ids = device_->ToHost<int32_t>(all_ids);
+  std::vector<float> host_values(all_values.bytes() / sizeof(float));
+  std::vector<int32_t> host_ids(all_ids.bytes() / sizeof(int32_t));
+  device_->CopyDeviceToHost(host_values.data(), all_values.raw_data(), all_values.bytes());
+  device_->CopyDeviceToHost(host_ids.data(), all_ids.raw_data(), all_ids.bytes());
+  device_->Synchronize();  // one wait for both copies
   std::vector<int32_t> tokens(rows, 0);
   for (int64_t p = 0; p < rows; ++p) {
     float best = -std::numeric_limits<float>::infinity();

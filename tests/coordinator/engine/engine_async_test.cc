@@ -31,7 +31,11 @@ int32_t NextToken(int32_t previous, int position) {
 // NextToken(last token, its position).
 class ModelLikeExecutor final : public RunOnSendExecutor {
  public:
+  explicit ModelLikeExecutor(absl::Duration step_time = absl::ZeroDuration())
+      : step_time_(step_time) {}
+
   absl::StatusOr<StepOutcome> Run(const SchedulerOutput& step) override {
+    absl::SleepFor(step_time_);
     std::lock_guard<std::mutex> lock(mutex_);
     for (uint64_t seq_id : step.finished_seq_ids) last_.erase(seq_id);
     StepOutcome outcome;
@@ -60,6 +64,7 @@ class ModelLikeExecutor final : public RunOnSendExecutor {
   }
 
  private:
+  const absl::Duration step_time_;
   mutable std::mutex mutex_;
   absl::flat_hash_map<uint64_t, std::pair<uint64_t, int32_t>> last_;  // step, token
   int placeholders_ = 0;
@@ -116,7 +121,6 @@ RunResult RunWorkload(bool async) {
   limits.eos_token_ids = {kEos};
   ModelLikeExecutor executor;
   Engine engine(config, limits, &executor);
-  engine.Start();
   std::vector<std::shared_ptr<RequestHandle>> handles;
   for (int r = 0; r < 40; ++r) {
     RequestSpec spec;
@@ -133,6 +137,7 @@ RunResult RunWorkload(bool async) {
     spec.sampling.seed = r;
     handles.push_back(engine.Submit(std::move(spec)));
   }
+  engine.Start();  // with every request queued: the same steps in every run
   RunResult result;
   for (const std::shared_ptr<RequestHandle>& handle : handles) {
     result.requests.push_back(Collect(*handle));
@@ -175,7 +180,8 @@ TEST(EngineAsyncTest, AbortWhileAStepIsAheadEndsTheRequest) {
   ModelLimits limits;
   limits.vocab_size = 100;
   limits.max_model_len = 4096;
-  ModelLikeExecutor executor;
+  // 4,000 steps of 0.5 ms: seconds of margin for the abort to land before the request ends.
+  ModelLikeExecutor executor(absl::Microseconds(500));
   Engine engine(config, limits, &executor);
   engine.Start();
   RequestSpec spec;
