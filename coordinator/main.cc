@@ -571,6 +571,9 @@ int Run() {
   info.set_num_swap_blocks(hello->num_swap_blocks());
   info.set_prefix_caching(scheduler_config.enable_prefix_caching);
   info.set_preemption_mode(PreemptionModeName(scheduler_config.preemption_mode));
+  info.set_max_num_seqs(scheduler_config.max_num_seqs);
+  info.set_max_num_batched_tokens(scheduler_config.max_num_batched_tokens);
+  info.set_async_scheduling(scheduler_config.async_scheduling);
   info.set_device(hello->device());
   if (*tokenizer != nullptr && (*tokenizer)->vocab_size() > limits.vocab_size) {
     PAGEDLLM_LOG(WARNING) << "the tokenizer knows " << (*tokenizer)->vocab_size()

@@ -471,7 +471,10 @@ int RunOffline(v1::Generation::Stub* stub, const v1::ServerStats& before,
       prompt_tokens += request.token_ids().ids_size();
       planned_output += request.sampling().max_tokens();
     }
-    const double batch = in_flight;
+    // The server runs at most max_num_seqs at once (later waves may be smaller).
+    const double batch = after.max_num_seqs() > 0
+                             ? std::min<double>(in_flight, after.max_num_seqs())
+                             : static_cast<double>(in_flight);
     const double context = (prompt_tokens + planned_output / 2.0) / requests.size();
     const double bytes =
         after.weight_bytes_per_worker() + batch * context * after.kv_bytes_per_token_per_worker();

@@ -181,7 +181,10 @@ nlohmann::ordered_json ServerJson(const v1::ServerStats& stats) {
           {"weight_bytes_per_worker", stats.weight_bytes_per_worker()},
           {"kv_bytes_per_token_per_worker", stats.kv_bytes_per_token_per_worker()},
           {"prefix_caching", stats.prefix_caching()},
-          {"preemption_mode", stats.preemption_mode()}};
+          {"preemption_mode", stats.preemption_mode()},
+          {"max_num_seqs", stats.max_num_seqs()},
+          {"max_num_batched_tokens", stats.max_num_batched_tokens()},
+          {"async_scheduling", stats.async_scheduling()}};
 }
 
 absl::Status WriteJson(const std::string& path, const nlohmann::ordered_json& config,
