@@ -184,6 +184,10 @@ Scheduler::SlotRequests Scheduler::SlotRequestsOf(const Plan& plan) const {
 }
 
 void Scheduler::CommitPlan(const Plan& plan, SchedulerOutput* output) {
+  if (!plan.empty()) {
+    const SequenceGroup& group = *plan.front().seq->group;
+    output->next_needs_tokens |= group.beam_search || group.fork_at >= 0;
+  }
   for (const PlannedSequence& p : plan) {
     Sequence* seq = p.seq;
     ScheduledSequence scheduled;
@@ -529,12 +533,7 @@ void Scheduler::RegisterComputedBlocks(Sequence* seq) {
 }
 
 bool Scheduler::CanRunAhead(const SchedulerOutput& output) const {
-  if (output.step_id == 0 || ahead_step_id_ != 0) return false;
-  for (const ScheduledSequence& scheduled : output.scheduled) {
-    const Sequence* seq = GetSequence(scheduled.seq_id);
-    if (seq != nullptr && (seq->group->beam_search || seq->group->fork_at >= 0)) return false;
-  }
-  return true;
+  return output.step_id != 0 && ahead_step_id_ == 0 && !output.next_needs_tokens;
 }
 
 void Scheduler::RunAhead(const SchedulerOutput& output) {

@@ -95,6 +95,9 @@ struct SchedulerOutput {
   // scheduler has finished them; the caller fails their requests with this status.
   std::vector<std::pair<uint64_t, absl::Status>> failed_groups;
   int num_scheduled_tokens = 0;  // sum of end - begin
+  // A group of it must see this step's tokens before its next step is scheduled: a beam search
+  // (its beams are chosen from them) or n samples that have yet to fork (CanRunAhead).
+  bool next_needs_tokens = false;
 
   bool empty() const { return scheduled.empty(); }
   // Anything the workers must hear of. An output without is not sent, and has step_id 0 (it
@@ -204,8 +207,7 @@ class Scheduler {
   // samples as its parent does (beams).
   uint64_t ForkSequence(uint64_t parent_seq_id, int sample_index = -1);
   // Async scheduling. True when the next step may be scheduled before this one's tokens are
-  // back: no step is ahead already, and none of its groups is a beam search (its beams are
-  // chosen from the tokens) or has yet to fork (n > 1).
+  // back: no step is ahead already, and !output.next_needs_tokens.
   bool CanRunAhead(const SchedulerOutput& output) const;
   // The step just scheduled (and sent) counts as done but for its tokens: its sequences'
   // num_computed_tokens advance and each sampling one gets a kPendingTokenId token, which

@@ -3,7 +3,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/constant_time.h"
 #include "common/logging.h"
-#include "common/status.h"
 #include "coordinator/worker_link/hello_validation.h"
 
 namespace pagedllm::coordinator {
@@ -190,12 +189,6 @@ bool WorkerHub::Write(int rank, const wv1::CoordinatorMessage& message) {
     stream = workers_[rank].stream;
   }
   return stream != nullptr && stream->Write(message);
-}
-
-absl::StatusOr<wv1::StepResult> WorkerHub::RunStep(const wv1::CoordinatorMessage& message,
-                                                   absl::Duration timeout) {
-  PAGEDLLM_RETURN_IF_ERROR(SendStep(message));
-  return AwaitResult(message.step().step_id(), timeout);
 }
 
 absl::Status WorkerHub::SendStep(const wv1::CoordinatorMessage& message) {

@@ -50,9 +50,6 @@ class WorkerHub final : public pagedllm::worker::v1::WorkerControl::Service {
   // Waits up to `timeout` for rank 0's result of a step sent.
   absl::StatusOr<pagedllm::worker::v1::StepResult> AwaitResult(uint64_t step_id,
                                                                absl::Duration timeout);
-  // SendStep, then AwaitResult.
-  absl::StatusOr<pagedllm::worker::v1::StepResult> RunStep(
-      const pagedllm::worker::v1::CoordinatorMessage& message, absl::Duration timeout);
 
   // Marks the hub unavailable with `reason` (e.g. the worker processes exited).
   void MarkLost(const std::string& reason);
