@@ -97,7 +97,8 @@ bool ModelRunner::AllGreedy(const HostBatch& host) {
   return true;
 }
 
-absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& logits_local) {
+absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const HostBatch& host,
+                                                               const Tensor& logits_local) {
   const LlamaDims& dims = model_->dims();
   const int64_t rows = logits_local.dim(0);
   const int world = comm_->world_size();
@@ -113,7 +114,7 @@ absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& log
     PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(ids, all_ids));
   }
   // Every rank picks: each needs the tokens (a placeholder of the next step stands for them).
-  if (comm_->rank() == 0) MarkWorkDone();
+  MarkWorkDone();
   std::vector<float> host_values(all_values.bytes() / sizeof(float));
   std::vector<int32_t> host_ids(all_ids.bytes() / sizeof(int32_t));
   device_->CopyDeviceToHost(host_values.data(), all_values.raw_data(), all_values.bytes());
@@ -131,6 +132,7 @@ absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const Tensor& log
       }
     }
   }
+  RecordSampled(host, tokens);
   return tokens;
 }
 
@@ -142,13 +144,17 @@ absl::StatusOr<std::vector<int32_t>> ModelRunner::ShareRank0Tokens(const HostBat
     PAGEDLLM_ASSIGN_OR_RETURN(all, device_->Allocate(DType::kInt32, {world * token_ids.dim(0)}));
     PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(token_ids, all));
   }
-  if (comm_->rank() == 0) MarkWorkDone();
+  MarkWorkDone();
   std::vector<int32_t> tokens = device_->ToHost<int32_t>(all);
   tokens.resize(token_ids.dim(0));
+  RecordSampled(host, tokens);
+  return tokens;
+}
+
+void ModelRunner::RecordSampled(const HostBatch& host, const std::vector<int32_t>& tokens) {
   for (size_t p = 0; p < tokens.size(); ++p) {
     state_.RecordSampled(host.sample_seq_ids[p], tokens[p]);
   }
-  return tokens;
 }
 
 absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& logits_local,
@@ -213,7 +219,7 @@ absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& lo
 }
 
 void ModelRunner::MarkWorkDone() {
-  if (work_done_ == nullptr) work_done_ = device_->Mark().value_or(nullptr);
+  if (comm_->rank() == 0 && work_done_ == nullptr) work_done_ = device_->Mark().value_or(nullptr);
 }
 
 void ModelRunner::RecordTimeline(std::unique_ptr<kernels::DeviceMark> begun,
@@ -269,10 +275,8 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
     if (host.sample_rows.empty()) {
       // Only prefill chunks that end before their prompt does: nothing to sample.
     } else if (AllGreedy(host)) {
-      PAGEDLLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, GreedyTokens(logits_local));
-      for (size_t p = 0; p < tokens.size(); ++p) {
-        state_.RecordSampled(host.sample_seq_ids[p], tokens[p]);
-        if (comm_->rank() != 0) continue;
+      PAGEDLLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, GreedyTokens(host, logits_local));
+      for (size_t p = 0; comm_->rank() == 0 && p < tokens.size(); ++p) {
         wv1::SampledToken* out = result.add_tokens();
         out->set_seq_id(host.sample_seq_ids[p]);
         out->set_token_id(tokens[p]);
@@ -281,7 +285,7 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
       PAGEDLLM_RETURN_IF_ERROR(SampleOnDevice(host, logits_local, &result));
     }
   }
-  if (begun != nullptr) MarkWorkDone();
+  MarkWorkDone();  // a step without samples ends here
   device_->Synchronize();
   RecordTimeline(std::move(begun), std::move(work_done_), &result);
   result.set_forward_ns(

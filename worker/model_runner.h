@@ -51,17 +51,22 @@ class ModelRunner {
   // runs on the device and only one id per sequence (and rank) reaches the host.
   bool AllGreedy(const HostBatch& host);
   // Every rank: the greedy token of each row of the vocab-parallel logits [P, vocab_local].
-  absl::StatusOr<std::vector<int32_t>> GreedyTokens(const kernels::Tensor& logits_local);
+  // Records them in the state mirror.
+  absl::StatusOr<std::vector<int32_t>> GreedyTokens(const HostBatch& host,
+                                                    const kernels::Tensor& logits_local);
   // Rank 0 samples every row on the device (Ops::SampleRows over the gathered vocab shards);
   // only ids and logprobs reach the host (all ranks gather).
   absl::Status SampleOnDevice(const HostBatch& host, const kernels::Tensor& logits_local,
                               pagedllm::worker::v1::StepResult* result);
   // Every rank: rank 0's sampled token_ids [P] (the other ranks' tensors are not read), on the
-  // host, each recorded in the state mirror.
+  // host, recorded in the state mirror.
   absl::StatusOr<std::vector<int32_t>> ShareRank0Tokens(const HostBatch& host,
                                                         const kernels::Tensor& token_ids);
-  // Rank 0: marks where the step's device work ends, before its tokens are read back (the copy
-  // and the host's wait count as idle). The first call of a step counts.
+  // The step's sampled tokens, in sample-row order, into the state mirror: the next step's
+  // placeholders stand for them.
+  void RecordSampled(const HostBatch& host, const std::vector<int32_t>& tokens);
+  // Rank 0 (a no-op elsewhere): marks where the step's device work ends, before its tokens are read
+  // back (the copy and the host's wait count as idle). The first call of a step counts.
   void MarkWorkDone();
   // Sets the result's device_busy_ns (begun to ended) and device_idle_before_ns (the previous
   // step's end to begun); the marks are reached (after Synchronize). Null marks: unknown (-1).

@@ -149,7 +149,7 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
     if (token == kSampledTokenPlaceholder && i == count - 1) {
       // Async scheduling: the token this sequence sampled in the step before.
       const SequenceMirror& mirror = it->second;
-      if (mirror.last_sampled_step != last_step_id_ - 1 || last_step_id_ == 1) {
+      if (mirror.last_sampled_step == 0 || mirror.last_sampled_step != last_step_id_ - 1) {
         return absl::FailedPreconditionError(
             absl::StrCat("step ", last_step_id_, ": sequence ", seq_step.seq_id(),
                          " computes the token it sampled in step ", last_step_id_ - 1,
