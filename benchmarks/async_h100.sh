@@ -9,22 +9,7 @@
 set -uo pipefail
 bundle=${1:?usage: async_h100.sh BUNDLE OUT_DIR}
 out=${2:?usage: async_h100.sh BUNDLE OUT_DIR}
-mkdir -p "$out" /tmp/pagedllm-gpu
-tar -xJf "$bundle" -C /tmp/pagedllm-gpu
-bin=/tmp/pagedllm-gpu/pagedllm/bin
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABLE=0
-floor_flags=${FLOOR_FLAGS:---memory_gbps 3015 --peak_tflops 783}
-serve() {  # serve MODEL LOG FLAGS...: starts a coordinator, sets $port and $server
-  local model=$1 log=$2; shift 2
-  rm -f /tmp/bench-port
-  "$bin/pagedllm-coordinator" --model "benchmarks/models/$model" --load_format dummy --tp 1 \
-    --device cuda --port 0 --port_file /tmp/bench-port --http_port 0 --max_waiting 4000 "$@" \
-    >> "$log" 2>&1 &
-  server=$!
-  for _ in $(seq 900); do [ -f /tmp/bench-port ] && break; sleep 0.2; done
-  port=$(cat /tmp/bench-port 2>/dev/null || echo 0)
-}
-stop() { kill -TERM "$server"; wait "$server"; echo "coordinator exit status $?" >> "$1"; }
+source benchmarks/h100_common.sh
 fixed="--num_requests ${REQUESTS_128:-600} --concurrency 0 --prompt_len 128 --output_len 256 --seed 7"
 sharegpt="--workload sharegpt --num_requests ${REQUESTS:-1000} --concurrency 0 --max_len 1024 --seed 1234"
 

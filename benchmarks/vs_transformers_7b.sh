@@ -6,20 +6,13 @@
 set -uo pipefail
 bundle=${1:?usage: vs_transformers_7b.sh BUNDLE OUT_DIR}
 out=${2:?usage: vs_transformers_7b.sh BUNDLE OUT_DIR}
-mkdir -p "$out" /tmp/pagedllm-gpu
-tar -xJf "$bundle" -C /tmp/pagedllm-gpu
-bin=/tmp/pagedllm-gpu/pagedllm/bin
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABLE=0
+source benchmarks/h100_common.sh
 log=$out/llama-2-7b.log
-rm -f /tmp/bench-port
-"$bin/pagedllm-coordinator" --model benchmarks/models/llama-2-7b --load_format dummy --tp 1 \
-  --device cuda --port 0 --port_file /tmp/bench-port --http_port 0 --max_waiting 4000 >> "$log" 2>&1 &
-server=$!
-for _ in $(seq 900); do [ -f /tmp/bench-port ] && break; sleep 0.2; done
-"$bin/pagedllm-bench" --address "127.0.0.1:$(cat /tmp/bench-port)" --workload sharegpt \
+serve llama-2-7b "$log"
+"$bin/pagedllm-bench" --address "127.0.0.1:$port" --workload sharegpt \
   --num_requests 1000 --concurrency 0 --max_len 1024 --seed 1234 --progress=false \
-  --memory_gbps 3015 --peak_tflops 783 --save_workload "$out/workload.jsonl" >> "$log" 2>&1
-kill -TERM $server; wait $server
+  $floor_flags --save_workload "$out/workload.jsonl" >> "$log" 2>&1
+stop "$log"
 python3 benchmarks/transformers_throughput.py --model benchmarks/models/llama-2-7b \
   --load_format dummy --workload "$out/workload.jsonl" --batch_size "${HF_BATCH:-64}" \
   --max_requests "${HF_REQUESTS:-128}" --output_json "$out/transformers.json" > "$out/transformers.log" 2>&1
