@@ -395,7 +395,6 @@ bool Engine::FinishStep(const SchedulerOutput& output, Clock::time_point sent,
     ++stats_.steps;
     stats_.num_steps_ahead += was_ahead;
     stats_.tokens_computed += output.num_scheduled_tokens;
-    stats_.tokens_generated += outcome->tokens.size();
     if (decode) {
       ++stats_.num_decode_steps;
       stats_.decode_step_ns_total += step_ns;
@@ -416,7 +415,11 @@ bool Engine::FinishStep(const SchedulerOutput& output, Clock::time_point sent,
   }
   const Clock::time_point applied = Clock::now();
   loop_times_.apply_ns += Nanoseconds(applied - ended);
-  HandleSampled(outcome->tokens, sequences, output.step_id, ended);
+  const int generated = HandleSampled(outcome->tokens, sequences, output.step_id, ended);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.tokens_generated += generated;
+  }
   const Clock::time_point handled = Clock::now();
   loop_times_.output_ns += Nanoseconds(handled - applied);
   SendChunks();
@@ -430,21 +433,29 @@ void Engine::Emit(const std::shared_ptr<RequestHandle>& handle, GenerationChunk 
 
 void Engine::SendChunks() { courier_.Send(&outbox_); }
 
-void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens,
-                           const std::vector<Sequence*>& sequences, uint64_t step_id,
-                           Clock::time_point token_time) {
+int Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens,
+                          const std::vector<Sequence*>& sequences, uint64_t step_id,
+                          Clock::time_point token_time) {
   absl::flat_hash_map<uint64_t, absl::flat_hash_map<uint64_t, const SampledTokenOut*>> beams;
+  int generated = 0;
   for (size_t i = 0; i < tokens.size(); ++i) {
     const SampledTokenOut& token = tokens[i];
     const Sequence* seq = sequences[i];
     if (seq == nullptr) continue;  // finished while the step ran
     auto it = live_.find(seq->group->group_id);
     if (it == live_.end()) continue;
-    if (observer_ != nullptr) NoteToken(it->second, step_id, token_time);
-    if (it->second.beam != nullptr) {
+    Live& live = it->second;
+    // A step sent ahead computes one token past a sample's stop; it is dropped, not counted.
+    if (live.beam == nullptr &&
+        live.samples[seq->sample_index].finish_reason != FinishReason::kNone) {
+      continue;
+    }
+    ++generated;
+    if (observer_ != nullptr) NoteToken(live, step_id, token_time);
+    if (live.beam != nullptr) {
       beams[seq->group->group_id][token.seq_id] = &token;
     } else {
-      HandleSample(it->second, *seq, token);
+      HandleSample(live, *seq, token);
     }
   }
   for (const auto& [group_id, reports] : beams) {
@@ -456,13 +467,13 @@ void Engine::HandleSampled(const std::vector<SampledTokenOut>& tokens,
                    reports.size(), " of ", group->seqs.size(), " beams reported");
     StepBeamSearch(it->second, reports);
   }
+  return generated;
 }
 
 void Engine::HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token) {
   const RequestSpec& spec = live.spec;
   const int index = seq.sample_index;
   Choice& choice = live.samples[index];
-  if (choice.finish_reason != FinishReason::kNone) return;
   const bool with_logprobs = spec.wants_cumulative_logprob();
   choice.token_ids.push_back(token.token_id);
   choice.cumulative_logprob += token.logprobs.logprob;

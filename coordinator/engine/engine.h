@@ -174,10 +174,11 @@ class Engine {
   bool FinishStep(const SchedulerOutput& output, Clock::time_point sent,
                   absl::StatusOr<StepOutcome> outcome);
   // tokens[i] was sampled for sequences[i] (null when it finished while the step ran).
-  // They came back at token_time from step step_id.
-  void HandleSampled(const std::vector<SampledTokenOut>& tokens,
-                     const std::vector<Sequence*>& sequences, uint64_t step_id,
-                     Clock::time_point token_time);
+  // They came back at token_time from step step_id. Returns how many were the requests' (not
+  // the ones past a stop, computed by a step sent ahead).
+  int HandleSampled(const std::vector<SampledTokenOut>& tokens,
+                    const std::vector<Sequence*>& sequences, uint64_t step_id,
+                    Clock::time_point token_time);
   void HandleSample(Live& live, const Sequence& seq, const SampledTokenOut& token);
   void StepBeamSearch(Live& live,
                       const absl::flat_hash_map<uint64_t, const SampledTokenOut*>& reports);

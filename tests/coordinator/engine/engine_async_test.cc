@@ -154,13 +154,19 @@ TEST(EngineAsyncTest, SendingStepsAheadChangesNoOutput) {
   ASSERT_EQ(sync.requests.size(), async.requests.size());
   int stopped = 0;
   int length = 0;
+  uint64_t delivered = 0;
   for (size_t r = 0; r < sync.requests.size(); ++r) {
     EXPECT_EQ(sync.requests[r], async.requests[r]) << "request " << r;
     for (const auto& [index, choice] : sync.requests[r]) {
       stopped += choice.finish == FinishReason::kStop;
       length += choice.finish == FinishReason::kLength;
+      delivered += choice.tokens.size();
     }
   }
+  // The tokens counted as generated are the ones delivered: not the one a step sent ahead
+  // computes past a stop.
+  EXPECT_EQ(sync.stats.tokens_generated, delivered);
+  EXPECT_EQ(async.stats.tokens_generated, delivered);
   // Both stops were exercised, and pressure on the pool preempted sequences.
   EXPECT_GT(stopped, 3);
   EXPECT_GT(length, 3);
