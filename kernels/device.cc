@@ -70,6 +70,10 @@ absl::StatusOr<int64_t> Device::NanosBetween(const DeviceMark& from, const Devic
   return std::chrono::duration_cast<std::chrono::nanoseconds>(second->time - first->time).count();
 }
 
+absl::StatusOr<bool> Device::Reached(const DeviceMark& /*mark*/) { return true; }
+
+absl::Status Device::WaitFor(const DeviceMark& /*mark*/) { return absl::OkStatus(); }
+
 absl::StatusOr<void*> Device::AllocatePinnedHost(size_t bytes) {
   // 4 KiB alignment: whole pages, like cudaHostAlloc's.
   void* data = std::aligned_alloc(4096, (std::max<size_t>(bytes, 1) + 4095) / 4096 * 4096);

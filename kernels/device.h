@@ -89,6 +89,10 @@ class Device {
   // the host clock when Mark() is called.
   virtual absl::StatusOr<std::unique_ptr<DeviceMark>> Mark();
   virtual absl::StatusOr<int64_t> NanosBetween(const DeviceMark& from, const DeviceMark& to);
+  // Whether the stream has reached `mark` (all work before it done), without waiting; WaitFor
+  // waits until it has. On the CPU, whose work is synchronous, every mark is reached when made.
+  virtual absl::StatusOr<bool> Reached(const DeviceMark& mark);
+  virtual absl::Status WaitFor(const DeviceMark& mark);
 
   // A new tensor; contents undefined. Fails (RESOURCE_EXHAUSTED) when memory runs out.
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape);

@@ -64,6 +64,37 @@ void CheckGatherRowsArgs(const Device* device, const Tensor& x, const Tensor& in
                  DescribeTensors({{"x", &x}, {"indices", &indices}, {"out", &out}}), ")");
 }
 
+void CheckPickShardArgmaxArgs(const Device* device, const Tensor& max_values, const Tensor& argmax,
+                              int64_t shard_cols, const Tensor& token_ids) {
+  constexpr const char* kOp = "PickShardArgmax";
+  CheckTensor(kOp, "max_values", max_values, device, DType::kFloat32);
+  CheckTensor(kOp, "argmax", argmax, device, DType::kInt32);
+  CheckTensor(kOp, "token_ids", token_ids, device, DType::kInt32);
+  CheckRank(kOp, "max_values", max_values, 2);
+  CheckRank(kOp, "argmax", argmax, 2);
+  CheckRank(kOp, "token_ids", token_ids, 1);
+  PAGEDLLM_CHECK(argmax.shape() == max_values.shape() && token_ids.dim(0) == max_values.dim(1),
+                 kOp, ": want max_values and argmax: [shards, rows], token_ids: [rows] (",
+                 DescribeTensors({{"max_values", &max_values},
+                                  {"argmax", &argmax},
+                                  {"token_ids", &token_ids}}),
+                 ")");
+  PAGEDLLM_CHECK(shard_cols > 0, kOp, ": shard_cols must be positive, got ", shard_cols);
+}
+
+void CheckFillPlaceholdersArgs(const Device* device, const Tensor& token_ids, const Tensor& fills,
+                               const Tensor& sampled) {
+  constexpr const char* kOp = "FillPlaceholders";
+  CheckTensor(kOp, "token_ids", token_ids, device, DType::kInt32);
+  CheckTensor(kOp, "fills", fills, device, DType::kInt32);
+  CheckTensor(kOp, "sampled", sampled, device, DType::kInt32);
+  CheckRank(kOp, "token_ids", token_ids, 1);
+  CheckRank(kOp, "fills", fills, 2);
+  CheckRank(kOp, "sampled", sampled, 1);
+  PAGEDLLM_CHECK(fills.dim(1) == 2, kOp, ": want fills: [num_fills, 2] (",
+                 DescribeTensors({{"fills", &fills}}), ")");
+}
+
 void CheckWriteKvCacheArgs(const Device* device, const Tensor& key, const Tensor& value,
                            const Tensor& slot_mapping, const Tensor& key_cache,
                            const Tensor& value_cache) {

@@ -37,6 +37,13 @@ void CheckWriteKvCacheArgs(const Device* device, const Tensor& key, const Tensor
                            const Tensor& value_cache);
 // CopyBlocks: cache [num_blocks, ...], pairs [num_pairs, 2] int32. Returns one block's bytes.
 size_t CheckCopyBlocksArgs(const Device* device, const Tensor& cache, const Tensor& pairs);
+// PickShardArgmax: max_values [shards, rows] float32, argmax [shards, rows] int32, token_ids
+// [rows] int32, shard_cols > 0.
+void CheckPickShardArgmaxArgs(const Device* device, const Tensor& max_values, const Tensor& argmax,
+                              int64_t shard_cols, const Tensor& token_ids);
+// FillPlaceholders: token_ids [n] int32, fills [num_fills, 2] int32, sampled [m] int32.
+void CheckFillPlaceholdersArgs(const Device* device, const Tensor& token_ids, const Tensor& fills,
+                               const Tensor& sampled);
 // Cast: in and out on `device`, the same shape.
 void CheckCastArgs(const Device* device, const Tensor& in, const Tensor& out);
 

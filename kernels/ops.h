@@ -128,6 +128,19 @@ class Ops {
   virtual void ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tensor& max_values,
                           const Tensor& argmax) = 0;
 
+  // Greedy picks over a vocab split into shards (tensor parallelism): for each row p, the shard r
+  // with the largest max_values[r, p] (ties go to the lowest shard, so to the lowest id, as
+  // SampleRows does) gives token_ids[p] = argmax[r, p] + r * shard_cols.
+  // max_values: [shards, rows] float32, argmax: [shards, rows] int32, token_ids: [rows] int32.
+  virtual void PickShardArgmax(const Tensor& max_values, const Tensor& argmax, int64_t shard_cols,
+                               const Tensor& token_ids) = 0;
+
+  // The next step's inputs from the step before's samples, without a trip through the host
+  // (async scheduling): token_ids[fills[f, 0]] = sampled[fills[f, 1]] for each fill f.
+  // token_ids: [n] int32, fills: [num_fills, 2] int32, sampled: [m] int32.
+  virtual void FillPlaceholders(const Tensor& token_ids, const Tensor& fills,
+                                const Tensor& sampled) = 0;
+
   // Converts between float dtypes (and copies when equal). Same shape.
   virtual void Cast(const Tensor& in, const Tensor& out) = 0;
 

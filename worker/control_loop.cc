@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -86,34 +87,69 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
   bool accepted = false;  // the coordinator sent something: the hello was taken
   // Instructions are read ahead, on the reader's thread: the next one is parsed while a step runs.
   StreamReader reader([&](wv1::CoordinatorMessage* next) { return stream->Read(next); });
-  while (reader.Next(&message)) {
+  // The step whose device work runs now and whose result has not gone out.
+  std::optional<ModelRunner::LaunchedStep> in_flight;
+  // Sends a step's result (rank 0) or its error; false once nothing more may go out.
+  const auto report = [&](uint64_t step_id, absl::StatusOr<wv1::StepResult> result) {
+    wv1::WorkerMessage reply;
+    if (!result.ok()) {
+      outcome = result.status();
+      wv1::WorkerError* error = reply.mutable_error();
+      error->set_rank(hello.rank());
+      error->set_step_id(step_id);
+      error->set_code(static_cast<int>(outcome.code()));
+      error->set_message(std::string(outcome.message()));
+      writer.Send(std::move(reply));
+      return false;
+    }
+    if (!is_rank0) return true;
+    *reply.mutable_result() = *std::move(result);
+    return writer.Send(std::move(reply));
+  };
+  const auto finish_in_flight = [&] {
+    if (!in_flight.has_value()) return true;
+    const uint64_t step_id = in_flight->step_id;
+    absl::StatusOr<wv1::StepResult> result = runner.Finish(std::move(*in_flight));
+    in_flight.reset();
+    return report(step_id, std::move(result));
+  };
+  // The next message. With a step in flight, one that comes before the step's device work ends
+  // is taken at once (its step is then queued behind it: the device never waits for the host);
+  // otherwise the step's result goes out first.
+  const auto next_message = [&] {
+    if (in_flight.has_value()) {
+      absl::StatusOr<bool> done = runner.Done(*in_flight);
+      while (done.ok() && !*done) {
+        if (reader.TryNext(&message)) return true;
+        std::this_thread::yield();
+        done = runner.Done(*in_flight);
+      }
+      if (!finish_in_flight()) return false;
+    }
+    return reader.Next(&message);
+  };
+  while (next_message()) {
     accepted = true;
     if (message.has_shutdown()) {
       PAGEDLLM_LOG(INFO) << "shutdown: " << message.shutdown().reason();
       break;
     }
     if (!message.has_step()) continue;
-    if (hang_here && message.step().step_id() == hang_at_step) {
+    const uint64_t step_id = message.step().step_id();
+    if (hang_here && step_id == hang_at_step) {
+      finish_in_flight();
       PAGEDLLM_LOG(WARNING) << "PAGEDLLM_FAULT_HANG_AT_STEP: hanging at step " << hang_at_step;
       while (true) std::this_thread::sleep_for(std::chrono::hours(1));
     }
-    absl::StatusOr<wv1::StepResult> result = runner.ExecuteStep(message.step());
-    wv1::WorkerMessage reply;
-    if (!result.ok()) {
-      outcome = result.status();
-      wv1::WorkerError* error = reply.mutable_error();
-      error->set_rank(hello.rank());
-      error->set_step_id(message.step().step_id());
-      error->set_code(static_cast<int>(outcome.code()));
-      error->set_message(std::string(outcome.message()));
-      writer.Send(std::move(reply));
+    absl::StatusOr<ModelRunner::LaunchedStep> launched = runner.Launch(message.step());
+    if (!finish_in_flight()) break;  // the step before's result goes out first
+    if (!launched.ok()) {
+      report(step_id, launched.status());
       break;
     }
-    if (is_rank0) {
-      *reply.mutable_result() = *std::move(result);
-      if (!writer.Send(std::move(reply))) break;
-    }
+    in_flight = *std::move(launched);
   }
+  finish_in_flight();  // a shutdown or the stream's end: the last result still goes out
   writer.Flush();  // the last result or the error reaches the coordinator before WritesDone
   {
     std::lock_guard<std::mutex> lock(stop_mutex);

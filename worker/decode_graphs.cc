@@ -5,6 +5,7 @@
 
 #include "common/logging.h"
 #include "common/status.h"
+#include "worker/packed_upload.h"
 
 namespace pagedllm::worker {
 
@@ -48,14 +49,22 @@ absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(int size, int tabl
   auto bucket = std::make_unique<Bucket>();
   bucket->size = size;
   bucket->table_width = table_width;
+  // The layout Fill copies in: token ids, positions, slots, block tables, query starts,
+  // context lengths, sample rows, placeholder fills.
+  const std::vector<std::vector<int64_t>> shapes = {{size}, {size}, {size}, {size, table_width},
+                                                    {size + 1}, {size}, {size}, {size, 2}};
+  PAGEDLLM_ASSIGN_OR_RETURN(bucket->packed,
+                            device_->Allocate(DType::kInt32, {PackedLength(shapes)}));
+  const std::vector<Tensor> views = PackedViews(bucket->packed, shapes);
   ForwardBatch& in = bucket->inputs;
-  PAGEDLLM_ASSIGN_OR_RETURN(in.token_ids, device_->Allocate(DType::kInt32, {size}));
-  PAGEDLLM_ASSIGN_OR_RETURN(in.positions, device_->Allocate(DType::kInt32, {size}));
-  PAGEDLLM_ASSIGN_OR_RETURN(in.slot_mapping, device_->Allocate(DType::kInt32, {size}));
-  PAGEDLLM_ASSIGN_OR_RETURN(in.block_tables, device_->Allocate(DType::kInt32, {size, table_width}));
-  PAGEDLLM_ASSIGN_OR_RETURN(in.query_start, device_->Allocate(DType::kInt32, {size + 1}));
-  PAGEDLLM_ASSIGN_OR_RETURN(in.context_lens, device_->Allocate(DType::kInt32, {size}));
-  PAGEDLLM_ASSIGN_OR_RETURN(in.sample_rows, device_->Allocate(DType::kInt32, {size}));
+  in.token_ids = views[0];
+  in.positions = views[1];
+  in.slot_mapping = views[2];
+  in.block_tables = views[3];
+  in.query_start = views[4];
+  in.context_lens = views[5];
+  in.sample_rows = views[6];
+  bucket->fills = views[7];
   in.max_query_len = 1;  // decode steps only (padding rows included): no prefill kernel
   if (logits_.empty()) {
     PAGEDLLM_ASSIGN_OR_RETURN(logits_, device_->Allocate(model_->compute_dtype(),
@@ -65,7 +74,8 @@ absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(int size, int tabl
   return buckets_.emplace(std::make_pair(size, table_width), std::move(bucket)).first->second.get();
 }
 
-void DecodeGraphs::Fill(const HostBatch& batch, Bucket& bucket) {
+absl::Status DecodeGraphs::Fill(const HostBatch& batch, Bucket& bucket, PinnedBuffer& staging,
+                                const Tensor& previous_sampled) {
   const int size = bucket.size;
   const int seqs = batch.num_seqs();
   std::vector<int32_t> token_ids(size, 0), positions(size, 0), slots(size, -1),
@@ -85,23 +95,24 @@ void DecodeGraphs::Fill(const HostBatch& batch, Bucket& bucket) {
     std::copy_n(batch.block_tables.begin() + static_cast<size_t>(s) * batch.max_blocks_per_seq,
                 batch.max_blocks_per_seq, tables.begin() + static_cast<size_t>(s) * width);
   }
-  const ForwardBatch& in = bucket.inputs;
-  const auto copy = [&](const Tensor& dst, const std::vector<int32_t>& src) {
-    device_->CopyHostToDevice(dst.raw_data(), src.data(), src.size() * sizeof(int32_t));
-  };
-  copy(in.token_ids, token_ids);
-  copy(in.positions, positions);
-  copy(in.slot_mapping, slots);
-  copy(in.block_tables, tables);
-  copy(in.query_start, query_start);
-  copy(in.context_lens, context_lens);
-  copy(in.sample_rows, rows);
+  // A decode batch's token i is sequence i's, so the fills index the padded inputs as they are.
+  PAGEDLLM_RETURN_IF_ERROR(CopyPacked(*device_,
+                                      {&token_ids, &positions, &slots, &tables, &query_start,
+                                       &context_lens, &rows, &batch.placeholder_fills},
+                                      staging, bucket.packed));
+  const int64_t num_fills = static_cast<int64_t>(batch.placeholder_fills.size() / 2);
+  if (num_fills > 0) {
+    device_->ops().FillPlaceholders(bucket.inputs.token_ids, bucket.fills.Slice(0, num_fills),
+                                    previous_sampled);
+  }
+  return absl::OkStatus();
 }
 
-absl::StatusOr<Tensor> DecodeGraphs::Run(const HostBatch& batch) {
+absl::StatusOr<Tensor> DecodeGraphs::Run(const HostBatch& batch, PinnedBuffer& staging,
+                                         const Tensor& previous_sampled) {
   PAGEDLLM_ASSIGN_OR_RETURN(Bucket * bucket, GetBucket(BucketSize(batch.num_seqs()),
                                                        TableWidth(batch.max_blocks_per_seq)));
-  Fill(batch, *bucket);
+  PAGEDLLM_RETURN_IF_ERROR(Fill(batch, *bucket, staging, previous_sampled));
   if (bucket->graph == nullptr) {
     // Warm up eagerly (kernels size their workspaces outside the capture), then capture.
     PAGEDLLM_ASSIGN_OR_RETURN(Tensor warm, model_->Forward(bucket->inputs, *cache_));

@@ -4,8 +4,9 @@
 // width, so a table far wider than the batch needs would waste work), so a decode step costs one
 // graph launch instead of hundreds of kernel launches.
 //
-// Each bucket owns static input tensors (its logits are rows of one buffer all buckets share); a
-// step writes its batch into them, padded to the bucket: padding rows read token 0 at position 0
+// Each bucket owns static input tensors, views of one int32 tensor (its logits are rows of one
+// buffer all buckets share); a step writes its batch into them with one copy from pinned memory,
+// padded to the bucket: padding rows read token 0 at position 0
 // of block 0 and write nowhere (slot -1), and their logits are ignored. A bucket's graph is
 // captured the first time a batch needs it, after one eager warm-up run (which sizes the kernels'
 // workspaces). On the CPU the "graph" re-runs the forward pass, so the same path (padding, static
@@ -21,6 +22,7 @@
 #include "kernels/device.h"
 #include "worker/model/kv_cache.h"
 #include "worker/model/llama_model.h"
+#include "worker/pinned_buffer.h"
 #include "worker/step_state.h"
 
 namespace pagedllm::worker {
@@ -40,7 +42,10 @@ class DecodeGraphs {
   // remembers the bucket, so CanRun refuses it from then on: the caller runs the step eagerly.
   // Other ranks may have captured the same bucket; that is fine, as a replay issues the same
   // collectives in the same order as an eager forward pass.
-  absl::StatusOr<kernels::Tensor> Run(const HostBatch& batch);
+  // The inputs go through `staging` (keep it unchanged until the step has run); the batch's
+  // placeholders are filled from `previous_sampled`, the step before's sampled tokens.
+  absl::StatusOr<kernels::Tensor> Run(const HostBatch& batch, PinnedBuffer& staging,
+                                      const kernels::Tensor& previous_sampled);
 
   int num_captured() const { return static_cast<int>(buckets_.size()); }
 
@@ -48,7 +53,9 @@ class DecodeGraphs {
   struct Bucket {
     int size = 0;
     int table_width = 0;     // block-table columns
+    kernels::Tensor packed;  // every input below, back to back (PackedViews)
     ForwardBatch inputs;     // static: [size] / [size, table_width] / [size + 1]
+    kernels::Tensor fills;   // [size, 2]: room for the step's placeholder fills
     kernels::Tensor logits;  // [size, vocab_local]: a view of logits_, written by each replay
     std::unique_ptr<kernels::DeviceGraph> graph;
   };
@@ -56,7 +63,8 @@ class DecodeGraphs {
   int BucketSize(int num_seqs) const;
   int TableWidth(int max_blocks) const;
   absl::StatusOr<Bucket*> GetBucket(int size, int table_width);
-  void Fill(const HostBatch& batch, Bucket& bucket);
+  absl::Status Fill(const HostBatch& batch, Bucket& bucket, PinnedBuffer& staging,
+                    const kernels::Tensor& previous_sampled);
 
   kernels::Device* device_;
   LlamaModel* model_;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "worker/packed_upload.h"
 
 namespace pagedllm::worker {
 
@@ -30,34 +31,48 @@ ModelRunner::ModelRunner(kernels::Device* device, parallel::Communicator* comm,
   }
 }
 
-absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host) {
-  ForwardBatch batch;
+absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host, PinnedBuffer& staging) {
   const int64_t tokens = host.num_tokens();
   const int64_t seqs = host.num_seqs();
-  PAGEDLLM_ASSIGN_OR_RETURN(batch.token_ids,
-                            device_->FromHost(DType::kInt32, {tokens}, host.token_ids));
-  PAGEDLLM_ASSIGN_OR_RETURN(batch.positions,
-                            device_->FromHost(DType::kInt32, {tokens}, host.positions));
-  PAGEDLLM_ASSIGN_OR_RETURN(batch.slot_mapping,
-                            device_->FromHost(DType::kInt32, {tokens}, host.slot_mapping));
-  PAGEDLLM_ASSIGN_OR_RETURN(
-      batch.block_tables,
-      device_->FromHost(DType::kInt32, {seqs, host.max_blocks_per_seq}, host.block_tables));
-  PAGEDLLM_ASSIGN_OR_RETURN(batch.query_start,
-                            device_->FromHost(DType::kInt32, {seqs + 1}, host.query_start));
-  PAGEDLLM_ASSIGN_OR_RETURN(batch.context_lens,
-                            device_->FromHost(DType::kInt32, {seqs}, host.context_lens));
+  const int64_t samples = static_cast<int64_t>(host.sample_rows.size());
+  const int64_t fills = static_cast<int64_t>(host.placeholder_fills.size() / 2);
+  const std::vector<std::vector<int64_t>> shapes = {
+      {tokens}, {tokens}, {tokens}, {seqs, host.max_blocks_per_seq}, {seqs + 1}, {seqs},
+      {samples}, {fills, 2}};
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor packed,
+                            device_->Allocate(DType::kInt32, {PackedLength(shapes)}));
+  PAGEDLLM_RETURN_IF_ERROR(CopyPacked(*device_,
+                                      {&host.token_ids, &host.positions, &host.slot_mapping,
+                                       &host.block_tables, &host.query_start, &host.context_lens,
+                                       &host.sample_rows, &host.placeholder_fills},
+                                      staging, packed));
+  const std::vector<Tensor> views = PackedViews(packed, shapes);
+  ForwardBatch batch;
+  batch.token_ids = views[0];
+  batch.positions = views[1];
+  batch.slot_mapping = views[2];
+  batch.block_tables = views[3];
+  batch.query_start = views[4];
+  batch.context_lens = views[5];
+  batch.sample_rows = views[6];  // empty when nothing samples
+  if (fills > 0) device_->ops().FillPlaceholders(batch.token_ids, views[7], previous_sampled_);
   for (int64_t s = 0; s < seqs; ++s) {
     batch.max_query_len =
         std::max(batch.max_query_len, host.query_start[s + 1] - host.query_start[s]);
   }
-  if (!host.sample_rows.empty()) {
-    PAGEDLLM_ASSIGN_OR_RETURN(
-        batch.sample_rows,
-        device_->FromHost(DType::kInt32, {static_cast<int64_t>(host.sample_rows.size())},
-                          host.sample_rows));
-  }
   return batch;
+}
+
+absl::StatusOr<Tensor> ModelRunner::RunForward(const HostBatch& host, PinnedBuffer& staging) {
+  if (graphs_ != nullptr && graphs_->CanRun(host)) {
+    absl::StatusOr<Tensor> replayed = graphs_->Run(host, staging, previous_sampled_);
+    if (replayed.ok()) return replayed;
+    // Out of memory for this bucket's graph: it runs eagerly (now and from then on).
+    if (!absl::IsResourceExhausted(replayed.status())) return replayed.status();
+    device_->Synchronize();  // the graph's inputs may still be on their way from `staging`
+  }
+  PAGEDLLM_ASSIGN_OR_RETURN(ForwardBatch batch, Upload(host, staging));
+  return model_->Forward(batch, cache_);
 }
 
 absl::Status ModelRunner::ApplySwaps(const wv1::StepInstruction& step) {
@@ -97,68 +112,48 @@ bool ModelRunner::AllGreedy(const HostBatch& host) {
   return true;
 }
 
-absl::StatusOr<std::vector<int32_t>> ModelRunner::GreedyTokens(const HostBatch& host,
-                                                               const Tensor& logits_local) {
+void ModelRunner::ReadBack(const Tensor& tensor, size_t offset, LaunchedStep* launched) {
+  device_->CopyDeviceToHost(launched->buffers->readback.data() + offset, tensor.raw_data(),
+                            tensor.bytes());
+}
+
+absl::StatusOr<Tensor> ModelRunner::GreedyTokens(const Tensor& logits_local,
+                                                 LaunchedStep* launched) {
   const LlamaDims& dims = model_->dims();
   const int64_t rows = logits_local.dim(0);
   const int world = comm_->world_size();
   const int64_t valid = std::min(dims.vocab_local, dims.vocab_size - dims.vocab_begin);
   PAGEDLLM_ASSIGN_OR_RETURN(Tensor values, device_->Allocate(DType::kFloat32, {rows}));
-  PAGEDLLM_ASSIGN_OR_RETURN(Tensor ids, device_->Allocate(DType::kInt32, {rows}));
-  device_->ops().ArgmaxRows(logits_local, valid, values, ids);
-  Tensor all_values = values, all_ids = ids;  // [world * P], rank-major
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor tokens, device_->Allocate(DType::kInt32, {rows}));
+  device_->ops().ArgmaxRows(logits_local, valid, values, tokens);
   if (world > 1) {
-    PAGEDLLM_ASSIGN_OR_RETURN(all_values, device_->Allocate(DType::kFloat32, {world * rows}));
-    PAGEDLLM_ASSIGN_OR_RETURN(all_ids, device_->Allocate(DType::kInt32, {world * rows}));
-    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(values, all_values));
-    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(ids, all_ids));
+    // Every rank picks among the shards' maxima: each needs the tokens (a placeholder of the
+    // next step stands for them).
+    PAGEDLLM_ASSIGN_OR_RETURN(Tensor all_values,
+                              device_->Allocate(DType::kFloat32, {world, rows}));
+    PAGEDLLM_ASSIGN_OR_RETURN(Tensor all_ids, device_->Allocate(DType::kInt32, {world, rows}));
+    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(values, all_values.Reshape({world * rows})));
+    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(tokens, all_ids.Reshape({world * rows})));
+    PAGEDLLM_ASSIGN_OR_RETURN(tokens, device_->Allocate(DType::kInt32, {rows}));
+    device_->ops().PickShardArgmax(all_values, all_ids, dims.vocab_local, tokens);
   }
-  // Every rank picks: each needs the tokens (a placeholder of the next step stands for them).
-  MarkWorkDone();
-  std::vector<float> host_values(all_values.bytes() / sizeof(float));
-  std::vector<int32_t> host_ids(all_ids.bytes() / sizeof(int32_t));
-  device_->CopyDeviceToHost(host_values.data(), all_values.raw_data(), all_values.bytes());
-  device_->CopyDeviceToHost(host_ids.data(), all_ids.raw_data(), all_ids.bytes());
-  device_->Synchronize();  // one wait for both copies
-  std::vector<int32_t> tokens(rows, 0);
-  for (int64_t p = 0; p < rows; ++p) {
-    float best = -std::numeric_limits<float>::infinity();
-    for (int r = 0; r < world; ++r) {
-      // Ranks hold ascending id ranges: a strictly larger value is needed to move on, so ties
-      // keep the lowest id, as SampleRows does.
-      if (host_values[r * rows + p] > best) {
-        best = host_values[r * rows + p];
-        tokens[p] = static_cast<int32_t>(host_ids[r * rows + p] + r * dims.vocab_local);
-      }
-    }
-  }
-  RecordSampled(host, tokens);
+  MarkWorkDone(launched);
+  if (comm_->rank() == 0) ReadBack(tokens, 0, launched);
   return tokens;
 }
 
-absl::StatusOr<std::vector<int32_t>> ModelRunner::ShareRank0Tokens(const HostBatch& host,
-                                                                   const Tensor& token_ids) {
-  Tensor all = token_ids;  // [world * P], rank-major
+absl::StatusOr<Tensor> ModelRunner::ShareRank0Tokens(const Tensor& token_ids) {
   const int world = comm_->world_size();
-  if (world > 1) {
-    PAGEDLLM_ASSIGN_OR_RETURN(all, device_->Allocate(DType::kInt32, {world * token_ids.dim(0)}));
-    PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(token_ids, all));
-  }
-  MarkWorkDone();
-  std::vector<int32_t> tokens = device_->ToHost<int32_t>(all);
-  tokens.resize(token_ids.dim(0));
-  RecordSampled(host, tokens);
-  return tokens;
+  if (world == 1) return token_ids;
+  const int64_t rows = token_ids.dim(0);
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor all, device_->Allocate(DType::kInt32, {world * rows}));
+  PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(token_ids, all));  // rank-major
+  return all.Slice(0, rows);
 }
 
-void ModelRunner::RecordSampled(const HostBatch& host, const std::vector<int32_t>& tokens) {
-  for (size_t p = 0; p < tokens.size(); ++p) {
-    state_.RecordSampled(host.sample_seq_ids[p], tokens[p]);
-  }
-}
-
-absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& logits_local,
-                                         wv1::StepResult* result) {
+absl::StatusOr<Tensor> ModelRunner::SampleOnDevice(const HostBatch& host,
+                                                   const Tensor& logits_local,
+                                                   LaunchedStep* launched) {
   const int64_t rows = static_cast<int64_t>(host.sample_seq_ids.size());
   std::vector<kernels::SampleRowParams> params;  // [P]
   params.reserve(host.sample_seq_ids.size());
@@ -172,8 +167,7 @@ absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& lo
   if (comm_->rank() != 0) {
     // Rank 0 samples; the others learn its tokens (a placeholder of the next step stands for
     // them) from the same all-gather, their own rows left unread.
-    PAGEDLLM_RETURN_IF_ERROR(ShareRank0Tokens(host, token_ids).status());
-    return absl::OkStatus();
+    return ShareRank0Tokens(token_ids);
   }
 
   std::vector<int32_t> words(params.size() * kernels::kSampleRowParamWords);  // [P, words]
@@ -192,34 +186,33 @@ absl::Status ModelRunner::SampleOnDevice(const HostBatch& host, const Tensor& lo
                               device_->Allocate(DType::kFloat32, {rows, num_top}));
   }
   device_->ops().SampleRows(args);
-  PAGEDLLM_ASSIGN_OR_RETURN(const std::vector<int32_t> tokens, ShareRank0Tokens(host, token_ids));
-  const std::vector<float> logprobs = device_->ToHost<float>(args.logprobs);
-  std::vector<int32_t> top_ids;
-  std::vector<float> top_logprobs;
+  PAGEDLLM_ASSIGN_OR_RETURN(Tensor tokens, ShareRank0Tokens(token_ids));
+  MarkWorkDone(launched);
+  // Read back (rank 0): ids [P], logprobs [P], top ids and top logprobs [P, num_top].
+  const size_t row_bytes = sizeof(int32_t);
+  const size_t top_bytes = static_cast<size_t>(rows) * num_top * sizeof(int32_t);
+  PAGEDLLM_RETURN_IF_ERROR(
+      launched->buffers->readback.Reserve(2 * rows * row_bytes + 2 * top_bytes));
+  ReadBack(tokens, 0, launched);
+  ReadBack(args.logprobs, rows * row_bytes, launched);
   if (num_top > 0) {
-    top_ids = device_->ToHost<int32_t>(args.top_ids);
-    top_logprobs = device_->ToHost<float>(args.top_logprobs);
+    ReadBack(args.top_ids, 2 * rows * row_bytes, launched);
+    ReadBack(args.top_logprobs, 2 * rows * row_bytes + top_bytes, launched);
   }
-  for (int64_t p = 0; p < rows; ++p) {
-    const uint64_t seq_id = host.sample_seq_ids[p];
-    wv1::SampledToken* out = result->add_tokens();
-    out->set_seq_id(seq_id);
-    out->set_token_id(tokens[p]);
-    if (state_.sampling(seq_id).num_top_logprobs < 0) continue;
-    out->set_logprob(logprobs[p]);
-    for (int j = 0; j < params[p].num_top_logprobs; ++j) {
-      const int32_t id = top_ids[p * num_top + j];
-      if (id < 0) break;  // fewer non-NaN logits than asked
-      wv1::TopToken* top_out = out->add_top();
-      top_out->set_token_id(id);
-      top_out->set_logprob(top_logprobs[p * num_top + j]);
-    }
+  launched->sampled = true;
+  launched->num_top = num_top;
+  launched->row_top_logprobs.reserve(params.size());
+  for (size_t p = 0; p < params.size(); ++p) {
+    const bool with_logprobs = state_.sampling(host.sample_seq_ids[p]).num_top_logprobs >= 0;
+    launched->row_top_logprobs.push_back(with_logprobs ? params[p].num_top_logprobs : -1);
   }
-  return absl::OkStatus();
+  return tokens;
 }
 
-void ModelRunner::MarkWorkDone() {
-  if (comm_->rank() == 0 && work_done_ == nullptr) work_done_ = device_->Mark().value_or(nullptr);
+void ModelRunner::MarkWorkDone(LaunchedStep* launched) {
+  if (comm_->rank() == 0 && launched->work_done == nullptr) {
+    launched->work_done = device_->Mark().value_or(nullptr);
+  }
 }
 
 void ModelRunner::RecordTimeline(std::unique_ptr<kernels::DeviceMark> begun,
@@ -236,17 +229,24 @@ void ModelRunner::RecordTimeline(std::unique_ptr<kernels::DeviceMark> begun,
   last_step_ended_ = std::move(ended);
 }
 
-absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruction& step) {
-  const auto start = std::chrono::steady_clock::now();
+absl::StatusOr<ModelRunner::LaunchedStep> ModelRunner::Launch(const wv1::StepInstruction& step) {
+  LaunchedStep launched;
+  launched.step_id = step.step_id();
+  launched.start = std::chrono::steady_clock::now();
   HostBatch host;
   PAGEDLLM_RETURN_IF_ERROR(state_.Apply(step, &host));
+  if (spare_buffers_.empty()) {
+    launched.buffers = std::make_unique<StepBuffers>(device_);
+  } else {
+    launched.buffers = std::move(spare_buffers_.back());
+    spare_buffers_.pop_back();
+  }
+  // Room for the greedy read-back (SampleOnDevice reserves its own).
+  PAGEDLLM_RETURN_IF_ERROR(
+      launched.buffers->readback.Reserve(host.sample_rows.size() * sizeof(int32_t)));
 
-  wv1::StepResult result;
-  result.set_step_id(step.step_id());
   // The device's timeline (rank 0 reports it): where this step's work begins.
-  std::unique_ptr<kernels::DeviceMark> begun;
-  if (comm_->rank() == 0) begun = device_->Mark().value_or(nullptr);
-  work_done_.reset();
+  if (comm_->rank() == 0) launched.begun = device_->Mark().value_or(nullptr);
   PAGEDLLM_RETURN_IF_ERROR(ApplySwaps(step));
   if (!host.block_copies.empty()) {
     PAGEDLLM_ASSIGN_OR_RETURN(
@@ -258,40 +258,73 @@ absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruct
       device_->ops().CopyBlocks(cache_.value(layer), pairs);
     }
   }
+  Tensor sampled;  // this step's tokens on the device: the next step's placeholders
   if (host.num_seqs() > 0) {
-    Tensor logits_local;
-    if (graphs_ != nullptr && graphs_->CanRun(host)) {
-      absl::StatusOr<Tensor> replayed = graphs_->Run(host);
-      // Out of memory for this bucket's graph: it runs eagerly (now and from then on).
-      if (!replayed.ok() && !absl::IsResourceExhausted(replayed.status())) {
-        return replayed.status();
-      }
-      if (replayed.ok()) logits_local = *std::move(replayed);
-    }
-    if (logits_local.empty()) {
-      PAGEDLLM_ASSIGN_OR_RETURN(ForwardBatch batch, Upload(host));
-      PAGEDLLM_ASSIGN_OR_RETURN(logits_local, model_->Forward(batch, cache_));
-    }
+    PAGEDLLM_ASSIGN_OR_RETURN(Tensor logits_local, RunForward(host, launched.buffers->upload));
     if (host.sample_rows.empty()) {
       // Only prefill chunks that end before their prompt does: nothing to sample.
     } else if (AllGreedy(host)) {
-      PAGEDLLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, GreedyTokens(host, logits_local));
-      for (size_t p = 0; comm_->rank() == 0 && p < tokens.size(); ++p) {
-        wv1::SampledToken* out = result.add_tokens();
-        out->set_seq_id(host.sample_seq_ids[p]);
-        out->set_token_id(tokens[p]);
-      }
+      PAGEDLLM_ASSIGN_OR_RETURN(sampled, GreedyTokens(logits_local, &launched));
     } else {
-      PAGEDLLM_RETURN_IF_ERROR(SampleOnDevice(host, logits_local, &result));
+      PAGEDLLM_ASSIGN_OR_RETURN(sampled, SampleOnDevice(host, logits_local, &launched));
     }
   }
-  MarkWorkDone();  // a step without samples ends here
-  device_->Synchronize();
-  RecordTimeline(std::move(begun), std::move(work_done_), &result);
-  result.set_forward_ns(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
+  previous_sampled_ = sampled;
+  MarkWorkDone(&launched);  // a step without samples ends here
+  PAGEDLLM_ASSIGN_OR_RETURN(launched.end, device_->Mark());
+  if (comm_->rank() == 0) launched.sample_seq_ids = std::move(host.sample_seq_ids);
+  return launched;
+}
+
+absl::StatusOr<bool> ModelRunner::Done(const LaunchedStep& step) {
+  if (step.end == nullptr) return true;
+  return device_->Reached(*step.end);
+}
+
+void ModelRunner::ReadResult(const LaunchedStep& step, wv1::StepResult* result) const {
+  const int64_t rows = static_cast<int64_t>(step.sample_seq_ids.size());
+  const char* readback = step.buffers->readback.data();
+  const auto* tokens = reinterpret_cast<const int32_t*>(readback);
+  const auto* logprobs = reinterpret_cast<const float*>(readback + rows * sizeof(int32_t));
+  const auto* top_ids = reinterpret_cast<const int32_t*>(readback + 2 * rows * sizeof(int32_t));
+  const auto* top_logprobs =
+      reinterpret_cast<const float*>(top_ids + static_cast<size_t>(rows) * step.num_top);
+  for (int64_t p = 0; p < rows; ++p) {
+    wv1::SampledToken* out = result->add_tokens();
+    out->set_seq_id(step.sample_seq_ids[p]);
+    out->set_token_id(tokens[p]);
+    if (!step.sampled || step.row_top_logprobs[p] < 0) continue;
+    out->set_logprob(logprobs[p]);
+    for (int j = 0; j < step.row_top_logprobs[p]; ++j) {
+      const int32_t id = top_ids[p * step.num_top + j];
+      if (id < 0) break;  // fewer non-NaN logits than asked
+      wv1::TopToken* top_out = out->add_top();
+      top_out->set_token_id(id);
+      top_out->set_logprob(top_logprobs[p * step.num_top + j]);
+    }
+  }
+}
+
+absl::StatusOr<wv1::StepResult> ModelRunner::Finish(LaunchedStep step) {
+  if (step.end != nullptr) PAGEDLLM_RETURN_IF_ERROR(device_->WaitFor(*step.end));
+  wv1::StepResult result;
+  result.set_step_id(step.step_id);
+  RecordTimeline(std::move(step.begun), std::move(step.work_done), &result);
+  if (comm_->rank() == 0) ReadResult(step, &result);
+  spare_buffers_.push_back(std::move(step.buffers));
+  // The host's time for this step alone: from its launch, or from the step before's end when it
+  // was launched while that one ran.
+  const auto now = std::chrono::steady_clock::now();
+  result.set_forward_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            now - std::max(step.start, last_finished_))
+                            .count());
+  last_finished_ = now;
   return result;
+}
+
+absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruction& step) {
+  PAGEDLLM_ASSIGN_OR_RETURN(LaunchedStep launched, Launch(step));
+  return Finish(std::move(launched));
 }
 
 }  // namespace pagedllm::worker

@@ -147,7 +147,8 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
   for (int32_t i = 0; i < count; ++i) {
     int32_t token = seq_step.token_ids(i);
     if (token == kSampledTokenPlaceholder && i == count - 1) {
-      // Async scheduling: the token this sequence sampled in the step before.
+      // Async scheduling: the token this sequence sampled in the step before, filled in on the
+      // device.
       const SequenceMirror& mirror = it->second;
       if (mirror.last_sampled_step == 0 || mirror.last_sampled_step != last_step_id_ - 1) {
         return absl::FailedPreconditionError(
@@ -155,7 +156,9 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
                          " computes the token it sampled in step ", last_step_id_ - 1,
                          " (token id -1), but it sampled none there"));
       }
-      token = mirror.last_sampled_token;
+      batch->placeholder_fills.push_back(batch->num_tokens());
+      batch->placeholder_fills.push_back(mirror.last_sample_row);
+      token = 0;
     }
     if (token < 0 || token >= vocab_size_) {
       return absl::InvalidArgumentError(absl::StrCat("sequence ", seq_step.seq_id(), ": token id ",
@@ -170,6 +173,8 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
   batch->context_lens.push_back(static_cast<int32_t>(end));
   batch->query_start.push_back(batch->num_tokens());
   if (seq_step.sample()) {
+    it->second.last_sample_row = static_cast<int32_t>(batch->sample_rows.size());
+    it->second.last_sampled_step = last_step_id_;
     batch->sample_rows.push_back(batch->num_tokens() - 1);
     batch->sample_seq_ids.push_back(seq_step.seq_id());
   }
@@ -191,13 +196,6 @@ int StepState::num_tables() const {
   int n = 0;
   for (const auto& [seq_id, mirror] : sequences_) n += mirror.has_table;
   return n;
-}
-
-void StepState::RecordSampled(uint64_t seq_id, int32_t token_id) {
-  auto it = sequences_.find(seq_id);
-  if (it == sequences_.end()) return;
-  it->second.last_sampled_token = token_id;
-  it->second.last_sampled_step = last_step_id_;
 }
 
 kernels::SampleRowParams StepState::NextSampleParams(uint64_t seq_id) {

@@ -3,8 +3,9 @@
 // copy-on-write) and each sequence's sampling state (parameters, seed and draw counter: seeded
 // sampling is reproducible). Applying a StepInstruction updates the mirror and yields the step's
 // flat host-side batch. A step's last token of a sequence may be the placeholder for the token
-// that sequence sampled in the step before (async scheduling): it is filled in here. Not thread
-// safe; used by the step thread.
+// that sequence sampled in the step before (async scheduling): the batch says which sampled row
+// of that step fills it, on the device (Ops::FillPlaceholders), so that no step waits for the
+// host to learn the tokens of the one before. Not thread safe; used by the step thread.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,9 @@ struct HostBatch {
   std::vector<int32_t> sample_rows;      // [P]
   std::vector<uint64_t> sample_seq_ids;  // [P]
   std::vector<int32_t> block_copies;     // [num_copies * 2]: src, dst pairs
+  // [num_fills * 2]: (index into token_ids, sample row of the step before) pairs. token_ids
+  // holds 0 at each such index until the device fills in the token sampled there.
+  std::vector<int32_t> placeholder_fills;
 
   int num_seqs() const { return static_cast<int>(context_lens.size()); }
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
@@ -47,10 +51,6 @@ class StepState {
   // fork into a known one, block id out of range, table too short for the positions, token id
   // out of range, bad sampling parameters) is FAILED_PRECONDITION / INVALID_ARGUMENT naming it.
   absl::Status Apply(const pagedllm::worker::v1::StepInstruction& step, HostBatch* batch);
-
-  // The token the sequence sampled in the step just applied: a placeholder token
-  // (kSampledTokenPlaceholder) of the next step stands for it. Every rank records it.
-  void RecordSampled(uint64_t seq_id, int32_t token_id);
 
   // The sampling parameters the sequence arrived with.
   const SamplingParams& sampling(uint64_t seq_id) const;
@@ -71,8 +71,10 @@ class StepState {
     bool has_table = false;  // false after preemption, until the table is reset
     SamplingParams sampling;
     uint64_t num_draws = 0;  // tokens sampled so far (the device sampler's Philox counter)
-    int32_t last_sampled_token = 0;
-    uint64_t last_sampled_step = 0;  // the step that sampled it (0: none yet)
+    // The sample row of the last step that sampled for this sequence (0: none yet): a
+    // placeholder of the step after stands for the token sampled there.
+    int32_t last_sample_row = 0;
+    uint64_t last_sampled_step = 0;
   };
 
   absl::Status AddSequence(uint64_t seq_id, const pagedllm::worker::v1::SamplingConfig& sampling,

@@ -24,6 +24,14 @@ bool StreamReader::Next(wv1::CoordinatorMessage* message) {
   return true;
 }
 
+bool StreamReader::TryNext(wv1::CoordinatorMessage* message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (queue_.empty()) return false;
+  *message = std::move(queue_.front());
+  queue_.pop_front();
+  return true;
+}
+
 void StreamReader::Run() {
   while (true) {
     wv1::CoordinatorMessage message;

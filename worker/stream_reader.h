@@ -24,6 +24,8 @@ class StreamReader {
   // The next message, waiting for it; false once the stream has ended and every message read
   // was taken.
   bool Next(pagedllm::worker::v1::CoordinatorMessage* message);
+  // The next message if one was read already; false (without waiting) otherwise.
+  bool TryNext(pagedllm::worker::v1::CoordinatorMessage* message);
   // Waits for the reading thread to see the stream end: end or cancel the stream first.
   void Join();
 

@@ -109,6 +109,37 @@ void CpuOps::ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tens
   }
 }
 
+void CpuOps::PickShardArgmax(const Tensor& max_values, const Tensor& argmax, int64_t shard_cols,
+                             const Tensor& token_ids) {
+  CheckPickShardArgmaxArgs(device_, max_values, argmax, shard_cols, token_ids);
+  const int64_t shards = max_values.dim(0), rows = max_values.dim(1);
+  for (int64_t p = 0; p < rows; ++p) {
+    int64_t best = 0;
+    for (int64_t r = 1; r < shards; ++r) {
+      // Strictly larger to move on: ties keep the lower shard, so the lower id.
+      if (max_values.data<float>()[r * rows + p] > max_values.data<float>()[best * rows + p]) {
+        best = r;
+      }
+    }
+    token_ids.data<int32_t>()[p] =
+        static_cast<int32_t>(argmax.data<int32_t>()[best * rows + p] + best * shard_cols);
+  }
+}
+
+void CpuOps::FillPlaceholders(const Tensor& token_ids, const Tensor& fills,
+                              const Tensor& sampled) {
+  constexpr const char* kOp = "FillPlaceholders";
+  CheckFillPlaceholdersArgs(device_, token_ids, fills, sampled);
+  const int32_t* pairs = fills.data<int32_t>();
+  for (int64_t f = 0; f < fills.dim(0); ++f) {
+    const int32_t to = pairs[2 * f], from = pairs[2 * f + 1];
+    PAGEDLLM_CHECK(to >= 0 && to < token_ids.dim(0) && from >= 0 && from < sampled.dim(0), kOp,
+                   ": fill ", f, " (", to, " <- ", from, ") is outside token_ids [",
+                   token_ids.dim(0), "] or sampled [", sampled.dim(0), "]");
+    token_ids.data<int32_t>()[to] = sampled.data<int32_t>()[from];
+  }
+}
+
 // in, out: the same shape; float32, bfloat16 and float16 convert to each other (rounding to
 // nearest even), and any dtype copies to itself.
 void CpuOps::Cast(const Tensor& in, const Tensor& out) {

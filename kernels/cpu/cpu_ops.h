@@ -36,6 +36,10 @@ class CpuOps : public Ops {
   void GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) override;
   void ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tensor& max_values,
                   const Tensor& argmax) override;
+  void PickShardArgmax(const Tensor& max_values, const Tensor& argmax, int64_t shard_cols,
+                       const Tensor& token_ids) override;
+  void FillPlaceholders(const Tensor& token_ids, const Tensor& fills,
+                        const Tensor& sampled) override;
   void CopyBlocks(const Tensor& cache, const Tensor& pairs) override;
   void Cast(const Tensor& in, const Tensor& out) override;
   // In cpu_sampling.cc.

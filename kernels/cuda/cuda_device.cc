@@ -257,6 +257,33 @@ absl::StatusOr<int64_t> CudaDevice::NanosBetween(const DeviceMark& from, const D
   return static_cast<int64_t>(static_cast<double>(ms) * 1e6);
 }
 
+namespace {
+
+absl::StatusOr<cudaEvent_t> EventOf(const DeviceMark& mark, const std::string& device_name) {
+  const auto* event_mark = dynamic_cast<const EventMark*>(&mark);
+  if (event_mark == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a mark not made by ", device_name, "'s Mark()"));
+  }
+  return event_mark->event;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> CudaDevice::Reached(const DeviceMark& mark) {
+  PAGEDLLM_ASSIGN_OR_RETURN(cudaEvent_t event, EventOf(mark, name_));
+  const cudaError_t status = cudaEventQuery(event);
+  if (status == cudaErrorNotReady) return false;
+  PAGEDLLM_CUDA_RETURN_IF_ERROR(status);
+  return true;
+}
+
+absl::Status CudaDevice::WaitFor(const DeviceMark& mark) {
+  PAGEDLLM_ASSIGN_OR_RETURN(cudaEvent_t event, EventOf(mark, name_));
+  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(event));
+  return absl::OkStatus();
+}
+
 Ops& CudaDevice::ops() { return *ops_; }
 
 absl::StatusOr<std::unique_ptr<Device>> MakeCudaDevice(int ordinal) {

@@ -53,6 +53,8 @@ class CudaDevice final : public Device {
   // cudaEvent marks (with timing), recorded on the stream.
   absl::StatusOr<std::unique_ptr<DeviceMark>> Mark() override;
   absl::StatusOr<int64_t> NanosBetween(const DeviceMark& from, const DeviceMark& to) override;
+  absl::StatusOr<bool> Reached(const DeviceMark& mark) override;
+  absl::Status WaitFor(const DeviceMark& mark) override;
 
   Ops& ops() override;
   void* native_stream() const override { return stream_; }

@@ -43,6 +43,10 @@ class CudaOps final : public Ops {
   // In cuda_argmax.cu.
   void ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Tensor& max_values,
                   const Tensor& argmax) override;
+  void PickShardArgmax(const Tensor& max_values, const Tensor& argmax, int64_t shard_cols,
+                       const Tensor& token_ids) override;
+  void FillPlaceholders(const Tensor& token_ids, const Tensor& fills,
+                        const Tensor& sampled) override;
   void CopyBlocks(const Tensor& cache, const Tensor& pairs) override;
   void Cast(const Tensor& in, const Tensor& out) override;
   // In cuda_sampling.cu.

@@ -189,34 +189,50 @@ TEST_F(StepStateTest, RefusesWhatDoesNotFit) {
   EXPECT_THAT(Apply(step).message(), HasSubstr("block copy -1 -> 2 is outside [0, 16)"));
 }
 
-TEST_F(StepStateTest, PlaceholderIsTheTokenSampledInTheStepBefore) {
-  StartSequenceOne();  // step 1 samples after position 5
-  state_.RecordSampled(1, 42);
+TEST_F(StepStateTest, PlaceholderIsFilledFromItsSampleRowOfTheStepBefore) {
+  StartSequenceOne();  // step 1 samples sequence 1 after position 5 (sample row 0)
+  EXPECT_TRUE(batch_.placeholder_fills.empty());
+  // Step 2: sequence 2 arrives (its prompt sampled at row 0), sequence 1 computes its
+  // placeholder and samples at row 1.
   wv1::StepInstruction step = Next();
+  wv1::NewSequence* two = step.add_new_sequences();
+  two->set_seq_id(2);
+  *two->mutable_sampling() = Greedy();
+  AddStep(&step, 2, 0, {20, 21}, {7}, /*reset=*/true, /*sample=*/true);
   AddStep(&step, 1, 6, {kSampledTokenPlaceholder}, {}, false, true);
   ASSERT_TRUE(Apply(step).ok());
-  EXPECT_THAT(batch_.token_ids, ElementsAre(42));
-  EXPECT_THAT(batch_.positions, ElementsAre(6));
-  EXPECT_THAT(batch_.slot_mapping, ElementsAre(5 * kBlockSize + 2));
+  EXPECT_THAT(batch_.token_ids, ElementsAre(20, 21, 0));  // 0 until the device fills it
+  EXPECT_THAT(batch_.positions, ElementsAre(0, 1, 6));
+  EXPECT_THAT(batch_.slot_mapping, ElementsAre(28, 29, 5 * kBlockSize + 2));
+  EXPECT_THAT(batch_.placeholder_fills, ElementsAre(2, 0));  // token 2 <- step 1's row 0
+  EXPECT_THAT(batch_.sample_seq_ids, ElementsAre(2u, 1u));
 
-  // Nothing was recorded for step 2: step 3 cannot stand for it.
+  // Step 3: both placeholders, each from its own row of step 2.
   step = Next();
-  AddStep(&step, 1, 7, {kSampledTokenPlaceholder}, {}, false, true);
+  AddStep(&step, 1, 7, {kSampledTokenPlaceholder}, {}, false, /*sample=*/false);
+  AddStep(&step, 2, 2, {kSampledTokenPlaceholder}, {}, false, true);
+  ASSERT_TRUE(Apply(step).ok());
+  EXPECT_THAT(batch_.token_ids, ElementsAre(0, 0));
+  EXPECT_THAT(batch_.placeholder_fills, ElementsAre(0, 1, 1, 0));
+
+  // Sequence 1 sampled nothing in step 3: step 4 cannot stand for it.
+  step = Next();
+  AddStep(&step, 1, 8, {kSampledTokenPlaceholder}, {6}, false, true);
   EXPECT_THAT(Apply(step).message(),
-              HasSubstr("sequence 1 computes the token it sampled in step 2 (token id -1), but it "
+              HasSubstr("sequence 1 computes the token it sampled in step 3 (token id -1), but it "
                         "sampled none there"));
 
-  // A token recorded two steps back is stale.
-  state_.RecordSampled(1, 43);      // for step 3
-  ASSERT_TRUE(Apply(Next()).ok());  // step 4: nothing for sequence 1
-  step = Next();                    // step 5
-  AddStep(&step, 1, 7, {kSampledTokenPlaceholder}, {}, false, true);
-  EXPECT_THAT(Apply(step).message(), HasSubstr("in step 4 (token id -1)"));
+  // Sequence 2 sampled in step 3, two steps back from step 5: stale.
+  ASSERT_TRUE(Apply(Next()).ok());  // step 5: nothing
+  step = Next();                    // step 6
+  AddStep(&step, 2, 3, {kSampledTokenPlaceholder}, {}, false, true);
+  EXPECT_THAT(Apply(step).message(), HasSubstr("in step 5 (token id -1)"));
+}
 
-  // Only the last token may be one.
-  state_.RecordSampled(1, 44);  // for step 5
-  step = Next();
-  AddStep(&step, 1, 7, {kSampledTokenPlaceholder, 5}, {9}, false, true);
+TEST_F(StepStateTest, OnlyTheLastTokenMayBeAPlaceholder) {
+  StartSequenceOne();
+  wv1::StepInstruction step = Next();
+  AddStep(&step, 1, 6, {kSampledTokenPlaceholder, 5}, {9}, false, true);
   EXPECT_THAT(Apply(step).message(), HasSubstr("token id -1 outside [0, 100)"));
 }
 
