@@ -73,11 +73,10 @@ void CheckPickShardArgmaxArgs(const Device* device, const Tensor& max_values, co
   CheckRank(kOp, "max_values", max_values, 2);
   CheckRank(kOp, "argmax", argmax, 2);
   CheckRank(kOp, "token_ids", token_ids, 1);
-  PAGEDLLM_CHECK(argmax.shape() == max_values.shape() && token_ids.dim(0) == max_values.dim(1),
-                 kOp, ": want max_values and argmax: [shards, rows], token_ids: [rows] (",
-                 DescribeTensors({{"max_values", &max_values},
-                                  {"argmax", &argmax},
-                                  {"token_ids", &token_ids}}),
+  PAGEDLLM_CHECK(argmax.shape() == max_values.shape() && token_ids.dim(0) == max_values.dim(1), kOp,
+                 ": want max_values and argmax: [shards, rows], token_ids: [rows] (",
+                 DescribeTensors(
+                     {{"max_values", &max_values}, {"argmax", &argmax}, {"token_ids", &token_ids}}),
                  ")");
   PAGEDLLM_CHECK(shard_cols > 0, kOp, ": shard_cols must be positive, got ", shard_cols);
 }

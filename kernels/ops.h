@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
+#include "absl/status/status.h"
 #include "kernels/sampling_params.h"
 #include "kernels/tensor.h"
 
@@ -82,6 +84,17 @@ class Ops {
  public:
   virtual ~Ops() = default;
 
+  // Ops return nothing. A failure a step can survive (no memory for a workspace, a library call
+  // or a kernel launch refused) is not an abort: the op records it, leaves its output unwritten,
+  // and the caller that runs the step takes it here and fails the step with it. Returns the
+  // first failure since the last call (OK when none) and clears it. A failed argument check is a
+  // caller bug and still aborts.
+  virtual absl::Status TakeFailure() {
+    absl::Status failure = std::move(failure_);
+    failure_ = absl::OkStatus();
+    return failure;
+  }
+
   // y = x · wᵀ, weights in Hugging Face layout.
   // x: [m, k], weight: [n, k], y: [m, n].
   virtual void Linear(const Tensor& x, const Tensor& weight, const Tensor& y) = 0;
@@ -96,8 +109,8 @@ class Ops {
   virtual void RmsNorm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) = 0;
 
   // residual += x; out = RmsNorm(residual). x, residual, out: [n, hidden], weight: [hidden].
-  virtual void AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& weight,
-                          float eps, const Tensor& out) = 0;
+  virtual void AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps,
+                          const Tensor& out) = 0;
 
   virtual void RopeQkv(const RopeQkvParams& params) = 0;
 
@@ -146,6 +159,15 @@ class Ops {
 
   // See SampleRowsArgs. Row params are read on the device: upload them before the call.
   virtual void SampleRows(const SampleRowsArgs& args) = 0;
+
+ protected:
+  // Keeps the first failure until TakeFailure.
+  void RecordFailure(absl::Status failure) {
+    if (failure_.ok()) failure_ = std::move(failure);
+  }
+
+ private:
+  absl::Status failure_;
 };
 
 }  // namespace pagedllm::kernels

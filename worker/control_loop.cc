@@ -150,7 +150,7 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
     in_flight = *std::move(launched);
   }
   finish_in_flight();  // a shutdown or the stream's end: the last result still goes out
-  writer.Flush();  // the last result or the error reaches the coordinator before WritesDone
+  writer.Flush();      // the last result or the error reaches the coordinator before WritesDone
   {
     std::lock_guard<std::mutex> lock(stop_mutex);
     done = true;

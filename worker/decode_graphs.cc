@@ -51,7 +51,7 @@ absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(int size, int tabl
   bucket->table_width = table_width;
   // The layout Fill copies in: token ids, positions, slots, block tables, query starts,
   // context lengths, sample rows, placeholder fills.
-  const std::vector<std::vector<int64_t>> shapes = {{size}, {size}, {size}, {size, table_width},
+  const std::vector<std::vector<int64_t>> shapes = {{size},     {size}, {size}, {size, table_width},
                                                     {size + 1}, {size}, {size}, {size, 2}};
   PAGEDLLM_ASSIGN_OR_RETURN(bucket->packed,
                             device_->Allocate(DType::kInt32, {PackedLength(shapes)}));
@@ -117,10 +117,11 @@ absl::StatusOr<Tensor> DecodeGraphs::Run(const HostBatch& batch, PinnedBuffer& s
     // Warm up eagerly (kernels size their workspaces outside the capture), then capture.
     PAGEDLLM_ASSIGN_OR_RETURN(Tensor warm, model_->Forward(bucket->inputs, *cache_));
     device_->Synchronize();
+    // An op that failed in the warm-up (no memory for its workspace, say) fails the capture too.
     absl::StatusOr<std::unique_ptr<kernels::DeviceGraph>> graph =
         device_->CaptureGraph([this, bucket]() -> absl::Status {
           PAGEDLLM_ASSIGN_OR_RETURN(bucket->logits, model_->Forward(bucket->inputs, *cache_));
-          return absl::OkStatus();
+          return device_->ops().TakeFailure();
         });
     if (!graph.ok()) {
       const std::pair<int, int> key = {bucket->size, bucket->table_width};

@@ -100,6 +100,12 @@ absl::StatusOr<size_t> ProfileStep(kernels::Device& device, LlamaModel& model,
         device.Allocate(DType::kFloat32, {seqs, kernels::kMaxSampleTopLogprobs}));
     device.ops().SampleRows(args);
     device.Synchronize();
+    // The largest step must run at startup, or no step of that size could run later.
+    if (absl::Status failed = device.ops().TakeFailure(); !failed.ok()) {
+      return absl::Status(failed.code(), absl::StrCat("profiling a step of ", tokens,
+                                                      " tokens for the KV cache's size failed: ",
+                                                      failed.message()));
+    }
   }
   PAGEDLLM_ASSIGN_OR_RETURN(kernels::MemoryStats after, device.memory_stats());
   return after.peak_in_use - before.in_use;

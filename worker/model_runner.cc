@@ -37,15 +37,15 @@ absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host, PinnedBu
   const int64_t samples = static_cast<int64_t>(host.sample_rows.size());
   const int64_t fills = static_cast<int64_t>(host.placeholder_fills.size() / 2);
   const std::vector<std::vector<int64_t>> shapes = {
-      {tokens}, {tokens}, {tokens}, {seqs, host.max_blocks_per_seq}, {seqs + 1}, {seqs},
-      {samples}, {fills, 2}};
+      {tokens},   {tokens}, {tokens},  {seqs, host.max_blocks_per_seq},
+      {seqs + 1}, {seqs},   {samples}, {fills, 2}};
   PAGEDLLM_ASSIGN_OR_RETURN(Tensor packed,
                             device_->Allocate(DType::kInt32, {PackedLength(shapes)}));
-  PAGEDLLM_RETURN_IF_ERROR(CopyPacked(*device_,
-                                      {&host.token_ids, &host.positions, &host.slot_mapping,
-                                       &host.block_tables, &host.query_start, &host.context_lens,
-                                       &host.sample_rows, &host.placeholder_fills},
-                                      staging, packed));
+  PAGEDLLM_RETURN_IF_ERROR(CopyPacked(
+      *device_,
+      {&host.token_ids, &host.positions, &host.slot_mapping, &host.block_tables, &host.query_start,
+       &host.context_lens, &host.sample_rows, &host.placeholder_fills},
+      staging, packed));
   const std::vector<Tensor> views = PackedViews(packed, shapes);
   ForwardBatch batch;
   batch.token_ids = views[0];
@@ -129,8 +129,7 @@ absl::StatusOr<Tensor> ModelRunner::GreedyTokens(const Tensor& logits_local,
   if (world > 1) {
     // Every rank picks among the shards' maxima: each needs the tokens (a placeholder of the
     // next step stands for them).
-    PAGEDLLM_ASSIGN_OR_RETURN(Tensor all_values,
-                              device_->Allocate(DType::kFloat32, {world, rows}));
+    PAGEDLLM_ASSIGN_OR_RETURN(Tensor all_values, device_->Allocate(DType::kFloat32, {world, rows}));
     PAGEDLLM_ASSIGN_OR_RETURN(Tensor all_ids, device_->Allocate(DType::kInt32, {world, rows}));
     PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(values, all_values.Reshape({world * rows})));
     PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(tokens, all_ids.Reshape({world * rows})));
@@ -268,6 +267,11 @@ absl::StatusOr<ModelRunner::LaunchedStep> ModelRunner::Launch(const wv1::StepIns
     } else {
       PAGEDLLM_ASSIGN_OR_RETURN(sampled, SampleOnDevice(host, logits_local, &launched));
     }
+  }
+  // An op that could not run (no memory for its workspace, a launch refused) fails the step.
+  if (absl::Status failed = device_->ops().TakeFailure(); !failed.ok()) {
+    return absl::Status(failed.code(),
+                        absl::StrCat("step ", step.step_id(), ": ", failed.message()));
   }
   previous_sampled_ = sampled;
   MarkWorkDone(&launched);  // a step without samples ends here

@@ -51,8 +51,8 @@ absl::Status CopyPacked(kernels::Device& device,
   for (const std::vector<int32_t>* values : arrays) bytes += values->size() * sizeof(int32_t);
   if (bytes == 0) return absl::OkStatus();
   if (packed.dtype() != DType::kInt32 || packed.bytes() < bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("CopyPacked: ", bytes, " bytes do not fit ",
-                                                   packed.ShapeString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CopyPacked: ", bytes, " bytes do not fit ", packed.ShapeString()));
   }
   PAGEDLLM_RETURN_IF_ERROR(staging.Reserve(bytes));
   char* out = staging.data();

@@ -25,7 +25,8 @@ std::vector<kernels::Tensor> PackedViews(const kernels::Tensor& packed,
 // Copies `arrays`, back to back, into `packed`'s first elements through `staging`: one host copy
 // into pinned memory and one device copy, queued on the stream. `staging` must stay unchanged
 // until the device has run the copy.
-absl::Status CopyPacked(kernels::Device& device, const std::vector<const std::vector<int32_t>*>& arrays,
+absl::Status CopyPacked(kernels::Device& device,
+                        const std::vector<const std::vector<int32_t>*>& arrays,
                         PinnedBuffer& staging, const kernels::Tensor& packed);
 
 }  // namespace pagedllm::worker

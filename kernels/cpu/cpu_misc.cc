@@ -126,8 +126,7 @@ void CpuOps::PickShardArgmax(const Tensor& max_values, const Tensor& argmax, int
   }
 }
 
-void CpuOps::FillPlaceholders(const Tensor& token_ids, const Tensor& fills,
-                              const Tensor& sampled) {
+void CpuOps::FillPlaceholders(const Tensor& token_ids, const Tensor& fills, const Tensor& sampled) {
   constexpr const char* kOp = "FillPlaceholders";
   CheckFillPlaceholdersArgs(device_, token_ids, fills, sampled);
   const int32_t* pairs = fills.data<int32_t>();

@@ -6,10 +6,10 @@
 
 #include <cmath>
 
-#include "kernels/op_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/op_checks.h"
 
 namespace pagedllm::kernels {
 namespace {
@@ -94,7 +94,7 @@ void CudaOps::ArgmaxRows(const Tensor& logits, int64_t num_valid_cols, const Ten
     case DType::kInt32:
       PAGEDLLM_CHECK(false, kOp, ": logits must be a float tensor, got ", logits.ShapeString());
   }
-  PAGEDLLM_CUDA_CHECK(cudaGetLastError());
+  NoteLaunch(kOp);
 }
 
 }  // namespace pagedllm::kernels

@@ -103,17 +103,18 @@ void Launch(AttentionArgs args, int64_t num_tokens, CudaOps& ops) {
     const int64_t rows = max_splits * decode_ctas * kDecodeRows;
     const size_t out_bytes = static_cast<size_t>(rows) * kHeadDim * sizeof(float);
     char* workspace = static_cast<char*>(ops.Workspace(out_bytes + rows * 2 * sizeof(float)));
+    if (workspace == nullptr) return;  // no memory: the failure is recorded for the step
     args.partial_out = reinterpret_cast<float*>(workspace);
     args.partial_ml = reinterpret_cast<float*>(workspace + out_bytes);
   }
   const dim3 decode_grid(static_cast<unsigned>(args.num_kv_heads * args.head_tiles),
                          static_cast<unsigned>(args.num_seqs), static_cast<unsigned>(max_splits));
   decode_kernel<<<decode_grid, Decode::kThreads, Decode::kSmemBytes, stream>>>(args);
-  PAGEDLLM_CUDA_CHECK(cudaGetLastError());
+  ops.NoteLaunch("PagedAttention");
   if (max_splits > 1) {
     attention::ReduceSplitsKernel<T, kHeadDim>
         <<<dim3(decode_grid.x, decode_grid.y, kDecodeRows), 128, 0, stream>>>(args);
-    PAGEDLLM_CUDA_CHECK(cudaGetLastError());
+    ops.NoteLaunch("PagedAttention");
   }
 
   // Prefill: a sequence of q_len rows needs ceil(q_len * group / kRows) tiles, and only
@@ -128,7 +129,7 @@ void Launch(AttentionArgs args, int64_t num_tokens, CudaOps& ops) {
     PAGEDLLM_CHECK(tiles <= INT32_MAX, "PagedAttention: ", num_tokens, " tokens is too many");
     const dim3 prefill_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(args.num_kv_heads));
     prefill_kernel<<<prefill_grid, Prefill::kThreads, Prefill::kSmemBytes, stream>>>(args);
-    PAGEDLLM_CUDA_CHECK(cudaGetLastError());
+    ops.NoteLaunch("PagedAttention");
   }
 }
 

@@ -151,7 +151,6 @@ void LaunchEmbedding(const int32_t* ids, const void* table, int64_t vocab_begin,
         ids, static_cast<const W*>(table), vocab_begin, vocab_rows, static_cast<W*>(out),
         row_words);
   });
-  CheckLaunch("Embedding");
 }
 
 void LaunchGatherRows(const void* x, int64_t x_rows, const int32_t* indices, void* out, int64_t n,
@@ -163,7 +162,6 @@ void LaunchGatherRows(const void* x, int64_t x_rows, const int32_t* indices, voi
     GatherRowsKernel<W><<<static_cast<unsigned>(n), CopyThreads(row_words), 0, stream>>>(
         static_cast<const W*>(x), x_rows, indices, static_cast<W*>(out), row_words);
   });
-  CheckLaunch("GatherRows");
 }
 
 void LaunchWriteKvCache(const void* key, const void* value, const int32_t* slots, void* key_cache,
@@ -177,7 +175,6 @@ void LaunchWriteKvCache(const void* key, const void* value, const int32_t* slots
         static_cast<const W*>(key), static_cast<const W*>(value), slots, static_cast<W*>(key_cache),
         static_cast<W*>(value_cache), num_slots, row_words);
   });
-  CheckLaunch("WriteKvCache");
 }
 
 void LaunchCopyBlocks(void* cache, const int32_t* pairs, int64_t num_pairs, int64_t num_blocks,
@@ -193,7 +190,6 @@ void LaunchCopyBlocks(void* cache, const int32_t* pairs, int64_t num_pairs, int6
     CopyBlocksKernel<W>
         <<<grid, threads, 0, stream>>>(static_cast<W*>(cache), pairs, num_blocks, block_words);
   });
-  CheckLaunch("CopyBlocks");
 }
 
 void LaunchCast(FloatType from, const void* in, FloatType to, void* out, int64_t n,
@@ -209,7 +205,6 @@ void LaunchCast(FloatType from, const void* in, FloatType to, void* out, int64_t
           <<<blocks, kThreads, 0, stream>>>(static_cast<const From*>(in), static_cast<To*>(out), n);
     });
   });
-  CheckLaunch("Cast");
 }
 
 }  // namespace pagedllm::kernels::cuda

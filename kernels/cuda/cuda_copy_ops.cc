@@ -23,6 +23,7 @@ void CudaOps::Embedding(const Tensor& token_ids, const Tensor& table, int64_t vo
   const int64_t row_bytes = table.dim(1) * static_cast<int64_t>(DTypeSize(table.dtype()));
   cuda::LaunchEmbedding(token_ids.data<int32_t>(), table.raw_data(), vocab_begin, table.dim(0),
                         out.raw_data(), token_ids.dim(0), row_bytes, stream());
+  NoteLaunch("Embedding");
 }
 
 // x: [n, d], indices: [m] int32 in [0, n), out: [m, d] (same dtype as x).
@@ -31,6 +32,7 @@ void CudaOps::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& o
   const int64_t row_bytes = x.dim(1) * static_cast<int64_t>(DTypeSize(x.dtype()));
   cuda::LaunchGatherRows(x.raw_data(), x.dim(0), indices.data<int32_t>(), out.raw_data(),
                          indices.dim(0), row_bytes, stream());
+  NoteLaunch("GatherRows");
 }
 
 // key, value: [n, num_kv_heads, head_dim], slot_mapping: [n] int32,
@@ -42,6 +44,7 @@ void CudaOps::WriteKvCache(const Tensor& key, const Tensor& value, const Tensor&
   cuda::LaunchWriteKvCache(key.raw_data(), value.raw_data(), slot_mapping.data<int32_t>(),
                            key_cache.raw_data(), value_cache.raw_data(), key.dim(0),
                            key_cache.dim(0) * key_cache.dim(1), row_bytes, stream());
+  NoteLaunch("WriteKvCache");
 }
 
 // cache: [num_blocks, ...], pairs: [num_pairs, 2] int32 of (src, dst). All pairs are copied in
@@ -52,6 +55,7 @@ void CudaOps::CopyBlocks(const Tensor& cache, const Tensor& pairs) {
   const int64_t num_blocks = cache.dim(0);
   cuda::LaunchCopyBlocks(cache.raw_data(), pairs.data<int32_t>(), pairs.dim(0), num_blocks,
                          block_bytes, stream());
+  NoteLaunch("CopyBlocks");
 }
 
 // in, out: the same shape; float32, bfloat16 and float16 convert to each other (rounding to
@@ -61,8 +65,8 @@ void CudaOps::Cast(const Tensor& in, const Tensor& out) {
   kernels::CheckCastArgs(device_, in, out);
   if (in.dtype() == out.dtype()) {
     if (in.raw_data() != out.raw_data() && in.bytes() > 0) {
-      PAGEDLLM_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), in.raw_data(), in.bytes(),
-                                          cudaMemcpyDeviceToDevice, stream()));
+      NoteCall(kOp, cudaMemcpyAsync(out.raw_data(), in.raw_data(), in.bytes(),
+                                    cudaMemcpyDeviceToDevice, stream()));
     }
     return;
   }
@@ -71,6 +75,7 @@ void CudaOps::Cast(const Tensor& in, const Tensor& out) {
                  ")");
   cuda::LaunchCast(cuda::ToFloatType(kOp, "in", in), in.raw_data(),
                    cuda::ToFloatType(kOp, "out", out), out.raw_data(), in.numel(), stream());
+  NoteLaunch("Cast");
 }
 
 }  // namespace pagedllm::kernels

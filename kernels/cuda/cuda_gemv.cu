@@ -173,7 +173,6 @@ bool LaunchGemv(FloatType dtype, const void* x, const void* w, void* y, int64_t 
   } else {
     LaunchTyped<__half>(x, w, y, m, n, k, stream);
   }
-  CheckLaunch("Gemv");
   return true;
 }
 

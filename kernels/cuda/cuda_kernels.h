@@ -15,9 +15,8 @@ namespace pagedllm::kernels::cuda {
 // The float dtypes the kernels are instantiated for (kernels::DType without int32).
 enum class FloatType : int8_t { kFloat32, kBFloat16, kFloat16 };
 
-// Aborts naming `kernel` if the last launch failed (defined in cuda_ops.cc, which may use the
-// Abseil-based checks that .cu files avoid). Every launcher calls it.
-void CheckLaunch(const char* kernel);
+// The launchers only launch: CudaOps notes a refused launch after each (CudaOps::NoteLaunch),
+// and the step that ran it fails (Ops::TakeFailure).
 
 // Row-wise ops ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <tuple>
 
+#include "absl/status/statusor.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/tensor.h"
 
@@ -39,9 +40,9 @@ class LinearPlans {
 
   // The plan for this shape and dtype, given the alignment (a power of two <= 256) of each base
   // pointer; made and cached on first use with the heuristic's first choice (the same algorithm
-  // in every run). Aborts if cuBLASLt offers no algorithm.
-  const Plan& Get(int64_t m, int64_t n, int64_t k, DType dtype, int x_align, int w_align,
-                  int y_align);
+  // in every run). INTERNAL when cuBLASLt fails or offers no algorithm (nothing is cached then).
+  absl::StatusOr<const Plan*> Get(int64_t m, int64_t n, int64_t k, DType dtype, int x_align,
+                                  int w_align, int y_align);
 
   size_t size() const { return plans_.size(); }
 

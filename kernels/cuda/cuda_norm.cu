@@ -183,7 +183,6 @@ void LaunchRmsNorm(const RmsNormArgs& args, cudaStream_t stream) {
       LaunchNormTyped<T, false>(args, stream);
     }
   });
-  CheckLaunch(args.residual != nullptr ? "AddRmsNorm" : "RmsNorm");
 }
 
 void LaunchSiluAndMul(FloatType dtype, const void* gate_up, void* out, int64_t rows,
@@ -198,7 +197,6 @@ void LaunchSiluAndMul(FloatType dtype, const void* gate_up, void* out, int64_t r
       LaunchSiluTyped<T, 1>(gate_up, out, rows, intermediate, stream);
     }
   });
-  CheckLaunch("SiluAndMul");
 }
 
 }  // namespace pagedllm::kernels::cuda

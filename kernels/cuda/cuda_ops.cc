@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -12,16 +13,6 @@
 #include "kernels/op_checks.h"
 
 namespace pagedllm::kernels {
-namespace cuda {
-
-void CheckLaunch(const char* kernel) {
-  const cudaError_t error = cudaGetLastError();
-  PAGEDLLM_CHECK(error == cudaSuccess, "launching the ", kernel,
-                 " kernel failed: ", cudaGetErrorName(error), ": ", cudaGetErrorString(error));
-}
-
-}  // namespace cuda
-
 namespace {
 
 // cuBLASLt's workspace: enough for the split-K and stream-K algorithms of large GEMMs.
@@ -68,13 +59,35 @@ CudaOps::~CudaOps() {
 
 cudaStream_t CudaOps::stream() const { return device_->stream(); }
 
+absl::Status CudaOps::TakeFailure() {
+  absl::Status failure = Ops::TakeFailure();
+  // A launch whose op did not note it, or an asynchronous error of an earlier kernel.
+  const cudaError_t pending = cudaGetLastError();
+  if (failure.ok() && pending != cudaSuccess) failure = CudaStatus(pending, "a kernel launch");
+  return failure;
+}
+
+void CudaOps::NoteLaunch(const char* op) { NoteCall(op, cudaGetLastError()); }
+
+void CudaOps::NoteCall(const char* op, cudaError_t error) {
+  if (error == cudaSuccess) return;
+  const absl::Status status = CudaStatus(error, op);
+  Fail(absl::Status(status.code(), absl::StrCat(op, ": ", cudaGetErrorName(error), ": ",
+                                                cudaGetErrorString(error))));
+}
+
 void* CudaOps::Workspace(size_t bytes) {
   if (bytes <= workspace_bytes_) return workspace_;
   constexpr size_t kGranule = size_t{1} << 20;
   const size_t rounded =
       std::max((bytes + kGranule - 1) / kGranule * kGranule, 2 * workspace_bytes_);
   void* grown = nullptr;
-  PAGEDLLM_CUDA_CHECK(cudaMalloc(&grown, rounded));
+  if (const cudaError_t error = cudaMalloc(&grown, rounded); error != cudaSuccess) {
+    Fail(absl::Status(CudaStatus(error, "cudaMalloc").code(),
+                      absl::StrCat("no GPU memory for ", rounded, " bytes of op workspace (",
+                                   workspace_bytes_, " held): ", cudaGetErrorString(error))));
+    return nullptr;
+  }
   if (workspace_ != nullptr) outgrown_workspaces_.push_back(workspace_);
   workspace_ = grown;
   workspace_bytes_ = rounded;
@@ -92,6 +105,7 @@ void CudaOps::RmsNorm(const Tensor& x, const Tensor& weight, float eps, const Te
   args.hidden = x.dim(1);
   args.eps = eps;
   cuda::LaunchRmsNorm(args, stream());
+  NoteLaunch("RmsNorm");
 }
 
 // x, residual, out: [n, hidden], weight: [hidden]. residual += x; out = RmsNorm(residual).
@@ -112,6 +126,7 @@ void CudaOps::AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& 
   args.hidden = x.dim(1);
   args.eps = eps;
   cuda::LaunchRmsNorm(args, stream());
+  NoteLaunch("AddRmsNorm");
 }
 
 // gate_up: [n, 2 * intermediate] = [gate | up], out: [n, intermediate].
@@ -127,6 +142,7 @@ void CudaOps::SiluAndMul(const Tensor& gate_up, const Tensor& out) {
                  ": want gate_up: [n, 2 * intermediate], out: [n, intermediate] (",
                  DescribeTensors({{"gate_up", &gate_up}, {"out", &out}}), ")");
   cuda::LaunchSiluAndMul(type, gate_up.raw_data(), out.raw_data(), n, intermediate, stream());
+  NoteLaunch("SiluAndMul");
 }
 
 // qkv: [num_tokens, (num_heads + 2 * num_kv_heads) * head_dim] = [q | k | v] per token,
@@ -153,6 +169,7 @@ void CudaOps::RopeQkv(const RopeQkvParams& p) {
   args.num_kv_heads = num_kv_heads;
   args.head_dim = head_dim;
   cuda::LaunchRopeQkv(args, stream());
+  NoteLaunch("RopeQkv");
 }
 
 }  // namespace pagedllm::kernels

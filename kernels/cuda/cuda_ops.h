@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "kernels/ops.h"
@@ -52,12 +53,22 @@ class CudaOps final : public Ops {
   // In cuda_sampling.cu.
   void SampleRows(const SampleRowsArgs& args) override;
 
+  absl::Status TakeFailure() override;
+  // Records `failure` for TakeFailure (the first one counts).
+  void Fail(absl::Status failure) { RecordFailure(std::move(failure)); }
+  // After a kernel launch: records a launch the runtime refused (or an earlier asynchronous
+  // error it reports), naming the op.
+  void NoteLaunch(const char* op);
+  // Records a failed runtime call made by `op`.
+  void NoteCall(const char* op, cudaError_t error);
+
   cudaStream_t stream() const;
   // Device scratch memory of at least `bytes`, for ops run in stream order. Grows with cudaMalloc
   // (so size it before capturing a CUDA graph: warm up first). A buffer that is outgrown is kept
   // until the ops are destroyed, never freed: a captured graph may still point at it, and
   // replaying that graph must not write memory handed to someone else. Growth at least doubles,
-  // so the kept buffers add up to less than the current one.
+  // so the kept buffers add up to less than the current one. Null (the failure recorded for
+  // TakeFailure) when the GPU has no memory for it: the op then launches nothing.
   void* Workspace(size_t bytes);
 
  private:

@@ -67,7 +67,6 @@ void LaunchRopeQkv(const RopeQkvArgs& a, cudaStream_t stream) {
         static_cast<T*>(a.key), static_cast<T*>(a.value), static_cast<int>(a.num_heads),
         static_cast<int>(a.num_kv_heads), static_cast<int>(a.head_dim));
   });
-  CheckLaunch("RopeQkv");
 }
 
 }  // namespace pagedllm::kernels::cuda

@@ -30,13 +30,13 @@
 #include <cstdint>
 
 #include "common/check.h"
-#include "kernels/sample_rows_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_kernel_util.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_sampling_plan.cuh"
 #include "kernels/cuda/cuda_sampling_select.cuh"
+#include "kernels/sample_rows_checks.h"
 #include "kernels/sampling_math.h"
 
 namespace pagedllm::kernels {
@@ -476,6 +476,7 @@ void CudaOps::SampleRows(const SampleRowsArgs& args) {
   const size_t candidate_bytes =
       static_cast<size_t>(rows * slices * kernel_args.max_candidates) * sizeof(uint64_t);
   char* workspace = static_cast<char*>(Workspace(partial_bytes + candidate_bytes));
+  if (workspace == nullptr) return;  // no memory: the failure is recorded for the step
   kernel_args.partials = reinterpret_cast<SlicePartial*>(workspace);
   kernel_args.candidates = reinterpret_cast<unsigned long long*>(workspace + partial_bytes);
   kernel_args.num_top = shape.num_top;
@@ -515,7 +516,7 @@ void CudaOps::SampleRows(const SampleRowsArgs& args) {
     MergeKernel<T>
         <<<static_cast<unsigned>(rows), kThreads, merge_smem, stream()>>>(reader, kernel_args);
   });
-  PAGEDLLM_CUDA_CHECK(cudaGetLastError());
+  NoteLaunch("SampleRows");
 }
 
 }  // namespace pagedllm::kernels

@@ -51,7 +51,7 @@ void CudaOps::PickShardArgmax(const Tensor& max_values, const Tensor& argmax, in
   PickShardArgmaxKernel<<<Blocks(rows), kThreads, 0, stream()>>>(
       max_values.data<float>(), argmax.data<int32_t>(), shards, rows, shard_cols,
       token_ids.data<int32_t>());
-  PAGEDLLM_CUDA_CHECK(cudaGetLastError());
+  NoteLaunch("PickShardArgmax");
 }
 
 void CudaOps::FillPlaceholders(const Tensor& token_ids, const Tensor& fills,
@@ -62,7 +62,7 @@ void CudaOps::FillPlaceholders(const Tensor& token_ids, const Tensor& fills,
   FillPlaceholdersKernel<<<Blocks(num_fills), kThreads, 0, stream()>>>(
       token_ids.data<int32_t>(), token_ids.dim(0), fills.data<int32_t>(), num_fills,
       sampled.data<int32_t>(), sampled.dim(0));
-  PAGEDLLM_CUDA_CHECK(cudaGetLastError());
+  NoteLaunch("FillPlaceholders");
 }
 
 }  // namespace pagedllm::kernels

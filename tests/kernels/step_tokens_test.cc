@@ -22,8 +22,8 @@ TEST(PickShardArgmaxTest, TheLargestShardWinsAndTiesGoToTheLowerId) {
   const std::vector<float> values = {1, 4, 0, -inf, 0,   // shard 0
                                      2, 4, 9, -inf, 3,   // shard 1
                                      5, 1, 8, -inf, 3};  // shard 2
-  const std::vector<int32_t> ids = {10, 11, 12, 0, 14,  //
-                                    20, 21, 22, 0, 24,  //
+  const std::vector<int32_t> ids = {10, 11, 12, 0, 14,   //
+                                    20, 21, 22, 0, 24,   //
                                     30, 31, 32, 0, 34};
   EXPECT_EQ(RunPickShardArgmax(*cpu, values, ids, 3, 100),
             (std::vector<int32_t>{230, 11, 122, 0, 124}));

@@ -22,7 +22,8 @@ inline std::vector<int32_t> RunPickShardArgmax(Device& device, const std::vector
 }
 
 // fills: (to, from) pairs.
-inline std::vector<int32_t> RunFillPlaceholders(Device& device, const std::vector<int32_t>& token_ids,
+inline std::vector<int32_t> RunFillPlaceholders(Device& device,
+                                                const std::vector<int32_t>& token_ids,
                                                 const std::vector<int32_t>& fills,
                                                 const std::vector<int32_t>& sampled) {
   Tensor tokens =

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_device.h"
+#include "kernels/cpu/thread_pool.h"
 #include "proto/worker_protocol.h"
 #include "worker/model/model_loader.h"
 
@@ -40,8 +42,36 @@ class SingleRank final : public parallel::Communicator {
   absl::Status Barrier() override { return absl::OkStatus(); }
 };
 
+// The CPU backend, except that one Linear call (the `fail_at`-th, counting from 1) fails as a
+// CUDA op does when it cannot run: it records the failure and writes nothing.
+class FailingLinearOps final : public kernels::cpu::CpuOps {
+ public:
+  using CpuOps::CpuOps;
+  void Linear(const kernels::Tensor& x, const kernels::Tensor& weight,
+              const kernels::Tensor& y) override {
+    if (++calls == fail_at) {
+      RecordFailure(absl::ResourceExhaustedError("Linear: no memory for the workspace"));
+      return;
+    }
+    CpuOps::Linear(x, weight, y);
+  }
+  int calls = 0;
+  int fail_at = 0;  // 0: never
+};
+
+class FailingLinearDevice final : public kernels::cpu::CpuDevice {
+ public:
+  FailingLinearDevice() : CpuDevice(1), failing_(this, &pool_) {}
+  kernels::Ops& ops() override { return failing_; }
+  FailingLinearOps& failing() { return failing_; }
+
+ private:
+  kernels::cpu::ThreadPool pool_{1};
+  FailingLinearOps failing_;
+};
+
 struct RunnerOnCpu {
-  std::unique_ptr<kernels::Device> device = kernels::MakeCpuDevice();
+  std::unique_ptr<kernels::Device> device = std::make_unique<FailingLinearDevice>();
   SingleRank comm;
   std::unique_ptr<ModelRunner> runner;
 };
@@ -49,8 +79,8 @@ struct RunnerOnCpu {
 std::unique_ptr<RunnerOnCpu> MakeRunner(int decode_graph_max_batch) {
   auto setup = std::make_unique<RunnerOnCpu>();
   absl::StatusOr<LoadedModel> loaded =
-      LoadLlamaModel(std::string(PAGEDLLM_SOURCE_DIR) + "/models/pagedllm-tiny-py",
-                     *setup->device, setup->comm, LoadOptions());
+      LoadLlamaModel(std::string(PAGEDLLM_SOURCE_DIR) + "/models/pagedllm-tiny-py", *setup->device,
+                     setup->comm, LoadOptions());
   EXPECT_TRUE(loaded.ok()) << loaded.status();
   if (!loaded.ok()) return nullptr;
   absl::StatusOr<KvCache> cache =
@@ -145,7 +175,8 @@ std::vector<wv1::StepResult> RunOneAtATime(ModelRunner& runner, bool sampled) {
 std::vector<wv1::StepResult> RunLaunchedAhead(ModelRunner& runner, bool sampled) {
   std::vector<Sequence> sequences = Workload(sampled);
   std::vector<wv1::StepResult> results;
-  absl::StatusOr<ModelRunner::LaunchedStep> in_flight = runner.Launch(MakeStep(1, sequences, nullptr));
+  absl::StatusOr<ModelRunner::LaunchedStep> in_flight =
+      runner.Launch(MakeStep(1, sequences, nullptr));
   EXPECT_TRUE(in_flight.ok()) << in_flight.status();
   for (uint64_t step_id = 2; step_id <= kSteps + 1 && in_flight.ok(); ++step_id) {
     absl::StatusOr<ModelRunner::LaunchedStep> next;
@@ -203,7 +234,8 @@ TEST_P(ModelRunnerAheadTest, LaunchingAheadChangesNoResult) {
   }
   // Greedy decoding of the tiny model does not repeat one token forever.
   std::vector<int32_t> first_sequence;
-  for (const wv1::StepResult& result : expected) first_sequence.push_back(result.tokens(0).token_id());
+  for (const wv1::StepResult& result : expected)
+    first_sequence.push_back(result.tokens(0).token_id());
   EXPECT_NE(std::count(first_sequence.begin(), first_sequence.end(), first_sequence[0]),
             static_cast<long>(first_sequence.size()));
 }
@@ -211,6 +243,22 @@ TEST_P(ModelRunnerAheadTest, LaunchingAheadChangesNoResult) {
 INSTANTIATE_TEST_SUITE_P(GreedyAndSampledEagerAndGraphs, ModelRunnerAheadTest,
                          ::testing::Values(std::make_pair(false, 0), std::make_pair(true, 0),
                                            std::make_pair(false, 8), std::make_pair(true, 8)));
+
+TEST(ModelRunnerTest, AnOpThatCannotRunFailsItsStepNotTheProcess) {
+  std::unique_ptr<RunnerOnCpu> setup = MakeRunner(0);
+  ASSERT_TRUE(setup != nullptr);
+  auto& ops = static_cast<FailingLinearDevice&>(*setup->device).failing();
+  std::vector<Sequence> sequences = Workload(false);
+  ASSERT_TRUE(setup->runner->ExecuteStep(MakeStep(1, sequences, nullptr)).ok());
+  ops.fail_at = ops.calls + 3;  // a Linear in the first layer of step 2
+  absl::StatusOr<ModelRunner::LaunchedStep> second =
+      setup->runner->Launch(MakeStep(2, sequences, nullptr));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(second.status().message(), "step 2: Linear: no memory for the workspace");
+  // Taken once: the failure does not stay to fail the step after.
+  EXPECT_TRUE(setup->device->ops().TakeFailure().ok());
+}
 
 TEST(ModelRunnerTest, APlaceholderWithoutASampleBeforeIsRefused) {
   std::unique_ptr<RunnerOnCpu> setup = MakeRunner(0);
