@@ -273,7 +273,12 @@ absl::StatusOr<cudaEvent_t> EventOf(const DeviceMark& mark, const std::string& d
 absl::StatusOr<bool> CudaDevice::Reached(const DeviceMark& mark) {
   PAGEDLLM_ASSIGN_OR_RETURN(cudaEvent_t event, EventOf(mark, name_));
   const cudaError_t status = cudaEventQuery(event);
-  if (status == cudaErrorNotReady) return false;
+  if (status == cudaErrorNotReady) {
+    // Not an error, but the runtime keeps it as the thread's last error, where the next op's
+    // launch check would take it for a failure.
+    cudaGetLastError();
+    return false;
+  }
   PAGEDLLM_CUDA_RETURN_IF_ERROR(status);
   return true;
 }
