@@ -121,6 +121,10 @@ ABSL_FLAG(std::string, load_format, "auto", "auto (the checkpoint) or dummy (ran
 ABSL_FLAG(double, gpu_memory_utilization, 0.9, "CUDA: fraction of each GPU a worker may use");
 ABSL_FLAG(std::string, decode_graphs, "auto",
           "workers run decode steps through captured graphs: auto (on for CUDA), on, off");
+ABSL_FLAG(std::string, launch_ahead, "auto",
+          "workers launch a step sent ahead (--async_scheduling) behind the one before it, before "
+          "that one's tokens are read back: auto (when it arrives while the step before runs on "
+          "the device), always, never");
 
 namespace pagedllm::coordinator {
 namespace {
@@ -263,7 +267,9 @@ std::vector<std::string> WorkerCommand(int worker_port) {
                            "--max_num_seqs",
                            absl::StrCat(MaxNumSeqs()),
                            "--decode_graphs",
-                           absl::GetFlag(FLAGS_decode_graphs)});
+                           absl::GetFlag(FLAGS_decode_graphs),
+                           "--launch_ahead",
+                           absl::GetFlag(FLAGS_launch_ahead)});
   return argv;
 }
 
@@ -385,6 +391,8 @@ absl::Status ValidateFlags() {
       one_of("load_format", absl::GetFlag(FLAGS_load_format), {"auto", "dummy"}));
   PAGEDLLM_RETURN_IF_ERROR(
       one_of("decode_graphs", absl::GetFlag(FLAGS_decode_graphs), {"auto", "on", "off"}));
+  PAGEDLLM_RETURN_IF_ERROR(
+      one_of("launch_ahead", absl::GetFlag(FLAGS_launch_ahead), {"auto", "always", "never"}));
   PAGEDLLM_RETURN_IF_ERROR(one_of("log_format", absl::GetFlag(FLAGS_log_format), {"text", "json"}));
   PAGEDLLM_RETURN_IF_ERROR(one_of("preemption_mode", absl::GetFlag(FLAGS_preemption_mode),
                                   {"auto", "swap", "recompute"}));

@@ -29,8 +29,17 @@ uint64_t EnvUint(const char* name, uint64_t fallback) {
 
 }  // namespace
 
+absl::StatusOr<LaunchAhead> ParseLaunchAhead(const std::string& value) {
+  if (value == "auto") return LaunchAhead::kAuto;
+  if (value == "always") return LaunchAhead::kAlways;
+  if (value == "never") return LaunchAhead::kNever;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--launch_ahead must be auto, always or never, got \"", value, "\""));
+}
+
 absl::Status RunControlLoop(const std::string& coordinator_address, absl::Duration connect_timeout,
-                            const wv1::WorkerHello& hello, ModelRunner& runner) {
+                            const wv1::WorkerHello& hello, ModelRunner& runner,
+                            LaunchAhead launch_ahead) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(256 << 20);
@@ -117,15 +126,16 @@ absl::Status RunControlLoop(const std::string& coordinator_address, absl::Durati
   // is taken at once (its step is then queued behind it: the device never waits for the host);
   // otherwise the step's result goes out first.
   const auto next_message = [&] {
-    if (in_flight.has_value()) {
-      absl::StatusOr<bool> done = runner.Done(*in_flight);
-      while (done.ok() && !*done) {
+    if (in_flight.has_value() && launch_ahead != LaunchAhead::kNever) {
+      while (true) {
+        if (launch_ahead == LaunchAhead::kAlways && reader.TryNext(&message)) return true;
+        const absl::StatusOr<bool> done = runner.Done(*in_flight);
+        if (!done.ok() || *done) break;  // a failure comes out of Finish
         if (reader.TryNext(&message)) return true;
         std::this_thread::yield();
-        done = runner.Done(*in_flight);
       }
-      if (!finish_in_flight()) return false;
     }
+    if (!finish_in_flight()) return false;
     return reader.Next(&message);
   };
   while (next_message()) {

@@ -45,6 +45,9 @@ ABSL_FLAG(double, gpu_memory_utilization, 0.9, "CUDA: fraction of the GPU for th
 ABSL_FLAG(int, max_num_batched_tokens, 2048, "CUDA: the largest step, profiled for memory");
 ABSL_FLAG(std::string, decode_graphs, "auto",
           "run decode steps through captured graphs: auto (on for CUDA), on, off");
+ABSL_FLAG(std::string, launch_ahead, "auto",
+          "launch a step behind the one before it, before that one's result is read: auto (when "
+          "its instruction comes while the step before runs on the device), always, never");
 ABSL_FLAG(int, max_num_seqs, 256, "most sequences in a step (the largest decode graph)");
 
 namespace pagedllm::worker {
@@ -62,6 +65,8 @@ absl::Status Run(parallel::MpiSession& mpi) {
       graphs != "auto" && graphs != "on" && graphs != "off") {
     return absl::InvalidArgumentError("--decode_graphs must be auto, on or off, got " + graphs);
   }
+  PAGEDLLM_ASSIGN_OR_RETURN(const LaunchAhead launch_ahead,
+                            ParseLaunchAhead(absl::GetFlag(FLAGS_launch_ahead)));
   PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<kernels::Device> device,
                             parallel::OpenRankDevice(mpi, absl::GetFlag(FLAGS_device)));
   PAGEDLLM_ASSIGN_OR_RETURN(std::unique_ptr<parallel::Communicator> comm,
@@ -160,7 +165,8 @@ absl::Status Run(parallel::MpiSession& mpi) {
                                 : 0);
   runner.set_swap_space(std::move(swap_space));
   return RunControlLoop(absl::GetFlag(FLAGS_coordinator),
-                        absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s)), hello, runner);
+                        absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s)), hello, runner,
+                        launch_ahead);
 }
 
 }  // namespace

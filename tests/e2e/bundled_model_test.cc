@@ -79,6 +79,18 @@ TEST(BundledModelTest, DecodeGraphPathTp2) {
   ExpectGolden(options, false);
 }
 
+TEST(BundledModelTest, StepsLaunchedAheadTp2) {
+  // Each worker launches a step sent ahead before it finishes the one before (the CPU's steps
+  // end as they are launched, so `auto` never does), through decode graphs and eagerly: the
+  // placeholders are filled on the device from the step before's tokens.
+  for (const char* graphs : {"--decode_graphs=on", "--decode_graphs=off"}) {
+    SCOPED_TRACE(graphs);
+    ClusterOptions options(ModelDir(), 2);
+    options.extra_flags = {"--launch_ahead=always", graphs};
+    ExpectGolden(options, false);
+  }
+}
+
 // Seeded sampling (SampleRows on the workers): the same seed gives the same tokens run after run
 // and at tp 1 and 2 (the op reads the vocab-parallel logits in any shard layout and draws from
 // Philox keyed by seed, draw and token); other seeds give other tokens.
