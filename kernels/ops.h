@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cstdint>
-#include <utility>
 
 #include "absl/status/status.h"
 #include "kernels/sampling_params.h"
@@ -89,11 +88,7 @@ class Ops {
   // and the caller that runs the step takes it here and fails the step with it. Returns the
   // first failure since the last call (OK when none) and clears it. A failed argument check is a
   // caller bug and still aborts.
-  virtual absl::Status TakeFailure() {
-    absl::Status failure = std::move(failure_);
-    failure_ = absl::OkStatus();
-    return failure;
-  }
+  virtual absl::Status TakeFailure();
 
   // y = x · wᵀ, weights in Hugging Face layout.
   // x: [m, k], weight: [n, k], y: [m, n].
@@ -161,10 +156,9 @@ class Ops {
   virtual void SampleRows(const SampleRowsArgs& args) = 0;
 
  protected:
-  // Keeps the first failure until TakeFailure.
-  void RecordFailure(absl::Status failure) {
-    if (failure_.ok()) failure_ = std::move(failure);
-  }
+  // Keeps the first failure until TakeFailure. (Defined in ops.cc: nvcc, which reads this
+  // header, warns on assigning a [[nodiscard]] absl::Status.)
+  void RecordFailure(absl::Status failure);
 
  private:
   absl::Status failure_;

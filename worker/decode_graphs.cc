@@ -49,22 +49,13 @@ absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(int size, int tabl
   auto bucket = std::make_unique<Bucket>();
   bucket->size = size;
   bucket->table_width = table_width;
-  // The layout Fill copies in: token ids, positions, slots, block tables, query starts,
-  // context lengths, sample rows, placeholder fills.
-  const std::vector<std::vector<int64_t>> shapes = {{size},     {size}, {size}, {size, table_width},
-                                                    {size + 1}, {size}, {size}, {size, 2}};
+  // The layout Fill copies in.
+  const std::vector<std::vector<int64_t>> shapes =
+      StepInputShapes(size, size, table_width, size, size);
   PAGEDLLM_ASSIGN_OR_RETURN(bucket->packed,
                             device_->Allocate(DType::kInt32, {PackedLength(shapes)}));
-  const std::vector<Tensor> views = PackedViews(bucket->packed, shapes);
+  bucket->inputs = StepInputViews(bucket->packed, shapes, &bucket->fills);
   ForwardBatch& in = bucket->inputs;
-  in.token_ids = views[0];
-  in.positions = views[1];
-  in.slot_mapping = views[2];
-  in.block_tables = views[3];
-  in.query_start = views[4];
-  in.context_lens = views[5];
-  in.sample_rows = views[6];
-  bucket->fills = views[7];
   in.max_query_len = 1;  // decode steps only (padding rows included): no prefill kernel
   if (logits_.empty()) {
     PAGEDLLM_ASSIGN_OR_RETURN(logits_, device_->Allocate(model_->compute_dtype(),

@@ -36,9 +36,8 @@ absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host, PinnedBu
   const int64_t seqs = host.num_seqs();
   const int64_t samples = static_cast<int64_t>(host.sample_rows.size());
   const int64_t fills = static_cast<int64_t>(host.placeholder_fills.size() / 2);
-  const std::vector<std::vector<int64_t>> shapes = {
-      {tokens},   {tokens}, {tokens},  {seqs, host.max_blocks_per_seq},
-      {seqs + 1}, {seqs},   {samples}, {fills, 2}};
+  const std::vector<std::vector<int64_t>> shapes =
+      StepInputShapes(tokens, seqs, host.max_blocks_per_seq, samples, fills);
   PAGEDLLM_ASSIGN_OR_RETURN(Tensor packed,
                             device_->Allocate(DType::kInt32, {PackedLength(shapes)}));
   PAGEDLLM_RETURN_IF_ERROR(CopyPacked(
@@ -46,16 +45,9 @@ absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host, PinnedBu
       {&host.token_ids, &host.positions, &host.slot_mapping, &host.block_tables, &host.query_start,
        &host.context_lens, &host.sample_rows, &host.placeholder_fills},
       staging, packed));
-  const std::vector<Tensor> views = PackedViews(packed, shapes);
-  ForwardBatch batch;
-  batch.token_ids = views[0];
-  batch.positions = views[1];
-  batch.slot_mapping = views[2];
-  batch.block_tables = views[3];
-  batch.query_start = views[4];
-  batch.context_lens = views[5];
-  batch.sample_rows = views[6];  // empty when nothing samples
-  if (fills > 0) device_->ops().FillPlaceholders(batch.token_ids, views[7], previous_sampled_);
+  Tensor fill_pairs;
+  ForwardBatch batch = StepInputViews(packed, shapes, &fill_pairs);
+  if (fills > 0) device_->ops().FillPlaceholders(batch.token_ids, fill_pairs, previous_sampled_);
   for (int64_t s = 0; s < seqs; ++s) {
     batch.max_query_len =
         std::max(batch.max_query_len, host.query_start[s + 1] - host.query_start[s]);

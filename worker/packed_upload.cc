@@ -64,4 +64,27 @@ absl::Status CopyPacked(kernels::Device& device,
   return absl::OkStatus();
 }
 
+std::vector<std::vector<int64_t>> StepInputShapes(int64_t tokens, int64_t seqs, int64_t table_width,
+                                                  int64_t samples, int64_t fills) {
+  return {{tokens},   {tokens}, {tokens},  {seqs, table_width},
+          {seqs + 1}, {seqs},   {samples}, {fills, 2}};
+}
+
+ForwardBatch StepInputViews(const Tensor& packed, const std::vector<std::vector<int64_t>>& shapes,
+                            Tensor* fills) {
+  const std::vector<Tensor> views = PackedViews(packed, shapes);
+  PAGEDLLM_CHECK(views.size() == 8, "StepInputViews: ", views.size(),
+                 " shapes, not StepInputShapes' 8");
+  ForwardBatch batch;
+  batch.token_ids = views[0];
+  batch.positions = views[1];
+  batch.slot_mapping = views[2];
+  batch.block_tables = views[3];
+  batch.query_start = views[4];
+  batch.context_lens = views[5];
+  batch.sample_rows = views[6];  // empty when nothing samples
+  *fills = views[7];
+  return batch;
+}
+
 }  // namespace pagedllm::worker
