@@ -318,9 +318,4 @@ absl::StatusOr<wv1::StepResult> ModelRunner::Finish(LaunchedStep step) {
   return result;
 }
 
-absl::StatusOr<wv1::StepResult> ModelRunner::ExecuteStep(const wv1::StepInstruction& step) {
-  PAGEDLLM_ASSIGN_OR_RETURN(LaunchedStep launched, Launch(step));
-  return Finish(std::move(launched));
-}
-
 }  // namespace pagedllm::worker

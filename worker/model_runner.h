@@ -67,9 +67,6 @@ class ModelRunner {
   // Waits for the step's device work and reads its outcome. The StepResult is meaningful on rank
   // 0 only (other ranks return an empty one).
   absl::StatusOr<pagedllm::worker::v1::StepResult> Finish(LaunchedStep step);
-  // Launch, then Finish.
-  absl::StatusOr<pagedllm::worker::v1::StepResult> ExecuteStep(
-      const pagedllm::worker::v1::StepInstruction& step);
 
   // The pinned host blocks that steps' swap_out / swap_in lists name (none by default: a step
   // that swaps is then refused).

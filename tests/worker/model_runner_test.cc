@@ -155,6 +155,12 @@ std::vector<int32_t> TokensOf(const wv1::StepResult& result) {
   return tokens;
 }
 
+absl::StatusOr<wv1::StepResult> ExecuteStep(ModelRunner& runner, const wv1::StepInstruction& step) {
+  absl::StatusOr<ModelRunner::LaunchedStep> launched = runner.Launch(step);
+  if (!launched.ok()) return launched.status();
+  return runner.Finish(*std::move(launched));
+}
+
 // Every step's result, each step run to its end before the next, its tokens spelled out.
 std::vector<wv1::StepResult> RunOneAtATime(ModelRunner& runner, bool sampled) {
   std::vector<Sequence> sequences = Workload(sampled);
@@ -162,7 +168,7 @@ std::vector<wv1::StepResult> RunOneAtATime(ModelRunner& runner, bool sampled) {
   std::vector<int32_t> last;
   for (uint64_t step_id = 1; step_id <= kSteps; ++step_id) {
     absl::StatusOr<wv1::StepResult> result =
-        runner.ExecuteStep(MakeStep(step_id, sequences, step_id == 1 ? nullptr : &last));
+        ExecuteStep(runner, MakeStep(step_id, sequences, step_id == 1 ? nullptr : &last));
     EXPECT_TRUE(result.ok()) << result.status();
     if (!result.ok()) return results;
     last = TokensOf(*result);
@@ -249,7 +255,7 @@ TEST(ModelRunnerTest, AnOpThatCannotRunFailsItsStepNotTheProcess) {
   ASSERT_TRUE(setup != nullptr);
   auto& ops = static_cast<FailingLinearDevice&>(*setup->device).failing();
   std::vector<Sequence> sequences = Workload(false);
-  ASSERT_TRUE(setup->runner->ExecuteStep(MakeStep(1, sequences, nullptr)).ok());
+  ASSERT_TRUE(ExecuteStep(*setup->runner, MakeStep(1, sequences, nullptr)).ok());
   ops.fail_at = ops.calls + 3;  // a Linear in the first layer of step 2
   absl::StatusOr<ModelRunner::LaunchedStep> second =
       setup->runner->Launch(MakeStep(2, sequences, nullptr));
@@ -266,7 +272,7 @@ TEST(ModelRunnerTest, APlaceholderWithoutASampleBeforeIsRefused) {
   std::vector<Sequence> sequences = Workload(false);
   wv1::StepInstruction first = MakeStep(1, sequences, nullptr);
   first.mutable_sequences(0)->set_sample(false);
-  ASSERT_TRUE(setup->runner->ExecuteStep(first).ok());
+  ASSERT_TRUE(ExecuteStep(*setup->runner, first).ok());
   absl::StatusOr<ModelRunner::LaunchedStep> second =
       setup->runner->Launch(MakeStep(2, sequences, nullptr));
   EXPECT_FALSE(second.ok());
