@@ -11,34 +11,19 @@ set -uo pipefail
 bundle=${1:?usage: serving_h100.sh BUNDLE OUT_DIR TOKENIZER_DIR}
 out=${2:?usage: serving_h100.sh BUNDLE OUT_DIR TOKENIZER_DIR}
 tokenizer=${3:?usage: serving_h100.sh BUNDLE OUT_DIR TOKENIZER_DIR}
-mkdir -p "$out" /tmp/pagedllm-gpu
-tar -xJf "$bundle" -C /tmp/pagedllm-gpu
-bin=/tmp/pagedllm-gpu/pagedllm/bin
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABLE=0
-floor_flags="--memory_gbps 3015 --peak_tflops 783"
-serve() {  # serve LOG FLAGS...
-  local log=$1; shift
-  rm -f /tmp/bench-port /tmp/bench-http
-  "$bin/pagedllm-coordinator" --model benchmarks/models/llama-3-8b --tokenizer "$tokenizer" \
-    --load_format dummy --tp 1 --device cuda --port 0 --port_file /tmp/bench-port \
-    --http_port 8000 --http_port_file /tmp/bench-http --max_waiting 4000 "$@" >> "$log" 2>&1 &
-  server=$!
-  for _ in $(seq 900); do [ -f /tmp/bench-port ] && break; sleep 0.2; done
-  port=$(cat /tmp/bench-port 2>/dev/null || echo 0)
-  http=$(cat /tmp/bench-http 2>/dev/null || echo 0)
-}
-stop() { kill -TERM "$server"; wait "$server"; echo "coordinator exit status $?" >> "$1"; }
+http_port=8000
+source benchmarks/h100_common.sh
 workload="--workload sharegpt --num_requests 1000 --max_len 1024 --seed 1234"
 
 log=$out/online.log
-serve "$log"
+serve llama-3-8b "$log" --tokenizer "$tokenizer"
 echo "=== online ${ONLINE_RATE:-34} req/s" >> "$log"
 "$bin/pagedllm-bench" --address 127.0.0.1:$port --progress=false $floor_flags $workload \
   --mode online --request_rate "${ONLINE_RATE:-34}" >> "$log" 2>&1
 stop "$log"
 
 log=$out/http-vs-grpc.log
-serve "$log" --enable_prefix_caching=false
+serve llama-3-8b "$log" --tokenizer "$tokenizer" --enable_prefix_caching=false
 echo "=== grpc" >> "$log"
 "$bin/pagedllm-bench" --address 127.0.0.1:$port --progress=false $floor_flags $workload \
   --concurrency 0 --save_workload "$out/workload.jsonl" >> "$log" 2>&1
