@@ -48,10 +48,7 @@ absl::StatusOr<ForwardBatch> ModelRunner::Upload(const HostBatch& host, PinnedBu
   Tensor fill_pairs;
   ForwardBatch batch = StepInputViews(packed, shapes, &fill_pairs);
   if (fills > 0) device_->ops().FillPlaceholders(batch.token_ids, fill_pairs, previous_sampled_);
-  for (int64_t s = 0; s < seqs; ++s) {
-    batch.max_query_len =
-        std::max(batch.max_query_len, host.query_start[s + 1] - host.query_start[s]);
-  }
+  batch.max_query_len = host.max_query_len;
   return batch;
 }
 
@@ -94,14 +91,6 @@ absl::StatusOr<Tensor> ModelRunner::GatherLogitsOnDevice(const Tensor& logits_lo
       device_->Allocate(logits_local.dtype(), {world * logits_local.dim(0), logits_local.dim(1)}));
   PAGEDLLM_RETURN_IF_ERROR(comm_->AllGather(logits_local, gathered));
   return gathered;
-}
-
-bool ModelRunner::AllGreedy(const HostBatch& host) {
-  for (uint64_t seq_id : host.sample_seq_ids) {
-    const SamplingParams& params = state_.sampling(seq_id);
-    if (!params.greedy() || params.num_top_logprobs >= 0) return false;
-  }
-  return true;
 }
 
 void ModelRunner::ReadBack(const Tensor& tensor, size_t offset, LaunchedStep* launched) {
@@ -190,13 +179,8 @@ absl::StatusOr<Tensor> ModelRunner::SampleOnDevice(const HostBatch& host,
     ReadBack(args.top_ids, 2 * rows * row_bytes, launched);
     ReadBack(args.top_logprobs, 2 * rows * row_bytes + top_bytes, launched);
   }
-  launched->sampled = true;
   launched->num_top = num_top;
-  launched->row_top_logprobs.reserve(params.size());
-  for (size_t p = 0; p < params.size(); ++p) {
-    const bool with_logprobs = state_.sampling(host.sample_seq_ids[p]).num_top_logprobs >= 0;
-    launched->row_top_logprobs.push_back(with_logprobs ? params[p].num_top_logprobs : -1);
-  }
+  launched->row_top_logprobs = host.sample_top_logprobs;
   return tokens;
 }
 
@@ -254,7 +238,7 @@ absl::StatusOr<ModelRunner::LaunchedStep> ModelRunner::Launch(const wv1::StepIns
     PAGEDLLM_ASSIGN_OR_RETURN(Tensor logits_local, RunForward(host, launched.buffers->upload));
     if (host.sample_rows.empty()) {
       // Only prefill chunks that end before their prompt does: nothing to sample.
-    } else if (AllGreedy(host)) {
+    } else if (host.all_greedy) {
       PAGEDLLM_ASSIGN_OR_RETURN(sampled, GreedyTokens(logits_local, &launched));
     } else {
       PAGEDLLM_ASSIGN_OR_RETURN(sampled, SampleOnDevice(host, logits_local, &launched));
@@ -273,7 +257,6 @@ absl::StatusOr<ModelRunner::LaunchedStep> ModelRunner::Launch(const wv1::StepIns
 }
 
 absl::StatusOr<bool> ModelRunner::Done(const LaunchedStep& step) {
-  if (step.end == nullptr) return true;
   return device_->Reached(*step.end);
 }
 
@@ -289,7 +272,7 @@ void ModelRunner::ReadResult(const LaunchedStep& step, wv1::StepResult* result) 
     wv1::SampledToken* out = result->add_tokens();
     out->set_seq_id(step.sample_seq_ids[p]);
     out->set_token_id(tokens[p]);
-    if (!step.sampled || step.row_top_logprobs[p] < 0) continue;
+    if (step.row_top_logprobs.empty() || step.row_top_logprobs[p] < 0) continue;
     out->set_logprob(logprobs[p]);
     for (int j = 0; j < step.row_top_logprobs[p]; ++j) {
       const int32_t id = top_ids[p * step.num_top + j];
@@ -302,7 +285,7 @@ void ModelRunner::ReadResult(const LaunchedStep& step, wv1::StepResult* result) 
 }
 
 absl::StatusOr<wv1::StepResult> ModelRunner::Finish(LaunchedStep step) {
-  if (step.end != nullptr) PAGEDLLM_RETURN_IF_ERROR(device_->WaitFor(*step.end));
+  PAGEDLLM_RETURN_IF_ERROR(device_->WaitFor(*step.end));
   wv1::StepResult result;
   result.set_step_id(step.step_id);
   RecordTimeline(std::move(step.begun), std::move(step.work_done), &result);

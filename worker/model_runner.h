@@ -47,15 +47,14 @@ class ModelRunner {
   struct LaunchedStep {
     uint64_t step_id = 0;
     std::chrono::steady_clock::time_point start;
-    // Rank 0: the sequences of the sampled rows; each row's number of top logprobs to report
-    // (-1: no logprobs), when the device sampler ran (`sampled`; else the rows are greedy ids).
+    // Rank 0: the sequences of the sampled rows; when the device sampler ran, each row's
+    // number of top logprobs to report (-1: no logprobs; empty: the rows are greedy ids).
     std::vector<uint64_t> sample_seq_ids;
-    std::vector<int> row_top_logprobs;
-    bool sampled = false;
+    std::vector<int32_t> row_top_logprobs;
     int num_top = 0;  // columns of the top-logprob read-backs
     std::unique_ptr<StepBuffers> buffers;
     // The device's timeline: the step's work begins, its work is done (rank 0), and its
-    // read-backs have landed (every rank).
+    // read-backs have landed (every rank; never null).
     std::unique_ptr<kernels::DeviceMark> begun, work_done, end;
   };
 
@@ -87,9 +86,6 @@ class ModelRunner {
   // All-gathers each rank's [P, vocab_local] logits on the device: returns
   // [world * P, vocab_local], rank-major (the input itself when world is 1). Every rank calls it.
   absl::StatusOr<kernels::Tensor> GatherLogitsOnDevice(const kernels::Tensor& logits_local);
-  // True when every sampled sequence of the step is greedy without logprobs: then the argmax
-  // runs on the device and only one id per sequence reaches rank 0's host.
-  bool AllGreedy(const HostBatch& host);
   // Every rank: the greedy token of each row of the vocab-parallel logits [P, vocab_local], on
   // the device; rank 0 queues their read-back.
   absl::StatusOr<kernels::Tensor> GreedyTokens(const kernels::Tensor& logits_local,

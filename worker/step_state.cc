@@ -172,11 +172,16 @@ absl::Status StepState::ApplySequenceStep(const wv1::SequenceStep& seq_step, Hos
   }
   batch->context_lens.push_back(static_cast<int32_t>(end));
   batch->query_start.push_back(batch->num_tokens());
+  batch->max_query_len = std::max(batch->max_query_len, count);
   if (seq_step.sample()) {
-    it->second.last_sample_row = static_cast<int32_t>(batch->sample_rows.size());
-    it->second.last_sampled_step = last_step_id_;
+    SequenceMirror& mirror = it->second;
+    mirror.last_sample_row = static_cast<int32_t>(batch->sample_rows.size());
+    mirror.last_sampled_step = last_step_id_;
     batch->sample_rows.push_back(batch->num_tokens() - 1);
     batch->sample_seq_ids.push_back(seq_step.seq_id());
+    batch->sample_top_logprobs.push_back(mirror.sampling.num_top_logprobs);
+    batch->all_greedy =
+        batch->all_greedy && mirror.sampling.greedy() && mirror.sampling.num_top_logprobs < 0;
   }
   return absl::OkStatus();
 }

@@ -32,7 +32,12 @@ struct HostBatch {
   std::vector<int32_t> context_lens;     // [S]
   std::vector<int32_t> sample_rows;      // [P]
   std::vector<uint64_t> sample_seq_ids;  // [P]
-  std::vector<int32_t> block_copies;     // [num_copies * 2]: src, dst pairs
+  // [P]: the top logprobs each sampled row reports (-1: no logprobs at all).
+  std::vector<int32_t> sample_top_logprobs;
+  // Every sampled row is greedy without logprobs (the argmax on the device suffices).
+  bool all_greedy = true;
+  int32_t max_query_len = 0;          // the most tokens one sequence computes in the step
+  std::vector<int32_t> block_copies;  // [num_copies * 2]: src, dst pairs
   // [num_fills * 2]: (index into token_ids, sample row of the step before) pairs. token_ids
   // holds 0 at each such index until the device fills in the token sampled there.
   std::vector<int32_t> placeholder_fills;

@@ -71,8 +71,33 @@ TEST_F(StepStateTest, NewSequenceYieldsItsBatch) {
   EXPECT_THAT(batch_.context_lens, ElementsAre(6));
   EXPECT_THAT(batch_.sample_rows, ElementsAre(5));
   EXPECT_THAT(batch_.sample_seq_ids, ElementsAre(1u));
+  EXPECT_THAT(batch_.sample_top_logprobs, ElementsAre(-1));
+  EXPECT_TRUE(batch_.all_greedy);
+  EXPECT_EQ(batch_.max_query_len, 6);
   EXPECT_THAT(state_.block_table(1), ElementsAre(3, 5));
   EXPECT_EQ(state_.num_sequences(), 1);
+}
+
+TEST_F(StepStateTest, SampledRowsSayHowTheyAreSampled) {
+  StartSequenceOne();  // greedy, no logprobs
+  wv1::StepInstruction step = Next();
+  wv1::NewSequence* two = step.add_new_sequences();
+  two->set_seq_id(2);
+  wv1::SamplingConfig with_logprobs = Greedy();
+  with_logprobs.set_num_top_logprobs(3);
+  *two->mutable_sampling() = with_logprobs;
+  AddStep(&step, 2, 0, {20, 21, 22}, {7}, /*reset=*/true, /*sample=*/true);
+  AddStep(&step, 1, 6, {16}, {}, false, true);
+  ASSERT_TRUE(Apply(step).ok());
+  EXPECT_THAT(batch_.sample_top_logprobs, ElementsAre(3, -1));
+  EXPECT_FALSE(batch_.all_greedy);  // logprobs need the device sampler
+  EXPECT_EQ(batch_.max_query_len, 3);
+
+  step = Next();
+  AddStep(&step, 1, 7, {17}, {}, false, true);
+  ASSERT_TRUE(Apply(step).ok());
+  EXPECT_TRUE(batch_.all_greedy);
+  EXPECT_EQ(batch_.max_query_len, 1);
 }
 
 TEST_F(StepStateTest, ForkCopiesTheParentsTableBeforeTheStepChangesIt) {
