@@ -236,29 +236,6 @@ class EventMark final : public DeviceMark {
   cudaEvent_t event = nullptr;
 };
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<DeviceMark>> CudaDevice::Mark() {
-  auto mark = std::make_unique<EventMark>();
-  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventCreate(&mark->event));
-  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventRecord(mark->event, stream_));
-  return mark;
-}
-
-absl::StatusOr<int64_t> CudaDevice::NanosBetween(const DeviceMark& from, const DeviceMark& to) {
-  const auto* first = dynamic_cast<const EventMark*>(&from);
-  const auto* second = dynamic_cast<const EventMark*>(&to);
-  if (first == nullptr || second == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("NanosBetween: marks not made by ", name_, "'s Mark()"));
-  }
-  float ms = 0.0f;
-  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, first->event, second->event));
-  return static_cast<int64_t>(static_cast<double>(ms) * 1e6);
-}
-
-namespace {
-
 absl::StatusOr<cudaEvent_t> EventOf(const DeviceMark& mark, const std::string& device_name) {
   const auto* event_mark = dynamic_cast<const EventMark*>(&mark);
   if (event_mark == nullptr) {
@@ -269,6 +246,21 @@ absl::StatusOr<cudaEvent_t> EventOf(const DeviceMark& mark, const std::string& d
 }
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<DeviceMark>> CudaDevice::Mark() {
+  auto mark = std::make_unique<EventMark>();
+  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventCreate(&mark->event));
+  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventRecord(mark->event, stream_));
+  return mark;
+}
+
+absl::StatusOr<int64_t> CudaDevice::NanosBetween(const DeviceMark& from, const DeviceMark& to) {
+  PAGEDLLM_ASSIGN_OR_RETURN(cudaEvent_t first, EventOf(from, name_));
+  PAGEDLLM_ASSIGN_OR_RETURN(cudaEvent_t second, EventOf(to, name_));
+  float ms = 0.0f;
+  PAGEDLLM_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, first, second));
+  return static_cast<int64_t>(static_cast<double>(ms) * 1e6);
+}
 
 absl::StatusOr<bool> CudaDevice::Reached(const DeviceMark& mark) {
   PAGEDLLM_ASSIGN_OR_RETURN(cudaEvent_t event, EventOf(mark, name_));

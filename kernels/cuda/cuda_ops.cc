@@ -70,10 +70,7 @@ absl::Status CudaOps::TakeFailure() {
 void CudaOps::NoteLaunch(const char* op) { NoteCall(op, cudaGetLastError()); }
 
 void CudaOps::NoteCall(const char* op, cudaError_t error) {
-  if (error == cudaSuccess) return;
-  const absl::Status status = CudaStatus(error, op);
-  Fail(absl::Status(status.code(), absl::StrCat(op, ": ", cudaGetErrorName(error), ": ",
-                                                cudaGetErrorString(error))));
+  if (error != cudaSuccess) Fail(CudaStatus(error, op));
 }
 
 void* CudaOps::Workspace(size_t bytes) {
