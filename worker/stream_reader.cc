@@ -18,14 +18,15 @@ void StreamReader::Join() {
 bool StreamReader::Next(wv1::CoordinatorMessage* message) {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [&] { return ended_ || !queue_.empty(); });
-  if (queue_.empty()) return false;
-  *message = std::move(queue_.front());
-  queue_.pop_front();
-  return true;
+  return PopLocked(message);
 }
 
 bool StreamReader::TryNext(wv1::CoordinatorMessage* message) {
   std::lock_guard<std::mutex> lock(mutex_);
+  return PopLocked(message);
+}
+
+bool StreamReader::PopLocked(wv1::CoordinatorMessage* message) {
   if (queue_.empty()) return false;
   *message = std::move(queue_.front());
   queue_.pop_front();

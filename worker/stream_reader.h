@@ -31,6 +31,8 @@ class StreamReader {
 
  private:
   void Run();
+  // The queue's first message, if any (mutex_ held).
+  bool PopLocked(pagedllm::worker::v1::CoordinatorMessage* message);
 
   const std::function<bool(pagedllm::worker::v1::CoordinatorMessage*)> read_;
   std::mutex mutex_;
