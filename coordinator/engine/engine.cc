@@ -390,11 +390,18 @@ bool Engine::FinishStep(const SchedulerOutput& output, Clock::time_point sent,
   const bool was_ahead = scheduler_->step_ahead() == output.step_id;
   scheduler_->OnStepDone(output, tokens);  // forks may add sequences; none goes away
   const bool decode = output.num_scheduled_tokens == static_cast<int>(output.scheduled.size());
+  if (observer_ != nullptr) {
+    observer_->OnStep({Seconds(ended - started), output.num_scheduled_tokens, decode});
+  }
+  const Clock::time_point applied = Clock::now();
+  loop_times_.apply_ns += Nanoseconds(applied - ended);
+  const int generated = HandleSampled(outcome->tokens, sequences, output.step_id, ended);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;
     stats_.num_steps_ahead += was_ahead;
     stats_.tokens_computed += output.num_scheduled_tokens;
+    stats_.tokens_generated += generated;
     if (decode) {
       ++stats_.num_decode_steps;
       stats_.decode_step_ns_total += step_ns;
@@ -410,16 +417,6 @@ bool Engine::FinishStep(const SchedulerOutput& output, Clock::time_point sent,
     }
   }
   engine_was_idle_ = false;
-  if (observer_ != nullptr) {
-    observer_->OnStep({Seconds(ended - started), output.num_scheduled_tokens, decode});
-  }
-  const Clock::time_point applied = Clock::now();
-  loop_times_.apply_ns += Nanoseconds(applied - ended);
-  const int generated = HandleSampled(outcome->tokens, sequences, output.step_id, ended);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.tokens_generated += generated;
-  }
   const Clock::time_point handled = Clock::now();
   loop_times_.output_ns += Nanoseconds(handled - applied);
   SendChunks();

@@ -80,9 +80,9 @@ struct EngineStats {
   // The loop thread's own time on the steps (all of them), besides the executor's: the
   // coordinator's CPU cost per step that the workers wait for (tools/engine_step_bench).
   uint64_t schedule_ns_total = 0;  // Scheduler::Schedule
-  uint64_t apply_ns_total = 0;     // the sampled tokens into the scheduler (OnStepDone), stats
-  uint64_t output_ns_total = 0;    // stop checks, choices, chunks, beam search (HandleSampled)
-  uint64_t push_ns_total = 0;      // handing the chunks to the courier (ChunkCourier::Send)
+  uint64_t apply_ns_total = 0;     // the sampled tokens into the scheduler (OnStepDone)
+  uint64_t output_ns_total = 0;  // stop checks, choices, chunks, beam search (HandleSampled), stats
+  uint64_t push_ns_total = 0;    // handing the chunks to the courier (ChunkCourier::Send)
 };
 
 class Engine {
